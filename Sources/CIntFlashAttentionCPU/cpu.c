@@ -1,0 +1,2 @@
+#include "intfa_cpu.h"
+int intfa_cpu_placeholder(void) { return 0; }

@@ -1,0 +1,2 @@
+#pragma once
+int intfa_cpu_placeholder(void);

@@ -1,0 +1,2 @@
+import IntFlashAttention
+public enum IntFA { public static func main() { print(AttentionMethod.allCases) } }

@@ -1,0 +1,51 @@
+/// Every way an attention call can be refused or fail, each naming the problem.
+///
+/// Thrown by validation (bad shapes, non-finite inputs, malformed files) and by the
+/// backends (a GPU that cannot be used, a kernel that failed to build).
+public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// A dimension is out of range; `name` is the parameter (`"batch"`, `"headDim"`, …).
+    case invalidDimension(name: String, value: Int, requirement: String)
+    /// `heads` is not a multiple of `kvHeads`.
+    case headsNotDivisible(heads: Int, kvHeads: Int)
+    /// The head dimension is valid but this backend or method has no kernel for it.
+    case unsupportedHeadDim(Int, supported: [Int])
+    /// A tensor's element count or shape does not match the problem.
+    case shapeMismatch(tensor: String, expected: String, actual: String)
+    /// An input holds NaN or ±Inf; `index` is the first offending element.
+    case nonFiniteInput(tensor: String, index: Int)
+    /// The softmax scale is NaN, infinite, zero or negative.
+    case invalidSoftmaxScale(Float)
+    /// A `.npy` file cannot be used; `reason` says why.
+    case malformedNPY(path: String, reason: String)
+    /// The requested method does not exist on this backend.
+    case unsupportedMethod(method: String, backend: String, reason: String)
+    /// The GPU backend cannot be used or a CUDA / NVRTC call failed.
+    case gpu(String)
+    /// A file could not be read or written.
+    case io(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .invalidDimension(name, value, requirement):
+            return "invalid \(name) = \(value): \(requirement)"
+        case let .headsNotDivisible(heads, kvHeads):
+            return "heads (\(heads)) must be a multiple of kv heads (\(kvHeads))"
+        case let .unsupportedHeadDim(d, supported):
+            return "head dim \(d) is not supported here (supported: \(supported.map(String.init).joined(separator: ", ")))"
+        case let .shapeMismatch(tensor, expected, actual):
+            return "\(tensor) has shape \(actual), expected \(expected)"
+        case let .nonFiniteInput(tensor, index):
+            return "\(tensor) holds a non-finite value (NaN or Inf) at element \(index)"
+        case let .invalidSoftmaxScale(scale):
+            return "softmax scale \(scale) must be finite and positive"
+        case let .malformedNPY(path, reason):
+            return "\(path): not a usable .npy file: \(reason)"
+        case let .unsupportedMethod(method, backend, reason):
+            return "method \(method) is not available on the \(backend) backend: \(reason)"
+        case let .gpu(message):
+            return message
+        case let .io(path, reason):
+            return "\(path): \(reason)"
+        }
+    }
+}

@@ -1,0 +1,2 @@
+import IntFACommands
+IntFA.main()
