@@ -1,2 +1,17 @@
-import IntFlashAttention
-public enum IntFA { public static func main() { print(AttentionMethod.allCases) } }
+import ArgumentParser
+
+/// The `intfa` command: INT8 FlashAttention accuracy, speed and diagnostics.
+public struct IntFA: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "intfa",
+        abstract: "INT8 FlashAttention: accuracy experiments, benchmarks and GPU checks.",
+        discussion: """
+            Methods: fp32 (CPU only), fp16, fp8-e4m3, fp8-e5m2, int8-paper, int8 (default scheme), \
+            int4 (CPU only). See docs/SCHEMES.md for their exact arithmetic.
+            """,
+        version: "0.1.0",
+        subcommands: [Accuracy.self, Bench.self, Check.self, Compile.self, Info.self]
+    )
+
+    public init() {}
+}

@@ -1,0 +1,187 @@
+import ArgumentParser
+import Foundation
+import IntFlashAttention
+
+/// `intfa accuracy`: the paper's accuracy experiment, extended.
+struct Accuracy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compare each method's output with exact float64 attention.",
+        discussion: """
+            For every distribution, sequence length and head dim, draws fresh Q, K, V, computes \
+            exact attention in float64 and each method on the CPU path, and reports the errors \
+            over all output elements: MRE (mean of |O−R|/(|R|+1e-5)), relative L1 \
+            (Σ|O−R|/Σ|R|), RMSE, cosine similarity and max |O−R|.
+            With --input, the same on your own tensors (.npy, fp16 or fp32, [H,N,D] or [B,H,N,D]).
+            """
+    )
+
+    @Flag(help: "Only N = 1024 and 2048.")
+    var quick = false
+
+    @Option(help: "Input distributions.")
+    var distribution = CommaSeparated(InputDistribution.allCases)
+
+    @Option(help: "Methods to evaluate.")
+    var method = CommaSeparated<AttentionMethod>([.fp16, .fp8E4M3, .fp8E5M2, .int8Paper, .int8, .int4])
+
+    @Option(help: "Sequence lengths (Nq = Nk). Default 1024…16384, or 1024,2048 with --quick.")
+    var seqlen: CommaSeparated<Int>?
+
+    @Option(name: .customLong("head-dim"), help: "Head dimensions.")
+    var headDim = CommaSeparated([64, 128])
+
+    @Option(help: "Batch size.")
+    var batch = 1
+
+    @Option(help: "Query heads (and key/value heads).")
+    var heads = 1
+
+    @Flag(help: "Causal masking.")
+    var causal = false
+
+    @Option(help: "Seed of the input generator (each configuration derives its own stream).")
+    var seed: UInt64 = 2409
+
+    @Option(name: .customLong("input"), parsing: .upToNextOption, help: "Q.npy K.npy V.npy: evaluate on these tensors.")
+    var inputFiles: [String] = []
+
+    @Option(name: .customLong("softmax-scale"), help: "Softmax scale for --input (default 1/sqrt(D)).")
+    var softmaxScale: Float?
+
+    @Flag(name: .customLong("skip-validation"), help: "Do not check inputs for NaN/Inf.")
+    var skipValidation = false
+
+    @Option(help: "CPU threads (default: all).")
+    var threads: Int?
+
+    @Flag(help: "Print JSON records instead of a table.")
+    var json = false
+
+    func validate() throws {
+        if !inputFiles.isEmpty && inputFiles.count != 3 {
+            throw ValidationError("--input takes exactly three files: Q.npy K.npy V.npy")
+        }
+        if let seqlen, seqlen.values.contains(where: { $0 < 1 }) {
+            throw ValidationError("--seqlen values must be at least 1")
+        }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        let records = try reportingErrors {
+            inputFiles.isEmpty ? try syntheticRecords() : try fileRecords()
+        }
+        if json {
+            try printJSON(records)
+        } else {
+            print(Self.table(records))
+        }
+    }
+
+    private func syntheticRecords() throws(AttentionError) -> [AccuracyRecord] {
+        let lengths = seqlen?.values ?? (quick ? [1024, 2048] : [1024, 2048, 4096, 8192, 16384])
+        var records: [AccuracyRecord] = []
+        let progress = ProgressLine(enabled: true)
+        var configIndex: UInt64 = 0
+        for dist in distribution.values {
+            for d in headDim.values {
+                for n in lengths {
+                    configIndex += 1
+                    progress.update("accuracy: \(dist.rawValue) N=\(n) D=\(d)")
+                    let problem = try AttentionProblem(
+                        batch: batch, heads: heads, queryLength: n, keyLength: n, headDim: d,
+                        softmaxScale: dist.softmaxScale(headDim: d), causal: causal)
+                    var generator = SplitMix64(seed: seed &+ configIndex &* 0x9E37_79B9)
+                    let (q, k, v) = dist.makeInputs(for: problem, using: &generator)
+                    records += try evaluate(problem: problem, q: q, k: k, v: v, label: dist.rawValue)
+                }
+            }
+        }
+        progress.finish()
+        return records
+    }
+
+    private func fileRecords() throws(AttentionError) -> [AccuracyRecord] {
+        let tensors = try inputFiles.map { (path: String) throws(AttentionError) in try NPYFile.read(path: path) }
+        let (q, k, v) = (tensors[0], tensors[1], tensors[2])
+        if !skipValidation {
+            for (name, tensor) in zip(["Q", "K", "V"], tensors) { try tensor.validateFinite(name: name) }
+        }
+        guard k.batch == v.batch, k.heads == v.heads, k.tokens == v.tokens, k.headDim == v.headDim else {
+            throw .shapeMismatch(tensor: "V", expected: k.shapeDescription, actual: v.shapeDescription)
+        }
+        guard q.batch == k.batch, q.headDim == k.headDim else {
+            throw .shapeMismatch(
+                tensor: "K", expected: "batch \(q.batch) and head dim \(q.headDim) as Q", actual: k.shapeDescription)
+        }
+        let problem = try AttentionProblem(
+            batch: q.batch, heads: q.heads, kvHeads: k.heads, queryLength: q.tokens, keyLength: k.tokens,
+            headDim: q.headDim, softmaxScale: softmaxScale, causal: causal)
+        let label = URL(fileURLWithPath: inputFiles[0]).lastPathComponent
+        return try evaluate(problem: problem, q: q.floatsBHND(), k: k.floatsBHND(), v: v.floatsBHND(), label: label)
+    }
+
+    private func evaluate(
+        problem: AttentionProblem, q: [Float], k: [Float], v: [Float], label: String
+    ) throws(AttentionError) -> [AccuracyRecord] {
+        let reference = try CPUAttention.reference(problem, q: q, k: k, v: v)
+        var records: [AccuracyRecord] = []
+        for m in method.values {
+            let result = try CPUAttention.run(m, problem: problem, q: q, k: k, v: v, threads: threads)
+            let metrics = ErrorMetrics(output: result.output, reference: reference)
+            records.append(AccuracyRecord(distribution: label, method: m, problem: problem, metrics: metrics))
+        }
+        return records
+    }
+
+    static func table(_ records: [AccuracyRecord]) -> String {
+        var table = TextTable(["distribution", "method", "N", "D", "MRE", "rel L1", "RMSE", "cos", "max abs"])
+        for r in records {
+            table.append([
+                r.distribution, r.method, "\(r.seqlenK)", "\(r.headDim)",
+                formatted(r.mre), formatted(r.relL1), formatted(r.rmse),
+                String(format: "%.6f", r.cos), formatted(r.maxAbs),
+            ])
+        }
+        return table.rendered
+    }
+}
+
+/// One row of `intfa accuracy --json`.
+struct AccuracyRecord: Codable, Sendable {
+    var distribution: String
+    var method: String
+    var batch: Int
+    var heads: Int
+    var seqlenQ: Int
+    var seqlenK: Int
+    var headDim: Int
+    var causal: Bool
+    var mre: Double
+    var relL1: Double
+    var rmse: Double
+    var cos: Double
+    var maxAbs: Double
+
+    enum CodingKeys: String, CodingKey {
+        case distribution, method, batch, heads, causal, mre, rmse, cos
+        case seqlenQ = "seqlen_q", seqlenK = "seqlen_k", headDim = "head_dim"
+        case relL1 = "rel_l1", maxAbs = "max_abs"
+    }
+
+    init(distribution: String, method: AttentionMethod, problem: AttentionProblem, metrics: ErrorMetrics) {
+        self.distribution = distribution
+        self.method = method.rawValue
+        batch = problem.batch
+        heads = problem.heads
+        seqlenQ = problem.queryLength
+        seqlenK = problem.keyLength
+        headDim = problem.headDim
+        causal = problem.causal
+        mre = metrics.meanRelativeError
+        relL1 = metrics.relativeL1
+        rmse = metrics.rootMeanSquaredError
+        cos = metrics.cosineSimilarity
+        maxAbs = metrics.maxAbsoluteError
+    }
+}

@@ -1,0 +1,45 @@
+import IntFlashAttention
+
+/// One row of `intfa bench --json`. CPU rows carry `gops`; GPU rows carry `tops` and
+/// `includes_quantization`.
+struct BenchRecord: Codable, Sendable {
+    var backend: String
+    var kernel: String
+    var batch: Int
+    var heads: Int
+    var kvHeads: Int
+    var seqlenQ: Int
+    var seqlenK: Int
+    var headDim: Int
+    var causal: Bool
+    var ms: Double
+    var gops: Double?
+    var tops: Double?
+    var includesQuantization: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case backend, kernel, batch, heads, causal, ms, gops, tops
+        case kvHeads = "kv_heads", seqlenQ = "seqlen_q", seqlenK = "seqlen_k", headDim = "head_dim"
+        case includesQuantization = "includes_quantization"
+    }
+
+    init(backend: String, kernel: String, problem: AttentionProblem, ms: Double, includesQuantization: Bool? = nil) {
+        self.backend = backend
+        self.kernel = kernel
+        batch = problem.batch
+        heads = problem.heads
+        kvHeads = problem.kvHeads
+        seqlenQ = problem.queryLength
+        seqlenK = problem.keyLength
+        headDim = problem.headDim
+        causal = problem.causal
+        self.ms = ms
+        let opsPerSecond = problem.operationCount / (ms / 1e3)
+        if backend == "cpu" {
+            gops = opsPerSecond / 1e9
+        } else {
+            tops = opsPerSecond / 1e12
+            self.includesQuantization = includesQuantization
+        }
+    }
+}

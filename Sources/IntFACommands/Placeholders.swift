@@ -1,0 +1,4 @@
+import ArgumentParser
+struct Check: ParsableCommand {}
+struct Compile: ParsableCommand {}
+struct Info: ParsableCommand {}
