@@ -1,0 +1,121 @@
+/// Grid or block dimensions of a launch.
+public struct LaunchDimensions: Sendable, Equatable {
+    public var x: Int
+    public var y: Int
+    public var z: Int
+
+    public init(_ x: Int, _ y: Int = 1, _ z: Int = 1) {
+        self.x = x
+        self.y = y
+        self.z = z
+    }
+
+    var product: Int { x * y * z }
+}
+
+/// A CUDA stream: work queued on it runs in order; destroyed when released.
+///
+/// `@unchecked Sendable`: the handle is immutable and the driver API is thread-safe.
+public final class CUDAStream: @unchecked Sendable {
+    /// The context the stream belongs to.
+    public let context: CUDAContext
+    let handle: OpaquePointer?
+
+    /// Creates a stream; `nonBlocking` streams do not synchronise with the legacy default
+    /// stream (`CU_STREAM_NON_BLOCKING`).
+    public init(context: CUDAContext, nonBlocking: Bool = true) throws(CUDAError) {
+        try context.makeCurrent()
+        var stream: OpaquePointer?
+        try context.api.check(context.api.streamCreate(&stream, nonBlocking ? 1 : 0), "cuStreamCreate")
+        self.context = context
+        self.handle = stream
+    }
+
+    deinit {
+        _ = context.api.ctxSetCurrent(context.handle)
+        _ = context.api.streamDestroy(handle)
+    }
+
+    /// Waits until all work queued on the stream has finished.
+    public func synchronize() throws(CUDAError) {
+        try context.makeCurrent()
+        try context.api.check(context.api.streamSynchronize(handle), "cuStreamSynchronize")
+    }
+
+    /// Queues `function` on this stream.
+    ///
+    /// - Parameters:
+    ///   - grid: blocks in the grid.
+    ///   - block: threads per block; checked against the kernel's limit first.
+    ///   - sharedMemoryBytes: dynamic shared memory per block; above 48 KiB call
+    ///     ``CUDAFunction/setMaxDynamicSharedMemory(bytes:)`` first.
+    ///   - arguments: one per kernel parameter, in order; their bytes are copied now.
+    public func launch(
+        _ function: CUDAFunction, grid: LaunchDimensions, block: LaunchDimensions,
+        sharedMemoryBytes: Int = 0, arguments: [any KernelArgument]
+    ) throws(CUDAError) {
+        let dimensions = [grid.x, grid.y, grid.z, block.x, block.y, block.z]
+        guard dimensions.allSatisfy({ $0 >= 1 && $0 <= Int(UInt32.max) }),
+              sharedMemoryBytes >= 0, sharedMemoryBytes <= Int(UInt32.max)
+        else {
+            throw CUDAError.invalidArgument(
+                "cuLaunchKernel",
+                "\(function.name): invalid launch grid \(grid), block \(block), shared \(sharedMemoryBytes)")
+        }
+        let limit = try function.maxThreadsPerBlock
+        guard block.product <= limit else {
+            throw CUDAError.invalidArgument(
+                "cuLaunchKernel", "\(function.name): block of \(block.product) threads exceeds its limit of \(limit)")
+        }
+        try context.makeCurrent()
+        let api = context.api
+        let stream = handle
+        let result = withKernelParameterArray(arguments) { parameters in
+            api.launchKernel(
+                function.handle,
+                UInt32(grid.x), UInt32(grid.y), UInt32(grid.z),
+                UInt32(block.x), UInt32(block.y), UInt32(block.z),
+                UInt32(sharedMemoryBytes), stream, parameters, nil)
+        }
+        if result != 0 {
+            var error = api.error(result, "cuLaunchKernel")
+            error.message += " (kernel \(function.name), grid \(grid.x)x\(grid.y)x\(grid.z), "
+                + "block \(block.x)x\(block.y)x\(block.z), \(sharedMemoryBytes) bytes dynamic shared memory)"
+            throw error
+        }
+    }
+
+    /// Queues a host-to-device copy; `source` must be pinned for the copy to be truly
+    /// asynchronous, and must stay untouched until the stream reaches the copy.
+    public func copy(_ source: PinnedHostBuffer, to destination: DeviceBuffer, byteCount: Int? = nil) throws(CUDAError) {
+        let count = byteCount ?? source.byteCount
+        guard count >= 0, count <= source.byteCount else {
+            throw CUDAError.invalidArgument("cuMemcpyHtoDAsync_v2", "\(count) bytes exceed the \(source.byteCount)-byte host buffer")
+        }
+        try destination.checkRange(0, count, "cuMemcpyHtoDAsync_v2")
+        guard count > 0 else { return }
+        try context.makeCurrent()
+        try context.api.check(
+            context.api.memcpyHtoDAsync(destination.address, source.pointer, count, handle), "cuMemcpyHtoDAsync_v2")
+    }
+
+    /// Queues a device-to-host copy into pinned memory; read it after synchronising.
+    public func copy(_ source: DeviceBuffer, to destination: PinnedHostBuffer, byteCount: Int? = nil) throws(CUDAError) {
+        let count = byteCount ?? source.byteCount
+        guard count >= 0, count <= destination.byteCount else {
+            throw CUDAError.invalidArgument("cuMemcpyDtoHAsync_v2", "\(count) bytes exceed the \(destination.byteCount)-byte host buffer")
+        }
+        try source.checkRange(0, count, "cuMemcpyDtoHAsync_v2")
+        guard count > 0 else { return }
+        try context.makeCurrent()
+        try context.api.check(
+            context.api.memcpyDtoHAsync(destination.pointer, source.address, count, handle), "cuMemcpyDtoHAsync_v2")
+    }
+
+    /// Queues setting every byte of `buffer` to `value`.
+    public func fill(_ buffer: DeviceBuffer, byte value: UInt8) throws(CUDAError) {
+        guard buffer.byteCount > 0 else { return }
+        try context.makeCurrent()
+        try context.api.check(context.api.memsetD8Async(buffer.address, value, buffer.byteCount, handle), "cuMemsetD8Async")
+    }
+}

@@ -1,0 +1,93 @@
+/// A value that can be passed to a kernel parameter: its bytes are copied at launch.
+///
+/// Conforming types: `Int32`, `UInt32`, `Int64`, `UInt64`, `Float`, `Double`, `Int16`,
+/// `UInt16`, `Int8`, `UInt8`, ``DevicePointer``, ``DeviceBuffer`` (its base address) and
+/// ``KernelStruct`` (any plain struct by value). Swift's `Int` deliberately does not
+/// conform: a kernel's `int` is 32 bits, and silently passing 64 would shift every later
+/// parameter.
+public protocol KernelArgument {
+    /// The parameter's bytes and the alignment the kernel expects for them.
+    var kernelArgumentBytes: KernelArgumentBytes { get }
+}
+
+/// The bytes of one kernel parameter, copied so the argument's lifetime does not matter.
+public struct KernelArgumentBytes: Sendable, Equatable {
+    public var bytes: [UInt8]
+    public var alignment: Int
+
+    /// Copies the bytes of `value`.
+    public init<T: BitwiseCopyable>(copying value: T) {
+        bytes = Swift.withUnsafeBytes(of: value) { Array($0) }
+        alignment = MemoryLayout<T>.alignment
+    }
+}
+
+extension KernelArgument where Self: BitwiseCopyable {
+    public var kernelArgumentBytes: KernelArgumentBytes { KernelArgumentBytes(copying: self) }
+}
+
+extension Int8: KernelArgument {}
+extension UInt8: KernelArgument {}
+extension Int16: KernelArgument {}
+extension UInt16: KernelArgument {}
+extension Int32: KernelArgument {}
+extension UInt32: KernelArgument {}
+extension Int64: KernelArgument {}
+extension UInt64: KernelArgument {}
+extension Float: KernelArgument {}
+extension Double: KernelArgument {}
+
+/// A device address passed as a kernel's `T*` parameter.
+public struct DevicePointer: KernelArgument, BitwiseCopyable, Sendable, Hashable {
+    /// The raw device address (`CUdeviceptr`).
+    public var address: UInt64
+
+    public init(address: UInt64) {
+        self.address = address
+    }
+
+    public var kernelArgumentBytes: KernelArgumentBytes { KernelArgumentBytes(copying: address) }
+}
+
+extension DeviceBuffer: KernelArgument {
+    /// The buffer's base address as a pointer parameter.
+    public var kernelArgumentBytes: KernelArgumentBytes { KernelArgumentBytes(copying: address) }
+}
+
+/// A plain struct passed to a kernel by value, e.g. a flat parameter block.
+///
+/// The Swift struct must mirror the kernel's C struct field for field: Swift lays out a
+/// struct of scalars in declaration order with natural alignment, as C does, but add
+/// explicit padding fields where the C side has them and check `MemoryLayout<T>.size`.
+public struct KernelStruct<T: BitwiseCopyable>: KernelArgument {
+    public var value: T
+
+    public init(_ value: T) {
+        self.value = value
+    }
+
+    public var kernelArgumentBytes: KernelArgumentBytes { KernelArgumentBytes(copying: value) }
+}
+
+/// Copies each argument's bytes into its own aligned heap block and hands `body` the
+/// `void**` array `cuLaunchKernel` wants; the blocks are freed when `body` returns
+/// (the driver copies parameter values at launch).
+func withKernelParameterArray<R>(
+    _ arguments: [any KernelArgument],
+    _ body: (UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> R
+) -> R {
+    let packed = arguments.map(\.kernelArgumentBytes)
+    var blocks: [UnsafeMutableRawPointer?] = []
+    blocks.reserveCapacity(packed.count)
+    defer { blocks.forEach { $0?.deallocate() } }
+    for argument in packed {
+        let block = UnsafeMutableRawPointer.allocate(
+            byteCount: max(argument.bytes.count, 1), alignment: max(argument.alignment, 1))
+        argument.bytes.withUnsafeBytes { source in
+            if let base = source.baseAddress { block.copyMemory(from: base, byteCount: source.count) }
+        }
+        blocks.append(block)
+    }
+    if blocks.isEmpty { return body(nil) }
+    return blocks.withUnsafeMutableBufferPointer { body($0.baseAddress) }
+}
