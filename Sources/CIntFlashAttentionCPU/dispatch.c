@@ -13,6 +13,15 @@ void intfa_float_tile_avxvnni(const intfa_float_tile *);
 void intfa_float_tile_avx512(const intfa_float_tile *);
 float intfa_exp2_scalar(float);
 
+#define DECLARE_QUANTIZERS(suffix)                                                                          \
+    void intfa_quantize_rows_##suffix(const float *, long, long, int, float, int8_t *, float *);            \
+    void intfa_quantize_channels_##suffix(const float *, long, int, int, int8_t *, float *, float *);       \
+    void intfa_smooth_keys_##suffix(const float *, long, int, float *, double *);
+DECLARE_QUANTIZERS(scalar)
+DECLARE_QUANTIZERS(avx2)
+DECLARE_QUANTIZERS(avxvnni)
+DECLARE_QUANTIZERS(avx512)
+
 int intfa_cpu_isa_supported(intfa_isa isa) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
@@ -75,6 +84,28 @@ void intfa_float_tile_run(intfa_isa isa, const intfa_float_tile *tile) {
     case INTFA_ISA_AVX2: intfa_float_tile_avx2(tile); break;
     default: intfa_float_tile_scalar(tile); break;
     }
+}
+
+#define DISPATCH(isa, name, ...)                                    \
+    switch (intfa_cpu_clamp_isa(isa)) {                             \
+    case INTFA_ISA_AVX512: name##_avx512(__VA_ARGS__); break;       \
+    case INTFA_ISA_AVXVNNI: name##_avxvnni(__VA_ARGS__); break;     \
+    case INTFA_ISA_AVX2: name##_avx2(__VA_ARGS__); break;           \
+    default: name##_scalar(__VA_ARGS__); break;                     \
+    }
+
+void intfa_quantize_rows(intfa_isa isa, const float *x, long rows, long length, int levels, float scale_multiplier,
+                         int8_t *codes, float *scales) {
+    DISPATCH(isa, intfa_quantize_rows, x, rows, length, levels, scale_multiplier, codes, scales)
+}
+
+void intfa_quantize_channels(intfa_isa isa, const float *x, long tokens, int channels, int levels, int8_t *codes,
+                             float *scales, float *scratch) {
+    DISPATCH(isa, intfa_quantize_channels, x, tokens, channels, levels, codes, scales, scratch)
+}
+
+void intfa_smooth_keys(intfa_isa isa, const float *k, long tokens, int channels, float *out, double *scratch) {
+    DISPATCH(isa, intfa_smooth_keys, k, tokens, channels, out, scratch)
 }
 
 float intfa_exp2(float x) { return intfa_exp2_scalar(x); }

@@ -21,5 +21,6 @@ static inline __attribute__((always_inline)) __m256i dpbusd_avx2(__m256i acc, __
 
 #include "vector_avx2.h"
 #include "tile_impl.h"
+#include "quantize_impl.h"
 
 #pragma clang attribute pop

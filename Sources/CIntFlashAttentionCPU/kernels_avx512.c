@@ -33,6 +33,7 @@ VINLINE vi vi_zero(void) { return _mm512_setzero_si512(); }
 VINLINE vi vi_add(vi a, vi b) { return _mm512_add_epi32(a, b); }
 VINLINE vi vi_sub(vi a, vi b) { return _mm512_sub_epi32(a, b); }
 VINLINE vi vi_max(vi a, vi b) { return _mm512_max_epi32(a, b); }
+VINLINE vi vi_min(vi a, vi b) { return _mm512_min_epi32(a, b); }
 VINLINE vi vi_slli23(vi a) { return _mm512_slli_epi32(a, 23); }
 VINLINE vi vf_floor_exponent(vf a) {
     return _mm512_and_si512(_mm512_srli_epi32(_mm512_castps_si512(a), 23), _mm512_set1_epi32(0xFF));
@@ -56,7 +57,9 @@ VINLINE float vf_reduce_add(vf a) {
 }
 VINLINE int32_t vi_reduce_add(vi a) { return _mm512_reduce_add_epi32(a); }
 VINLINE void vi_store_u8(uint8_t *p, vi a) { _mm_storeu_si128((__m128i *)p, _mm512_cvtepi32_epi8(a)); }
+VINLINE void vi_store_s8(int8_t *p, vi a) { _mm_storeu_si128((__m128i *)p, _mm512_cvtepi32_epi8(a)); }
 
 #include "tile_impl.h"
+#include "quantize_impl.h"
 
 #pragma clang attribute pop

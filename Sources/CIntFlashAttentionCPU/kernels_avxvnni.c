@@ -11,5 +11,6 @@
 
 #include "vector_avx2.h"
 #include "tile_impl.h"
+#include "quantize_impl.h"
 
 #pragma clang attribute pop

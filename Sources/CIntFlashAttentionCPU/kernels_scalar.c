@@ -32,6 +32,7 @@ SINLINE vi vi_zero(void) { return vi_set1(0); }
 SINLINE vi vi_add(vi a, vi b) { LANES a.v[k] = a.v[k] + b.v[k]; return a; }
 SINLINE vi vi_sub(vi a, vi b) { LANES a.v[k] = a.v[k] - b.v[k]; return a; }
 SINLINE vi vi_max(vi a, vi b) { LANES a.v[k] = a.v[k] > b.v[k] ? a.v[k] : b.v[k]; return a; }
+SINLINE vi vi_min(vi a, vi b) { LANES a.v[k] = a.v[k] < b.v[k] ? a.v[k] : b.v[k]; return a; }
 SINLINE vi vi_slli23(vi a) { LANES a.v[k] = (int32_t)((uint32_t)a.v[k] << 23); return a; }
 SINLINE vi vf_floor_exponent(vf a) {
     vi r;
@@ -63,5 +64,7 @@ SINLINE float vf_reduce_add(vf a) {
 }
 SINLINE int32_t vi_reduce_add(vi a) { int32_t s = 0; LANES s += a.v[k]; return s; }
 SINLINE void vi_store_u8(uint8_t *p, vi a) { LANES p[k] = (uint8_t)a.v[k]; }
+SINLINE void vi_store_s8(int8_t *p, vi a) { LANES p[k] = (int8_t)a.v[k]; }
 
 #include "tile_impl.h"
+#include "quantize_impl.h"

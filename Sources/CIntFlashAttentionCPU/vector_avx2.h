@@ -36,6 +36,7 @@ VINLINE vi vi_zero(void) { return vi_set1(0); }
 VINLINE vi vi_add(vi a, vi b) { return I2(_mm256_add_epi32, a, b); }
 VINLINE vi vi_sub(vi a, vi b) { return I2(_mm256_sub_epi32, a, b); }
 VINLINE vi vi_max(vi a, vi b) { return I2(_mm256_max_epi32, a, b); }
+VINLINE vi vi_min(vi a, vi b) { return I2(_mm256_min_epi32, a, b); }
 VINLINE vi vi_slli23(vi a) { return (vi){_mm256_slli_epi32(a.lo, 23), _mm256_slli_epi32(a.hi, 23)}; }
 VINLINE vi vf_floor_exponent(vf a) {
     __m256i mask = _mm256_set1_epi32(0xFF);
@@ -84,5 +85,12 @@ VINLINE void vi_store_u8(uint8_t *p, vi a) {
     __m256i bytes = _mm256_packus_epi16(words, words);   // per 128-bit lane, twice
     __m256i ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 0, 0, 0, 0));
     // ordered dwords: lo0-3, lo4-7, hi0-3, hi4-7: lanes 0...15 in order
+    _mm_storeu_si128((__m128i *)p, _mm256_castsi256_si128(ordered));
+}
+// Values -128...127: both packs saturate signed, which is exact here.
+VINLINE void vi_store_s8(int8_t *p, vi a) {
+    __m256i words = _mm256_packs_epi32(a.lo, a.hi);
+    __m256i bytes = _mm256_packs_epi16(words, words);
+    __m256i ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 0, 0, 0, 0));
     _mm_storeu_si128((__m128i *)p, _mm256_castsi256_si128(ordered));
 }

@@ -100,6 +100,25 @@ void intfa_float_tile_run(intfa_isa isa, const intfa_float_tile *tile);
 /// for -126 <= x <= 127; 0 below about -126.5.
 float intfa_exp2(float x);
 
+/// Per-token quantization of `rows` groups of `length` floats (docs/SCHEMES.md rule);
+/// scales[r] = (amax / levels) * scale_multiplier.
+void intfa_quantize_rows(intfa_isa isa, const float *x, long rows, long length, int levels, float scale_multiplier,
+                         int8_t *codes, float *scales);
+/// Per-channel quantization of a [tokens][channels] matrix: codes row-major, one scale per
+/// channel. `scratch` holds 2 * channels floats.
+void intfa_quantize_channels(intfa_isa isa, const float *x, long tokens, int channels, int levels, int8_t *codes,
+                             float *scales, float *scratch);
+/// K smoothing: out = K - channel mean (mean accumulated in double). `scratch` holds
+/// 2 * channels doubles.
+void intfa_smooth_keys(intfa_isa isa, const float *k, long tokens, int channels, float *out, double *scratch);
+
+/// [tokens][channels] codes to [channels][padded_tokens], zero padded.
+void intfa_transpose_codes(const int8_t *codes, long tokens, int channels, long padded_tokens, int8_t *transposed);
+/// [tokens][channels] K codes to the integer tile's key layout (K + 128, padding 128).
+void intfa_pack_keys(const int8_t *codes, long tokens, int channels, int padded_dim, uint8_t *packed);
+/// [channels][padded_tokens] V codes to the integer tile's value layout (padding 0).
+void intfa_pack_values(const int8_t *transposed, int channels, long padded_tokens, int padded_dim, int8_t *packed);
+
 /// Atomically adds one to *counter and returns its previous value: hands out work items.
 long intfa_next_work_item(long *counter);
 

@@ -79,38 +79,20 @@ struct IntegerOperands {
         var values = [Int8](repeating: 0, count: slices * blocks * 64 * dp)
         var valueScales = [Float](repeating: 0, count: slices * dp)
         let perChannel = quantized.valueScalesPerChannel
-        quantized.keyCodes.withUnsafeBufferPointer { keyCodes in
+        let keyCodes = int4 ? Int4Packing.unpack(quantized.keyCodes, count: slices * n * d) : quantized.keyCodes
+        keyCodes.withUnsafeBufferPointer { keyCodes in
             quantized.valueCodesTransposed.withUnsafeBufferPointer { transposed in
                 keys.withUnsafeMutableBufferPointer { keyBuffer in
                     values.withUnsafeMutableBufferPointer { valueBuffer in
                         let keyTarget = SharedMutablePointer(base: keyBuffer.baseAddress!)
                         let valueTarget = SharedMutablePointer(base: valueBuffer.baseAddress!)
                         ParallelWork.forEach(count: slices, threads: threads) { slice in
-                            let codeRow = int4 ? d / 2 : d
-                            let sliceKeys = keyTarget.base + slice * blocks * 64 * dp
-                            for t in 0..<n {
-                                let source = keyCodes.baseAddress! + (slice * n + t) * codeRow
-                                let block = sliceKeys + (t / 64) * 64 * dp + (t % 64) * 4
-                                for c in 0..<d {
-                                    let code: Int8
-                                    if int4 {
-                                        let byte = source[c / 2]
-                                        code = c % 2 == 0 ? (byte << 4) >> 4 : byte >> 4
-                                    } else {
-                                        code = source[c]
-                                    }
-                                    block[(c / 4) * 256 + c % 4] = UInt8(bitPattern: code) &+ 128
-                                }
-                            }
-                            let sliceValues = valueTarget.base + slice * blocks * 64 * dp
-                            let sliceTransposed = transposed.baseAddress! + slice * d * nPad
-                            for c in 0..<d {
-                                let channel = sliceTransposed + c * nPad
-                                for quad in 0..<(nPad / 4) {
-                                    let target = sliceValues + (quad / 16) * 64 * dp + ((quad % 16) * dp + c) * 4
-                                    for i in 0..<4 { target[i] = channel[quad * 4 + i] }
-                                }
-                            }
+                            intfa_pack_keys(
+                                keyCodes.baseAddress! + slice * n * d, n, Int32(d), Int32(dp),
+                                keyTarget.base + slice * blocks * 64 * dp)
+                            intfa_pack_values(
+                                transposed.baseAddress! + slice * d * nPad, Int32(d), nPad, Int32(dp),
+                                valueTarget.base + slice * blocks * 64 * dp)
                         }
                     }
                 }

@@ -1,3 +1,5 @@
+import CIntFlashAttentionCPU
+
 /// Q, K and V of a whole problem quantized for an integer method (`int8`, `int8-paper`,
 /// `int4`), in the layout handed to the GPU (docs/SCHEMES.md, "Layout of quantized tensors
 /// handed to the GPU"). The CUDA quantization kernels are checked bit for bit against this.
@@ -36,6 +38,14 @@ public struct QuantizedAttentionInputs: Sendable {
     public static func quantize(
         method: AttentionMethod, problem: AttentionProblem, q: [Float], k: [Float], v: [Float], threads: Int? = nil
     ) throws(AttentionError) -> QuantizedAttentionInputs {
+        try quantize(method: method, problem: problem, q: q, k: k, v: v, threads: threads, isa: .selected)
+    }
+
+    /// `quantize` on an explicit instruction set (every one gives the same bits).
+    public static func quantize(
+        method: AttentionMethod, problem: AttentionProblem, q: [Float], k: [Float], v: [Float], threads: Int? = nil,
+        isa: CPUKernelISA
+    ) throws(AttentionError) -> QuantizedAttentionInputs {
         let levels: Int
         switch method {
         case .int8, .int8Paper: levels = SymmetricQuantization.int8Levels
@@ -65,7 +75,7 @@ public struct QuantizedAttentionInputs: Sendable {
 
         let slices = QuantizationSlices(
             levels: levels, headDim: d, keyLength: p.keyLength, paddedKeys: paddedKeys,
-            smoothKeys: smooth, valuesPerChannel: smooth, packInt4: pack4)
+            smoothKeys: smooth, valuesPerChannel: smooth, packInt4: pack4, isa: isa.clampedToSupported.cValue)
         let queryRows = p.batch * p.heads * p.queryLength
         if queryRows > 0 {
             q.withUnsafeBufferPointer { source in
@@ -115,7 +125,8 @@ private struct KeyValueOutput: @unchecked Sendable {
     let valueScales: UnsafeMutablePointer<Float>
 }
 
-/// The per-row and per-slice steps of `QuantizedAttentionInputs.quantize`.
+/// The per-row and per-slice steps of `QuantizedAttentionInputs.quantize`, on the vectorized
+/// C quantizers (the same rule as `SymmetricQuantization`, bit for bit).
 private struct QuantizationSlices {
     let levels: Int
     let headDim: Int
@@ -124,6 +135,7 @@ private struct QuantizationSlices {
     let smoothKeys: Bool
     let valuesPerChannel: Bool
     let packInt4: Bool
+    let isa: intfa_isa
 
     var codeBytesPerRow: Int { packInt4 ? headDim / 2 : headDim }
 
@@ -131,12 +143,9 @@ private struct QuantizationSlices {
         _ rows: Range<Int>, source: UnsafePointer<Float>, codes: UnsafeMutablePointer<Int8>,
         scales: UnsafeMutablePointer<Float>, scoreScale: Float
     ) {
-        withUnsafeTemporaryAllocation(of: Int8.self, capacity: headDim) { scratch in
-            for row in rows {
-                let scale = quantizeRow(source + row * headDim, into: codes + row * codeBytesPerRow, scratch: scratch)
-                scales[row] = scale * scoreScale
-            }
-        }
+        quantizeRows(
+            source + rows.lowerBound * headDim, count: rows.count, scaleMultiplier: scoreScale,
+            codes: codes + rows.lowerBound * codeBytesPerRow, scales: scales + rows.lowerBound)
     }
 
     /// K (smoothed when asked) per token and V per channel or per tensor, for one (batch, kv head).
@@ -145,59 +154,54 @@ private struct QuantizationSlices {
     ) {
         let d = headDim, n = keyLength
         let keySlice = keys + slice * n * d
-        withUnsafeTemporaryAllocation(of: Int8.self, capacity: d) { scratch in
-            let quantizeKeys = { (source: UnsafePointer<Float>) in
-                for t in 0..<n {
-                    let row = slice * n + t
-                    output.keyScales[row] = quantizeRow(
-                        source + t * d, into: output.keyCodes + row * codeBytesPerRow, scratch: scratch)
+        let keyCodes = output.keyCodes + slice * n * codeBytesPerRow
+        let keyScales = output.keyScales + slice * n
+        if smoothKeys {
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: n * d) { smoothed in
+                withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * d) { scratch in
+                    intfa_smooth_keys(isa, keySlice, n, Int32(d), smoothed.baseAddress!, scratch.baseAddress!)
                 }
+                quantizeRows(smoothed.baseAddress!, count: n, scaleMultiplier: 1, codes: keyCodes, scales: keyScales)
             }
-            if smoothKeys {
-                let means = KeySmoothing.channelMeans(keySlice, tokens: n, channels: d)
-                var smoothed = [Float](repeating: 0, count: n * d)
-                for t in 0..<n {
-                    for c in 0..<d { smoothed[t * d + c] = keySlice[t * d + c] - means[c] }
-                }
-                smoothed.withUnsafeBufferPointer { quantizeKeys($0.baseAddress!) }
-            } else {
-                quantizeKeys(keySlice)
-            }
+        } else {
+            quantizeRows(keySlice, count: n, scaleMultiplier: 1, codes: keyCodes, scales: keyScales)
         }
 
         let valueSlice = values + slice * n * d
         let transposed = output.valueCodes + slice * d * paddedKeys
-        let int8Levels = SymmetricQuantization.int8Levels
-        if valuesPerChannel {
-            SymmetricQuantization.quantizeChannelsTransposed(
-                valueSlice, tokens: n, channels: d, levels: int8Levels,
-                codes: transposed, paddedTokens: paddedKeys, scales: output.valueScales + slice * d)
-        } else {
-            let amax = SymmetricQuantization.absoluteMaximum(valueSlice, count: n * d)
-            let (inverse, scale) = SymmetricQuantization.parameters(amax: amax, levels: int8Levels)
-            for t in 0..<n {
-                for c in 0..<d {
-                    transposed[c * paddedKeys + t] = SymmetricQuantization.code(
-                        valueSlice[t * d + c], inverse: inverse, levels: int8Levels)
+        let int8Levels = Int32(SymmetricQuantization.int8Levels)
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: n * d) { rowMajor in
+            if valuesPerChannel {
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * d) { scratch in
+                    intfa_quantize_channels(
+                        isa, valueSlice, n, Int32(d), int8Levels, rowMajor.baseAddress!,
+                        output.valueScales + slice * d, scratch.baseAddress!)
                 }
+            } else {
+                intfa_quantize_rows(
+                    isa, valueSlice, 1, n * d, int8Levels, 1, rowMajor.baseAddress!, output.valueScales + slice)
             }
-            output.valueScales[slice] = scale
+            intfa_transpose_codes(rowMajor.baseAddress!, n, Int32(d), paddedKeys, transposed)
         }
     }
 
-    /// Quantizes one token row; INT4 codes go through `scratch` and are packed low nibble first.
-    private func quantizeRow(
-        _ values: UnsafePointer<Float>, into codes: UnsafeMutablePointer<Int8>, scratch: UnsafeMutableBufferPointer<Int8>
-    ) -> Float {
+    /// Quantizes `count` token rows; INT4 codes go through a scratch buffer and are packed
+    /// low nibble first.
+    private func quantizeRows(
+        _ values: UnsafePointer<Float>, count: Int, scaleMultiplier: Float,
+        codes: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>
+    ) {
         guard packInt4 else {
-            return SymmetricQuantization.quantizeGroup(values, count: headDim, levels: levels, into: codes)
+            intfa_quantize_rows(isa, values, count, headDim, Int32(levels), scaleMultiplier, codes, scales)
+            return
         }
-        let scale = SymmetricQuantization.quantizeGroup(values, count: headDim, levels: levels, into: scratch.baseAddress!)
-        for i in 0..<headDim / 2 {
-            let low = UInt8(bitPattern: scratch[2 * i]) & 0x0F
-            let high = UInt8(bitPattern: scratch[2 * i + 1]) & 0x0F
-            codes[i] = Int8(bitPattern: low | high << 4)
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: count * headDim) { unpacked in
+            intfa_quantize_rows(isa, values, count, headDim, Int32(levels), scaleMultiplier, unpacked.baseAddress!, scales)
+            for i in 0..<count * headDim / 2 {
+                let low = UInt8(bitPattern: unpacked[2 * i]) & 0x0F
+                let high = UInt8(bitPattern: unpacked[2 * i + 1]) & 0x0F
+                codes[i] = Int8(bitPattern: low | high << 4)
+            }
         }
-        return scale
     }
 }
