@@ -37,7 +37,7 @@ enum FloatAttentionPath {
 
         let schedule = TileSchedule(problem: p, options: options)
         let dp = schedule.paddedDim
-        let query = paddedRows(inputs.q, width: p.headDim, paddedWidth: dp, threads: options.threads)
+        let query = paddedRows(inputs.q, width: p.headDim, paddedWidth: dp)
         let operands = FloatKeyValueOperands(keys: inputs.k, values: inputs.v, problem: p, paddedDim: dp, threads: options.threads)
         let blocks = operands.keyBlocks
         return query.withUnsafeBufferPointer { queryBuffer in

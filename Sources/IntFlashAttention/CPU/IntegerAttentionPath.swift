@@ -71,7 +71,7 @@ struct IntegerOperands {
             }
             self.query = query
         } else {
-            query = paddedRows(quantized.queryCodes, width: d, paddedWidth: dp, threads: threads)
+            query = paddedRows(quantized.queryCodes, width: d, paddedWidth: dp)
         }
 
         var keys = [UInt8](repeating: 128, count: slices * blocks * 64 * dp)

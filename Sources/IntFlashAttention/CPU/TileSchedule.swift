@@ -55,8 +55,8 @@ struct TileSchedule {
     }
 }
 
-/// Copies rows of `width` elements into rows of `paddedWidth` (zero filled), on workers.
-func paddedRows<T: Numeric>(_ values: [T], width: Int, paddedWidth: Int, threads: Int?) -> [T] {
+/// Copies rows of `width` elements into rows of `paddedWidth` (zero filled).
+func paddedRows<T: Numeric>(_ values: [T], width: Int, paddedWidth: Int) -> [T] {
     if width == paddedWidth { return values }
     let rows = values.count / width
     var result = [T](repeating: 0, count: rows * paddedWidth)
