@@ -1,2 +1,0 @@
-#include "intfa_cpu.h"
-int intfa_cpu_placeholder(void) { return 0; }
