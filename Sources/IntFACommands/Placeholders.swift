@@ -1,4 +1,3 @@
 import ArgumentParser
 struct Check: ParsableCommand {}
 struct Compile: ParsableCommand {}
-struct Info: ParsableCommand {}
