@@ -57,6 +57,9 @@ struct Accuracy: ParsableCommand {
     @Flag(help: "Print JSON records instead of a table.")
     var json = false
 
+    @Flag(help: "Print only relative L1, one column per method.")
+    var summary = false
+
     func validate() throws {
         if !inputFiles.isEmpty && inputFiles.count != 3 {
             throw ValidationError("--input takes exactly three files: Q.npy K.npy V.npy")
@@ -73,6 +76,8 @@ struct Accuracy: ParsableCommand {
         }
         if json {
             try printJSON(records)
+        } else if summary {
+            print(Self.summaryTable(records, methods: method.values))
         } else {
             print(Self.table(records))
         }
@@ -132,6 +137,23 @@ struct Accuracy: ParsableCommand {
             records.append(AccuracyRecord(distribution: label, method: m, problem: problem, metrics: metrics))
         }
         return records
+    }
+
+    /// Relative L1 with one row per (distribution, N, D) and one column per method.
+    static func summaryTable(_ records: [AccuracyRecord], methods: [AttentionMethod]) -> String {
+        var table = TextTable(["distribution", "N", "D"] + methods.map(\.rawValue))
+        var index: [String: Int] = [:]
+        for r in records {
+            let key = "\(r.distribution) \(r.seqlenQ) \(r.seqlenK) \(r.headDim)"
+            if index[key] == nil {
+                index[key] = table.rows.count
+                table.append([r.distribution, "\(r.seqlenK)", "\(r.headDim)"] + methods.map { _ in "-" })
+            }
+            if let row = index[key], let column = methods.firstIndex(where: { $0.rawValue == r.method }) {
+                table.rows[row][3 + column] = formatted(r.relL1)
+            }
+        }
+        return table.rendered
     }
 
     static func table(_ records: [AccuracyRecord]) -> String {
