@@ -50,7 +50,11 @@ def module(source, defines):
 
 def launch(mod, name, grid, block, smem, params):
     func = mod.get_function(name)
-    ptr = ctypes.c_void_p(func.ptr)
+    raw = func
+    for attribute in ("kernel", "_kernel"):  # RawKernel → cupy.cuda.function.Function
+        if not hasattr(raw, "ptr") and hasattr(raw, attribute):
+            raw = getattr(raw, attribute)
+    ptr = ctypes.c_void_p(int(raw.ptr))
     if smem > 48 * 1024:
         check_cu(libcuda.cuFuncSetAttribute(ptr, 8, ctypes.c_int(smem)), "cuFuncSetAttribute")
     buf = ctypes.create_string_buffer(params, len(params))
