@@ -199,9 +199,11 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
     const int quad = lane & 3;     // t: position inside the row's quad
     // Heavy causal blocks (late query rows) first, so the tail of the grid is light.
     const intfa_i64 queryBlock = INTFA_CAUSAL ? (gridDim.x - 1 - blockIdx.x) : blockIdx.x;
-    const intfa_i64 head = blockIdx.y;
-    const intfa_i64 batch = blockIdx.z;
-    const intfa_i64 kvHead = head / (p.heads / p.kvHeads);
+    // 32-bit head indices (a 64-bit division is a subroutine call whose result would stay
+    // live, and spill, across the whole key loop); addresses widen them to 64 bits.
+    const int head = blockIdx.y;
+    const int batch = blockIdx.z;
+    const int kvHead = head / (int)(p.heads / p.kvHeads);
     // Sequence positions fit in 32 bits (lengths < 2^31); addresses are formed in 64 bits.
     const int queryLength = (int)p.queryLength;
     const int keyLength = (int)p.keyLength;
@@ -219,16 +221,16 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
         blockCount = lastKey < 0 ? 0 : (lastKey / kBlockN + 1 < keyBlocks ? lastKey / kBlockN + 1 : keyBlocks);
     }
 
-    const unsigned char* kBase = (const unsigned char*)p.k + (batch * p.kStrideBatch + kvHead * p.kStrideHead) * kElementBytes;
-    const unsigned char* vBase = (const unsigned char*)p.v + (batch * p.vStrideBatch + kvHead * p.vStrideHead) * kElementBytes;
-    const float* kScaleBase = kPerKeyScale ? (const float*)p.kScale + (batch * p.kvHeads + kvHead) * p.keyLengthPadded : nullptr;
+    const unsigned char* kBase = (const unsigned char*)p.k + ((intfa_i64)batch * p.kStrideBatch + (intfa_i64)kvHead * p.kStrideHead) * kElementBytes;
+    const unsigned char* vBase = (const unsigned char*)p.v + ((intfa_i64)batch * p.vStrideBatch + (intfa_i64)kvHead * p.vStrideHead) * kElementBytes;
+    const float* kScaleBase = kPerKeyScale ? (const float*)p.kScale + ((intfa_i64)batch * p.kvHeads + kvHead) * p.keyLengthPadded : nullptr;
 
     // ---- Q tile → shared memory (rows past Nq zero-filled), then the key pipeline.
     const int row0 = warpRow0 + group;  // this thread's two rows: row0, row0 + 8
     const int row1 = row0 + 8;
     unsigned char* qTile = smem + kStages * kStageBytes;
     {
-        const unsigned char* qBase = (const unsigned char*)p.q + (batch * p.qStrideBatch + head * p.qStrideHead) * kElementBytes;
+        const unsigned char* qBase = (const unsigned char*)p.q + ((intfa_i64)batch * p.qStrideBatch + (intfa_i64)head * p.qStrideHead) * kElementBytes;
         constexpr int kChunksPerRow = kKRowBytes / 16;
         for (int i = threadIdx.x; i < kBlockM * kChunksPerRow; i += kThreads) {
             const int row = i / kChunksPerRow, chunk = i % kChunksPerRow;
@@ -259,13 +261,13 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
     float rowScale[2];
 #if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
     {
-        const float* qScale = (const float*)p.qScale + (batch * p.heads + head) * p.queryLength;
+        const float* qScale = (const float*)p.qScale + ((intfa_i64)batch * p.heads + head) * p.queryLength;
         rowScale[0] = row0 < queryLength ? qScale[row0] : 0.0f;
         rowScale[1] = row1 < queryLength ? qScale[row1] : 0.0f;
     }
 #elif INTFA_METHOD == INTFA_M_FP8
-    rowScale[0] = rowScale[1] = ((const float*)p.qScale)[batch * p.heads + head];
-    const float keyScale = ((const float*)p.kScale)[batch * p.kvHeads + kvHead];
+    rowScale[0] = rowScale[1] = ((const float*)p.qScale)[(intfa_i64)batch * p.heads + head];
+    const float keyScale = ((const float*)p.kScale)[(intfa_i64)batch * p.kvHeads + kvHead];
 #else
     rowScale[0] = rowScale[1] = p.softmaxScaleLog2;
 #endif
@@ -548,13 +550,13 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
     // ---- Epilogue: O = acc · sV / l (0 when no key was visible), and the log-sum-exp.
     intfa_cp_async_wait<0>();
 #if INTFA_METHOD == INTFA_M_INT8
-    const float* vScale = (const float*)p.vScale + (batch * p.kvHeads + kvHead) * kHeadDim;
+    const float* vScale = (const float*)p.vScale + ((intfa_i64)batch * p.kvHeads + kvHead) * kHeadDim;
 #elif INTFA_METHOD == INTFA_M_INT8_PAPER
-    const float vScale = __fdiv_rn(((const float*)p.vScale)[batch * p.kvHeads + kvHead], 127.0f);
+    const float vScale = __fdiv_rn(((const float*)p.vScale)[(intfa_i64)batch * p.kvHeads + kvHead], 127.0f);
 #elif INTFA_METHOD == INTFA_M_FP8
-    const float vScale = ((const float*)p.vScale)[batch * p.kvHeads + kvHead];
+    const float vScale = ((const float*)p.vScale)[(intfa_i64)batch * p.kvHeads + kvHead];
 #endif
-    unsigned char* outBase = (unsigned char*)p.out + (batch * p.oStrideBatch + head * p.oStrideHead) * 2;
+    unsigned char* outBase = (unsigned char*)p.out + ((intfa_i64)batch * p.oStrideBatch + (intfa_i64)head * p.oStrideHead) * 2;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
         const int row = r ? row1 : row0;
@@ -587,7 +589,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
         }
 #if INTFA_WRITE_LSE
         if (quad == 0) {
-            float* lse = (float*)p.lse + (batch * p.heads + head) * p.queryLength;
+            float* lse = (float*)p.lse + ((intfa_i64)batch * p.heads + head) * p.queryLength;
             lse[row] = l > 0.0f ? __fdiv_rn(rowMax[r] + log2f(l), INTFA_LOG2E) : kNegativeInfinity;
         }
 #endif
