@@ -1,1 +1,144 @@
-// placeholder
+// Shared helpers for the IntFlashAttention kernels.
+//
+// The kernels are compiled at run time by NVRTC with no CUDA headers on disk, so this file
+// defines its own fixed-width integer names and reaches the conversions and tensor-core
+// instructions through inline PTX. Every helper is `__device__ __forceinline__`.
+#pragma once
+
+typedef unsigned char intfa_u8;
+typedef signed char intfa_s8;
+typedef unsigned short intfa_u16;
+typedef unsigned int intfa_u32;
+typedef int intfa_s32;
+typedef long long intfa_i64;
+typedef unsigned long long intfa_u64;
+
+#define INTFA_DEVICE __device__ __forceinline__
+
+// log2(e) rounded to fp32 (0x3FB8AA3B): the `L` of docs/SCHEMES.md.
+#define INTFA_LOG2E 1.44269504088896340736f
+
+// ---------------------------------------------------------------------------------------
+// Scalar conversions (inline PTX: no cuda_fp16.h / cuda_bf16.h under NVRTC here).
+
+INTFA_DEVICE float intfa_half_to_float(intfa_u16 bits) {
+    float value;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(value) : "h"(bits));
+    return value;
+}
+
+INTFA_DEVICE float intfa_bf16_to_float(intfa_u16 bits) {
+    // bf16 is the top half of an fp32: widening is exact.
+    return __uint_as_float(((intfa_u32)bits) << 16);
+}
+
+INTFA_DEVICE intfa_u16 intfa_float_to_half(float value) {
+    intfa_u16 bits;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(bits) : "f"(value));
+    return bits;
+}
+
+// Two fp32 values to a packed pair, `low` in bits 0-15 (round to nearest even).
+INTFA_DEVICE intfa_u32 intfa_pack_half2(float low, float high) {
+    intfa_u32 bits;
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(bits) : "f"(high), "f"(low));
+    return bits;
+}
+
+INTFA_DEVICE intfa_u32 intfa_pack_bf162(float low, float high) {
+    intfa_u32 bits;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(bits) : "f"(high), "f"(low));
+    return bits;
+}
+
+#if __CUDA_ARCH__ >= 890
+// Two fp32 values to FP8 E4M3, round to nearest even, saturating to ±448; `low` in bits 0-7.
+INTFA_DEVICE intfa_u16 intfa_pack_e4m3x2(float low, float high) {
+    intfa_u16 bits;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(bits) : "f"(high), "f"(low));
+    return bits;
+}
+#endif
+
+// 2^x with the special-function unit (flushes subnormal results to zero; 2^-inf = +0).
+INTFA_DEVICE float intfa_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// Exact int32 → fp32 for |x| < 2^22 with one integer add and one float add (the I2F unit
+// is quarter rate): adding x to the bits of 1.5·2^23 places x in the low mantissa bits.
+INTFA_DEVICE float intfa_small_int_to_float(intfa_s32 x) {
+    return __int_as_float(x + 0x4B400000) - 12582912.0f;
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared memory, asynchronous copies, ldmatrix.
+
+INTFA_DEVICE intfa_u32 intfa_smem_address(const void* pointer) {
+    return (intfa_u32)__cvta_generic_to_shared(pointer);
+}
+
+// Copies 16 bytes global → shared without staging in registers. `source_bytes` < 16 fills
+// the rest with zeros (0 reads nothing: out-of-range rows become zeros).
+INTFA_DEVICE void intfa_cp_async_16(intfa_u32 shared_address, const void* global, intfa_u32 source_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"
+                 :: "r"(shared_address), "l"(global), "r"(source_bytes) : "memory");
+}
+
+INTFA_DEVICE void intfa_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+
+template <int Pending>
+INTFA_DEVICE void intfa_cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(Pending) : "memory"); }
+
+// Four 8x8 b16 matrices; lanes 8m..8m+7 give the row addresses of matrix m, and register m
+// of lane l receives row l/4, 32-bit word l%4 of matrix m.
+INTFA_DEVICE void intfa_ldmatrix_x4(intfa_u32 (&r)[4], intfa_u32 address) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(address));
+}
+
+// The same, transposed: lane l receives elements (rows 2(l%4), 2(l%4)+1; column l/4).
+INTFA_DEVICE void intfa_ldmatrix_x4_trans(intfa_u32 (&r)[4], intfa_u32 address) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(address));
+}
+
+// ---------------------------------------------------------------------------------------
+// Tensor-core products (warp-wide mma.sync). Fragment layouts, with g = lane/4, t = lane%4:
+//   8-bit m16n8k32  A: r0 (row g,   k 4t..4t+3)  r1 (row g+8, k 4t..)  r2 (row g, k 16+4t..)
+//                      r3 (row g+8, k 16+4t..);  B: r0 (k 4t..4t+3, col g)  r1 (k 16+4t.., col g)
+//   16-bit m16n8k16 A: r0 (row g, k 2t,2t+1)  r1 (row g+8, k 2t..)  r2 (row g, k 8+2t..)
+//                      r3 (row g+8, k 8+2t..); B: r0 (k 2t,2t+1, col g)  r1 (k 8+2t.., col g)
+//   C/D (both):        c0,c1 (row g, cols 2t,2t+1)  c2,c3 (row g+8, cols 2t,2t+1)
+
+INTFA_DEVICE void intfa_mma_s8s8(intfa_s32 (&d)[4], const intfa_u32 (&a)[4], intfa_u32 b0, intfa_u32 b1) {
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 "
+                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+INTFA_DEVICE void intfa_mma_u8s8(intfa_s32 (&d)[4], const intfa_u32 (&a)[4], intfa_u32 b0, intfa_u32 b1) {
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 "
+                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+#if __CUDA_ARCH__ >= 890
+INTFA_DEVICE void intfa_mma_e4m3(float (&d)[4], const intfa_u32 (&a)[4], intfa_u32 b0, intfa_u32 b1) {
+    asm("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 "
+                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+#endif
+
+INTFA_DEVICE void intfa_mma_f16(float (&d)[4], const intfa_u32 (&a)[4], intfa_u32 b0, intfa_u32 b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}

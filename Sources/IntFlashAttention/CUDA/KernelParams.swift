@@ -1,0 +1,85 @@
+/// Swift mirrors of the kernels' parameter blocks (`Kernels/params.cuh`), passed by value as
+/// each kernel's single argument.
+///
+/// Every field is 8 bytes wide (pointers as `UInt64`, sizes and strides as `Int64`, fp32
+/// values in pairs), so Swift's layout equals the C layout with no padding; the tests in
+/// `KernelParamsLayoutTests` check each offset against the comments of `params.cuh`.
+/// Strides count elements of the tensor they describe.
+public struct AttentionParams: Sendable, Equatable {
+    /// Q: 8-bit codes or fp16 values, logical [B, H, Nq, D].
+    public var q: UInt64 = 0
+    /// K: codes or fp16 values, logical [B, Hkv, Nk, D].
+    public var k: UInt64 = 0
+    /// V: `Vt` codes [B, Hkv, D, NkPad] (keys permuted, docs/SCHEMES.md) or fp16 V [B, Hkv, Nk, D].
+    public var v: UInt64 = 0
+    /// sQ [B, H, Nq] (per token, times sm·L) or [B, H]; 0 for fp16.
+    public var qScale: UInt64 = 0
+    /// sK [B, Hkv, NkPad] (per token, zero past Nk) or [B, Hkv]; 0 for fp16.
+    public var kScale: UInt64 = 0
+    /// sV [B, Hkv, D] (per channel) or [B, Hkv]; 0 for fp16.
+    public var vScale: UInt64 = 0
+    /// O: fp16 or bf16, logical [B, H, Nq, D].
+    public var out: UInt64 = 0
+    /// Log-sum-exp, fp32 [B, H, Nq], natural log (kernels built with `writesLogSumExp`).
+    public var lse: UInt64 = 0
+    public var batch: Int64 = 0
+    public var heads: Int64 = 0
+    public var kvHeads: Int64 = 0
+    public var queryLength: Int64 = 0
+    public var keyLength: Int64 = 0
+    /// `keyLength` rounded up to a multiple of 64.
+    public var keyLengthPadded: Int64 = 0
+    public var qStrideBatch: Int64 = 0
+    public var qStrideHead: Int64 = 0
+    public var qStrideToken: Int64 = 0
+    public var kStrideBatch: Int64 = 0
+    public var kStrideHead: Int64 = 0
+    public var kStrideToken: Int64 = 0
+    public var vStrideBatch: Int64 = 0
+    public var vStrideHead: Int64 = 0
+    /// Between Vt channel rows (NkPad) for 8-bit methods; between tokens for fp16 V.
+    public var vStrideRow: Int64 = 0
+    public var oStrideBatch: Int64 = 0
+    public var oStrideHead: Int64 = 0
+    public var oStrideToken: Int64 = 0
+    /// Softmax scale times log2(e), an fp32 product (fp16 method; 8-bit Q scales carry it).
+    public var softmaxScaleLog2: Float = 0
+    public var reserved0: Float = 0
+
+    public init() {}
+
+    /// Size of the C struct in bytes.
+    public static let cSize = 216
+}
+
+/// Parameter block of every quantization kernel (`QuantizationParams` in `params.cuh`).
+public struct QuantizationParams: Sendable, Equatable {
+    /// fp16 / bf16 input, logical [B, Hx, N, D] with the strides below.
+    public var input: UInt64 = 0
+    /// Output codes: rows [B, Hx, N, D], Vt [B, Hx, D, NPad], or fp16 [B, Hx, N, D].
+    public var codes: UInt64 = 0
+    /// fp32 scales: [B, Hx, tokensPadded] per token, [B, Hx, D] per channel, [B, Hx] per tensor.
+    public var scales: UInt64 = 0
+    /// fp32 [B, Hx, D] channel means (written by the stats kernel, read for K smoothing).
+    public var channelMean: UInt64 = 0
+    /// fp32 [B, Hx, D] channel max |x| (written by the stats kernel).
+    public var channelAmax: UInt64 = 0
+    public var batch: Int64 = 0
+    public var heads: Int64 = 0
+    public var tokens: Int64 = 0
+    public var headDim: Int64 = 0
+    /// Rows of the per-token scale array: NkPad for K (so it can be copied in 16-byte
+    /// pieces), N for Q; the Vt row length for V.
+    public var tokensPadded: Int64 = 0
+    public var strideBatch: Int64 = 0
+    public var strideHead: Int64 = 0
+    public var strideToken: Int64 = 0
+    /// Multiplies each stored scale: sm·L for Q, 1 otherwise.
+    public var scaleMultiplier: Float = 1
+    public var reserved0: Float = 0
+
+    public init() {}
+
+    /// Size of the C struct in bytes.
+    public static let cSize = 112
+}

@@ -1,0 +1,78 @@
+// Kernel parameter blocks, passed by value as the kernels' single argument.
+//
+// Every field is 8 bytes (pointers as u64, sizes and strides as i64, fp32 values in pairs),
+// so the C layout has no padding and the Swift mirrors (`AttentionParams`,
+// `QuantizationParams` in KernelParams.swift) match it field for field; a Swift test
+// checks the offsets listed here. Strides are in elements of the tensor they describe.
+#pragma once
+#include "common.cuh"
+
+struct AttentionParams {
+    // Q: s8 / e4m3 codes or fp16 values, logical [B, H, Nq, D], head dim contiguous.
+    intfa_u64 q;                 //   0
+    // K: codes or fp16 values, logical [B, Hkv, Nk, D].
+    intfa_u64 k;                 //   8
+    // V: 8-bit methods: Vt codes [B, Hkv, D, NkPad] (keys permuted, see docs/SCHEMES.md);
+    //    fp16: values, logical [B, Hkv, Nk, D].
+    intfa_u64 v;                 //  16
+    // fp32 scales: sQ [B, H, Nq] (per token, already times sm·L) or [B, H] (per tensor);
+    // sK [B, Hkv, NkPad] (per token, zero past Nk) or [B, Hkv]; sV [B, Hkv, D] or [B, Hkv].
+    // Unused (0) for fp16.
+    intfa_u64 qScale;            //  24
+    intfa_u64 kScale;            //  32
+    intfa_u64 vScale;            //  40
+    // O: fp16 or bf16, logical [B, H, Nq, D].
+    intfa_u64 out;               //  48
+    // Log-sum-exp, fp32 [B, H, Nq], natural log (written when compiled with INTFA_WRITE_LSE).
+    intfa_u64 lse;               //  56
+    intfa_i64 batch;             //  64
+    intfa_i64 heads;             //  72
+    intfa_i64 kvHeads;           //  80
+    intfa_i64 queryLength;       //  88
+    intfa_i64 keyLength;         //  96
+    // NkPad: keyLength rounded up to a multiple of 64 (Vt rows and sK per head).
+    intfa_i64 keyLengthPadded;   // 104
+    intfa_i64 qStrideBatch;      // 112
+    intfa_i64 qStrideHead;       // 120
+    intfa_i64 qStrideToken;      // 128
+    intfa_i64 kStrideBatch;      // 136
+    intfa_i64 kStrideHead;       // 144
+    intfa_i64 kStrideToken;      // 152
+    // For Vt, vStrideRow is the stride between channels (NkPad); for fp16 V, between tokens.
+    intfa_i64 vStrideBatch;      // 160
+    intfa_i64 vStrideHead;       // 168
+    intfa_i64 vStrideRow;        // 176
+    intfa_i64 oStrideBatch;      // 184
+    intfa_i64 oStrideHead;       // 192
+    intfa_i64 oStrideToken;      // 200
+    // sm·L (fp32 product of the softmax scale and log2 e): used by fp16, whose Q has no scale.
+    float softmaxScaleLog2;      // 208
+    float reserved0;             // 212
+};                               // size 216
+
+// One block for every quantization kernel; each kernel reads the fields it needs.
+struct QuantizationParams {
+    // Input: fp16 or bf16, logical [B, Hx, N, D] with the strides below.
+    intfa_u64 input;             //   0
+    // Codes: s8 / e4m3 [B, Hx, N, D] (rows), or Vt [B, Hx, D, NPad] (V), or fp16 [B, Hx, N, D].
+    intfa_u64 codes;             //   8
+    // Scales: fp32 [B, Hx, N] (rows; [B, Hx, NPad] for K so the attention kernel can copy
+    // them in 16-byte pieces), [B, Hx, D] (V per channel) or [B, Hx] (per tensor).
+    intfa_u64 scales;            //  16
+    // Per-channel statistics, fp32 [B, Hx, D]: written by intfa_channel_stats, read by the
+    // quantizers (mean for K smoothing, amax for V and the per-tensor schemes).
+    intfa_u64 channelMean;       //  24
+    intfa_u64 channelAmax;       //  32
+    intfa_i64 batch;             //  40
+    intfa_i64 heads;             //  48
+    intfa_i64 tokens;            //  56
+    intfa_i64 headDim;           //  64
+    // tokens rounded up to a multiple of 64.
+    intfa_i64 tokensPadded;      //  72
+    intfa_i64 strideBatch;       //  80
+    intfa_i64 strideHead;        //  88
+    intfa_i64 strideToken;       //  96
+    // Multiplies each stored scale (sm·L for Q, 1 otherwise): fp32 product.
+    float scaleMultiplier;       // 104
+    float reserved0;             // 108
+};                               // size 112

@@ -1,0 +1,122 @@
+/// One kernel of `Kernels/quantize.cu`, which turns fp16/bf16 Q, K, V into the codes and
+/// scales of docs/SCHEMES.md. A method's preparation runs `channelStats` on each tensor that
+/// needs channel statistics, then `rows` for Q and K and `transposedV` for V.
+public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConvertible {
+    public enum Code: String, Hashable, Sendable {
+        case int8 = "s8"
+        case e4m3 = "e4m3"
+        var levelsName: String { rawValue }
+    }
+
+    public enum Kind: Hashable, Sendable {
+        /// Per (batch, head, channel): mean over tokens (double sum) and max |x|.
+        /// Grid (ceil(D/32), B·Hx), block (32, 8).
+        case channelStats
+        /// Q or K rows: codes [B, Hx, N, D] and per-token scales [B, Hx, tokensPadded]
+        /// (or one per tensor), optionally smoothing (channel mean subtracted).
+        /// Grid (ceil(tokensPadded/8), B·Hx), block 256.
+        case rows(Code, perTensor: Bool, smooth: Bool)
+        /// V → Vt [B, Hx, D, NPad], keys permuted per 32; scales per channel or per tensor.
+        /// Grid (NPad/64, ceil(D/64), B·Hx), block 256.
+        case transposedV(Code, perTensor: Bool)
+        /// bf16 → fp16 copy for the fp16 method. Grid-stride, block 256.
+        case convertToHalf
+    }
+
+    public var kind: Kind
+    /// Element type of the input tensor (fp16 or bf16).
+    public var input: AttentionKernelDescriptor.Output
+    public var arch: String
+
+    public init(kind: Kind, input: AttentionKernelDescriptor.Output, arch: String) {
+        self.kind = kind
+        self.input = input
+        self.arch = arch
+    }
+
+    public var sourceFile: String { "quantize.cu" }
+
+    private var code: Code {
+        switch kind {
+        case let .rows(code, _, _), let .transposedV(code, _): return code
+        default: return .int8
+        }
+    }
+
+    private var perTensor: Bool {
+        switch kind {
+        case let .rows(_, perTensor, _), let .transposedV(_, perTensor): return perTensor
+        default: return false
+        }
+    }
+
+    private var smooth: Bool {
+        if case let .rows(_, _, smooth) = kind { return smooth }
+        return false
+    }
+
+    public var kernelName: String {
+        let suffix = input.rawValue
+        switch kind {
+        case .channelStats: return "intfa_channel_stats_\(suffix)"
+        case let .rows(code, perTensor, smooth):
+            return "intfa_quantize_rows_\(code.rawValue)_\(perTensor ? "pertensor" : "pertoken")\(smooth ? "_smooth" : "")_\(suffix)"
+        case let .transposedV(code, perTensor):
+            return "intfa_quantize_vt_\(code.rawValue)_\(perTensor ? "pertensor" : "perchannel")_\(suffix)"
+        case .convertToHalf: return "intfa_convert_f16_\(suffix)"
+        }
+    }
+
+    public var compileOptions: [String] {
+        [
+            "-arch=\(arch)", "-std=c++17",
+            "-DINTFA_INPUT_BF16=\(input == .bfloat16 ? 1 : 0)", "-DINTFA_CODE_E4M3=\(code == .e4m3 ? 1 : 0)",
+            "-DINTFA_PER_TENSOR=\(perTensor ? 1 : 0)", "-DINTFA_SMOOTH=\(smooth ? 1 : 0)",
+        ]
+    }
+
+    /// The kernels one method runs to prepare its inputs, in order (Q rows, K rows, V),
+    /// after `channelStats` on the tensors that need it (K for `int8`; V for the per-channel
+    /// and per-tensor V scales; Q, K and V for FP8). Empty for fp16 with fp16 inputs.
+    public static func preparation(
+        for method: AttentionMethod, input: AttentionKernelDescriptor.Output, arch: String
+    ) -> [QuantizationKernelDescriptor] {
+        let make = { (kind: Kind) in QuantizationKernelDescriptor(kind: kind, input: input, arch: arch) }
+        switch method {
+        case .int8:
+            return [make(.channelStats), make(.rows(.int8, perTensor: false, smooth: false)),
+                    make(.rows(.int8, perTensor: false, smooth: true)), make(.transposedV(.int8, perTensor: false))]
+        case .int8Paper:
+            return [make(.channelStats), make(.rows(.int8, perTensor: false, smooth: false)),
+                    make(.transposedV(.int8, perTensor: true))]
+        case .fp8E4M3:
+            return [make(.channelStats), make(.rows(.e4m3, perTensor: true, smooth: false)),
+                    make(.transposedV(.e4m3, perTensor: true))]
+        case .fp16:
+            return input == .bfloat16 ? [make(.convertToHalf)] : []
+        default:
+            return []
+        }
+    }
+
+    /// Every quantization kernel for `arch` (e4m3 only on sm_89+).
+    public static func allVariants(arch: String) -> [QuantizationKernelDescriptor] {
+        let fp8 = (AttentionKernelDescriptor.smVersion(arch) ?? 0) >= 89
+        var result: [QuantizationKernelDescriptor] = []
+        for input in AttentionKernelDescriptor.Output.allCases {
+            result.append(.init(kind: .channelStats, input: input, arch: arch))
+            result.append(.init(kind: .convertToHalf, input: input, arch: arch))
+            for code in fp8 ? [Code.int8, .e4m3] : [.int8] {
+                for perTensor in [false, true] {
+                    result.append(.init(kind: .transposedV(code, perTensor: perTensor), input: input, arch: arch))
+                    for smooth in [false, true] {
+                        result.append(.init(kind: .rows(code, perTensor: perTensor, smooth: smooth), input: input, arch: arch))
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    public var description: String { "\(kernelName) [\(arch)]" }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import Testing
+@testable import IntFlashAttention
+
+/// The Swift mirrors must have exactly the C layout of `params.cuh`: the kernels read the
+/// by-value argument with the C offsets.
+struct KernelParamsLayoutTests {
+    /// Field name → byte offset, read from the `// offset` comments of one struct in params.cuh.
+    static func cOffsets(of structName: String) throws -> [(name: String, offset: Int)] {
+        let source = try #require(EmbeddedKernelSources.files["params.cuh"])
+        let body = try #require(source.components(separatedBy: "struct \(structName) {").dropFirst().first)
+        var fields: [(String, Int)] = []
+        for line in body.split(separator: "\n") {
+            if line.hasPrefix("};") { break }
+            let parts = line.split(separator: "//", maxSplits: 1)
+            guard parts.count == 2, let offset = Int(parts[1].trimmingCharacters(in: .whitespaces)) else { continue }
+            let declaration = parts[0].trimmingCharacters(in: .whitespaces)
+            guard declaration.hasSuffix(";"), let name = declaration.dropLast().split(separator: " ").last else { continue }
+            fields.append((String(name), offset))
+        }
+        return fields
+    }
+
+    static func cSize(of structName: String) throws -> Int {
+        let source = try #require(EmbeddedKernelSources.files["params.cuh"])
+        let body = try #require(source.components(separatedBy: "struct \(structName) {").dropFirst().first)
+        let closing = try #require(body.components(separatedBy: "};").dropFirst().first)
+        let comment = try #require(closing.split(separator: "\n").first)
+        return try #require(Int(comment.replacingOccurrences(of: "// size", with: "").trimmingCharacters(in: .whitespaces)))
+    }
+
+    static var attentionFields: [String: PartialKeyPath<AttentionParams>] { [
+        "q": \.q, "k": \.k, "v": \.v, "qScale": \.qScale, "kScale": \.kScale, "vScale": \.vScale,
+        "out": \.out, "lse": \.lse, "batch": \.batch, "heads": \.heads, "kvHeads": \.kvHeads,
+        "queryLength": \.queryLength, "keyLength": \.keyLength, "keyLengthPadded": \.keyLengthPadded,
+        "qStrideBatch": \.qStrideBatch, "qStrideHead": \.qStrideHead, "qStrideToken": \.qStrideToken,
+        "kStrideBatch": \.kStrideBatch, "kStrideHead": \.kStrideHead, "kStrideToken": \.kStrideToken,
+        "vStrideBatch": \.vStrideBatch, "vStrideHead": \.vStrideHead, "vStrideRow": \.vStrideRow,
+        "oStrideBatch": \.oStrideBatch, "oStrideHead": \.oStrideHead, "oStrideToken": \.oStrideToken,
+        "softmaxScaleLog2": \.softmaxScaleLog2, "reserved0": \.reserved0,
+    ] }
+
+    static var quantizationFields: [String: PartialKeyPath<QuantizationParams>] { [
+        "input": \.input, "codes": \.codes, "scales": \.scales, "channelMean": \.channelMean,
+        "channelAmax": \.channelAmax, "batch": \.batch, "heads": \.heads, "tokens": \.tokens,
+        "headDim": \.headDim, "tokensPadded": \.tokensPadded, "strideBatch": \.strideBatch,
+        "strideHead": \.strideHead, "strideToken": \.strideToken, "scaleMultiplier": \.scaleMultiplier,
+        "reserved0": \.reserved0,
+    ] }
+
+    @Test func attentionParamsMatchTheHeader() throws {
+        let fields = try Self.cOffsets(of: "AttentionParams")
+        #expect(fields.count == Self.attentionFields.count)
+        for (name, offset) in fields {
+            let keyPath = try #require(Self.attentionFields[name], "Swift mirror lacks \(name)")
+            #expect(MemoryLayout<AttentionParams>.offset(of: keyPath) == offset, "\(name)")
+        }
+        #expect(try Self.cSize(of: "AttentionParams") == AttentionParams.cSize)
+        #expect(MemoryLayout<AttentionParams>.size == 216)
+        #expect(MemoryLayout<AttentionParams>.stride == 216)
+        #expect(MemoryLayout<AttentionParams>.alignment == 8)
+    }
+
+    @Test func quantizationParamsMatchTheHeader() throws {
+        let fields = try Self.cOffsets(of: "QuantizationParams")
+        #expect(fields.count == Self.quantizationFields.count)
+        for (name, offset) in fields {
+            let keyPath = try #require(Self.quantizationFields[name], "Swift mirror lacks \(name)")
+            #expect(MemoryLayout<QuantizationParams>.offset(of: keyPath) == offset, "\(name)")
+        }
+        #expect(try Self.cSize(of: "QuantizationParams") == QuantizationParams.cSize)
+        #expect(MemoryLayout<QuantizationParams>.size == 112)
+        #expect(MemoryLayout<QuantizationParams>.stride == 112)
+    }
+}
+
+struct KernelDescriptorTests {
+    @Test func namesSpellTheVariant() throws {
+        let d = try AttentionKernelDescriptor(
+            method: .int8, headDim: 128, causal: true, output: .bfloat16, writesLogSumExp: true, arch: "sm_90",
+            tiles: .init(blockM: 64, stages: 2, qInRegisters: false))
+        #expect(d.kernelName == "intfa_attention_int8_d128_causal_bf16_lse_m64_s2")
+        #expect(d.compileOptions.contains("-DINTFA_METHOD=0"))
+        #expect(d.compileOptions.contains("-arch=sm_90"))
+        #expect(d.threadsPerBlock == 128)
+        // 2 × (64·144 + 128·80 + 256) + 64·144
+        #expect(d.sharedMemoryBytes == 2 * (64 * 144 + 128 * 80 + 256) + 64 * 144)
+    }
+
+    @Test func fp8NeedsAda() {
+        #expect(throws: AttentionError.self) {
+            _ = try AttentionKernelDescriptor(method: .fp8E4M3, headDim: 64, causal: false, arch: "sm_80")
+        }
+        #expect(AttentionKernelDescriptor.allVariants(arch: "sm_80").allSatisfy { $0.method != .fp8E4M3 })
+        #expect(AttentionKernelDescriptor.allVariants(arch: "sm_90").contains { $0.method == .fp8E4M3 })
+    }
+
+    @Test func variantsAreDistinct() {
+        let variants = AttentionKernelDescriptor.allVariants(arch: "sm_90")
+        #expect(Set(variants.map(\.kernelName)).count == variants.count)
+        let quantizers = QuantizationKernelDescriptor.allVariants(arch: "sm_90")
+        #expect(Set(quantizers.map(\.kernelName)).count == quantizers.count)
+    }
+}
