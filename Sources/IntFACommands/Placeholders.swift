@@ -1,3 +1,2 @@
 import ArgumentParser
 struct Check: ParsableCommand {}
-struct Compile: ParsableCommand {}

@@ -21,6 +21,8 @@ public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible 
     case unsupportedMethod(method: String, backend: String, reason: String)
     /// The GPU backend cannot be used or a CUDA / NVRTC call failed.
     case gpu(String)
+    /// The GPU ran out of memory.
+    case gpuOutOfMemory(String)
     /// A file could not be read or written.
     case io(path: String, reason: String)
 
@@ -44,6 +46,8 @@ public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible 
             return "method \(method) is not available on the \(backend) backend: \(reason)"
         case let .gpu(message):
             return message
+        case let .gpuOutOfMemory(message):
+            return "out of GPU memory: " + message
         case let .io(path, reason):
             return "\(path): \(reason)"
         }

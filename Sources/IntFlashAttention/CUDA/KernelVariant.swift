@@ -1,0 +1,39 @@
+import CUDADriver
+
+/// One kernel of the embedded `.cu` sources, compiled with its own `-D` options for one
+/// architecture: what the kernel cache needs to build it and the launcher to find it.
+public protocol KernelVariant: Hashable, Sendable, CustomStringConvertible {
+    var sourceFile: String { get }
+    var kernelName: String { get }
+    var compileOptions: [String] { get }
+    var arch: String { get }
+    /// Dynamic shared memory a launch asks for.
+    var sharedMemoryBytes: Int { get }
+}
+
+extension AttentionKernelDescriptor: KernelVariant {}
+
+extension QuantizationKernelDescriptor: KernelVariant {
+    public var sharedMemoryBytes: Int { 0 }
+}
+
+extension KernelVariant {
+    /// The NVRTC request: the variant's source file with every embedded header available to
+    /// `#include`. The compiler adds `-arch` itself from `architecture`.
+    public func compilationRequest() throws(AttentionError) -> CompilationRequest {
+        guard let source = EmbeddedKernelSources.files[sourceFile] else {
+            throw .gpu("kernel source \(sourceFile) is not embedded in this build")
+        }
+        let headers = EmbeddedKernelSources.files.filter { $0.key.hasSuffix(".cuh") }
+        return CompilationRequest(
+            source: source, name: sourceFile, headers: headers,
+            options: compileOptions.filter { !$0.hasPrefix("-arch=") }, architecture: arch)
+    }
+}
+
+extension AttentionError {
+    /// Wraps a CUDA or NVRTC failure, keeping its whole message (call, code, log).
+    public init(_ error: CUDAError) {
+        self = error.isOutOfMemory ? .gpuOutOfMemory(error.description) : .gpu(error.description)
+    }
+}
