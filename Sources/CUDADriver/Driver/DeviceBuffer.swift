@@ -88,18 +88,7 @@ public final class DeviceBuffer: @unchecked Sendable {
         guard count >= 0 else { throw CUDAError.invalidArgument("cuMemcpyDtoH_v2", "negative count \(count)") }
         try checkRange(byteOffset, count * MemoryLayout<T>.stride, "cuMemcpyDtoH_v2")
         guard count > 0 else { return [] }
-        try context.makeCurrent()
-        let api = context.api
-        let source = address + UInt64(byteOffset)
-        var result: Int32 = 0
-        let array = [T](unsafeUninitializedCapacity: count) { storage, initialized in
-            result = api.memcpyDtoH(UnsafeMutableRawPointer(storage.baseAddress), source, count * MemoryLayout<T>.stride)
-            // On failure the bytes are garbage but still valid bit patterns of a
-            // BitwiseCopyable type; the array is discarded by the throw below.
-            initialized = count
-        }
-        try api.check(result, "cuMemcpyDtoH_v2")
-        return array
+        return try context.read(T.self, from: address + UInt64(byteOffset), count: count)
     }
 
     /// Copies all of `source` into this buffer at `byteOffset`, device to device.

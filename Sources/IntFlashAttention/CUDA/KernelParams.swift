@@ -5,7 +5,7 @@
 /// values in pairs), so Swift's layout equals the C layout with no padding; the tests in
 /// `KernelParamsLayoutTests` check each offset against the comments of `params.cuh`.
 /// Strides count elements of the tensor they describe.
-public struct AttentionParams: Sendable, Equatable {
+public struct AttentionParams: Sendable, Equatable, BitwiseCopyable {
     /// Q: 8-bit codes or fp16 values, logical [B, H, Nq, D].
     public var q: UInt64 = 0
     /// K: codes or fp16 values, logical [B, Hkv, Nk, D].
@@ -53,7 +53,7 @@ public struct AttentionParams: Sendable, Equatable {
 }
 
 /// Parameter block of every quantization kernel (`QuantizationParams` in `params.cuh`).
-public struct QuantizationParams: Sendable, Equatable {
+public struct QuantizationParams: Sendable, Equatable, BitwiseCopyable {
     /// fp16 / bf16 input, logical [B, Hx, N, D] with the strides below.
     public var input: UInt64 = 0
     /// Output codes: rows [B, Hx, N, D], Vt [B, Hx, D, NPad], or fp16 [B, Hx, N, D].

@@ -37,3 +37,8 @@ extension AttentionError {
         self = error.isOutOfMemory ? .gpuOutOfMemory(error.description) : .gpu(error.description)
     }
 }
+
+/// Runs driver calls, turning a `CUDAError` into an `AttentionError` that keeps its message.
+func cuda<T>(_ body: () throws(CUDAError) -> T) throws(AttentionError) -> T {
+    do throws(CUDAError) { return try body() } catch { throw AttentionError(error) }
+}

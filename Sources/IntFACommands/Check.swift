@@ -1,0 +1,195 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import IntFlashAttention
+
+/// `intfa check`: every GPU kernel variant against the CPU path of its own scheme.
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run every GPU kernel variant on fresh random inputs against the CPU path of its scheme.",
+        discussion: """
+            For each method, head dim, masking and output type, over shapes including odd and \
+            unequal lengths, GQA, both layouts and bf16 inputs: the output (poisoned with NaN \
+            before each launch) must match the CPU implementation of the same scheme to \
+            relative L1 ≤ 2e-3, its error against float64 must be within 1.2× the CPU's, and \
+            the log-sum-exp must agree. The INT8 quantization kernels must match the CPU \
+            quantizers bit for bit. Exits with status 1 on any failure.
+            """
+    )
+
+    @Flag(help: "A sub-minute subset: one shape per variant.")
+    var quick = false
+
+    @Option(help: "CUDA device ordinal.")
+    var device = 0
+
+    @Option(help: "Seed of the input generator (default: from the clock, so every run draws fresh inputs).")
+    var seed: UInt64?
+
+    func run() throws {
+        let seed = self.seed ?? UInt64(DispatchTime.now().uptimeNanoseconds)
+        let engine = try reportingErrors { try CUDAAttention(device: device) }
+        print("device \(device): \(engine.context.properties.name) (\(engine.architecture)), seed \(seed)")
+        var generator = SplitMix64(seed: seed)
+        var table = TextTable(["result", "method", "D", "mask", "out", "shape", "vs CPU", "err GPU", "err CPU", "lse", "quant"])
+        var failures = 0
+        let progress = ProgressLine()
+        let cases = CheckCase.all(quick: quick, methods: engine.methods)
+        for (index, c) in cases.enumerated() {
+            progress.update("check \(index + 1)/\(cases.count): \(c.method.rawValue) \(c.shapeDescription)")
+            let outcome: CheckOutcome
+            do throws(AttentionError) {
+                outcome = try c.evaluate(on: engine, generator: &generator)
+            } catch {
+                outcome = CheckOutcome(failure: error.description)
+            }
+            if !outcome.passed { failures += 1 }
+            table.append([
+                outcome.passed ? "ok" : "FAIL", c.method.rawValue, "\(c.headDim)", c.causal ? "causal" : "full",
+                c.output.rawValue, c.shapeDescription,
+                formatted(outcome.vsCPU), formatted(outcome.gpuError), formatted(outcome.cpuError),
+                formatted(outcome.lseError), outcome.quantization,
+            ])
+            if let failure = outcome.failure { table.append(["", failure]) }
+        }
+        progress.finish()
+        print(table.rendered)
+        print("\(cases.count - failures) passed, \(failures) failed")
+        if failures > 0 { throw ExitCode.failure }
+    }
+}
+
+/// One kernel variant on one shape.
+struct CheckCase {
+    var method: AttentionMethod
+    var headDim: Int
+    var causal: Bool
+    var output: ElementType
+    var input: ElementType
+    var layout: TensorLayout
+    var batch: Int, heads: Int, kvHeads: Int, queryLength: Int, keyLength: Int
+
+    var shapeDescription: String {
+        var text = "B\(batch) H\(heads)"
+        if kvHeads != heads { text += "/\(kvHeads)" }
+        return text + " \(queryLength)x\(keyLength) \(layout.rawValue) \(input.rawValue)"
+    }
+
+    /// (B, H, Hkv, Nq, Nk, layout, input): odd lengths, Nq ≠ Nk both ways, GQA, MQA, BNHD, bf16.
+    static let shapes: [(Int, Int, Int, Int, Int, TensorLayout, ElementType)] = [
+        (1, 1, 1, 1, 1, .bhnd, .float16),
+        (1, 2, 2, 63, 65, .bnhd, .float16),
+        (1, 4, 2, 127, 127, .bhnd, .bfloat16),
+        (2, 2, 2, 65, 200, .bhnd, .float16),
+        (1, 2, 2, 200, 65, .bnhd, .float16),
+        (1, 4, 1, 1000, 1000, .bhnd, .float16),
+        (1, 2, 2, 1000, 333, .bnhd, .bfloat16),
+        (1, 1, 1, 2048, 2048, .bhnd, .float16),
+    ]
+
+    static func all(quick: Bool, methods: [AttentionMethod]) -> [CheckCase] {
+        var cases: [CheckCase] = []
+        var rotation = 0
+        for method in methods {
+            for headDim in AttentionKernelDescriptor.supportedHeadDims(method) {
+                for causal in [false, true] {
+                    for output in [ElementType.float16, .bfloat16] {
+                        let picked = quick ? [shapes[rotation % (shapes.count - 1)]] : shapes
+                        rotation += 1
+                        for (b, h, hkv, nq, nk, layout, input) in picked {
+                            // The fp16 kernel reads bf16 through a conversion pass; keep it
+                            // covered but mostly check fp16 inputs there.
+                            cases.append(CheckCase(
+                                method: method, headDim: headDim, causal: causal, output: output,
+                                input: input, layout: layout, batch: b, heads: h, kvHeads: hkv,
+                                queryLength: nq, keyLength: nk))
+                        }
+                        if quick { break }  // one output type per (method, D, mask) in quick mode
+                    }
+                }
+            }
+        }
+        return cases
+    }
+
+    func evaluate(on engine: CUDAAttention, generator: inout SplitMix64) throws(AttentionError) -> CheckOutcome {
+        let problem = try AttentionProblem(
+            batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queryLength, keyLength: keyLength,
+            headDim: headDim, causal: causal)
+        let (q, k, v) = InputDistribution.normal.makeInputs(for: problem, using: &generator)
+        func tensor(_ values: [Float], heads: Int, tokens: Int) throws(AttentionError) -> AttentionTensor {
+            let ordered = TensorLayout.bhnd.reorder(values, to: layout, batch: batch, heads: heads, tokens: tokens, headDim: headDim)
+            return try AttentionTensor(
+                converting: ordered, to: input, batch: batch, heads: heads, tokens: tokens, headDim: headDim, layout: layout)
+        }
+        let qt = try tensor(q, heads: heads, tokens: queryLength)
+        let kt = try tensor(k, heads: kvHeads, tokens: keyLength)
+        let vt = try tensor(v, heads: kvHeads, tokens: keyLength)
+        // Both paths see exactly the rounded inputs.
+        let (qr, kr, vr) = (qt.floatsBHND(), kt.floatsBHND(), vt.floatsBHND())
+
+        let gpu = try engine.run(method, problem: problem, q: qt, k: kt, v: vt, outputType: output, computeLogSumExp: true)
+        let cpu = try CPUAttention.run(method, problem: problem, q: qr, k: kr, v: vr)
+        let reference = try CPUAttention.reference(problem, q: qr, k: kr, v: vr)
+        // The CPU output rounded as the GPU's is: output rounding is part of the scheme.
+        let cpuRounded = try AttentionTensor(
+            converting: cpu.output, to: output, batch: batch, heads: heads, tokens: queryLength, headDim: headDim
+        ).floats()
+        let gpuOut = gpu.output.floatsBHND()
+        var outcome = CheckOutcome()
+        outcome.vsCPU = ErrorMetrics(output: gpuOut, reference: cpuRounded.map(Double.init)).relativeL1
+        outcome.gpuError = ErrorMetrics(output: gpuOut, reference: reference).relativeL1
+        outcome.cpuError = ErrorMetrics(output: cpuRounded, reference: reference).relativeL1
+        outcome.lseError = zip(gpu.logSumExp, cpu.logSumExp).reduce(0.0) { worst, pair in
+            if pair.0 == pair.1 { return worst }  // both −∞ for rows that see no key
+            return max(worst, Double(abs(pair.0 - pair.1)))
+        }
+        if method == .int8 || method == .int8Paper {
+            let onDevice = try engine.quantizeOnDevice(method, problem: problem, q: qt, k: kt, v: vt)
+            let onHost = try QuantizedAttentionInputs.quantize(method: method, problem: problem, q: qr, k: kr, v: vr)
+            outcome.quantization = onDevice.bitwiseEqual(onHost) ?? "bit-exact"
+        }
+        outcome.judge()
+        return outcome
+    }
+}
+
+/// What one case measured, and whether it passed.
+struct CheckOutcome {
+    var vsCPU = Double.nan, gpuError = Double.nan, cpuError = Double.nan, lseError = Double.nan
+    var quantization = "-"
+    var failure: String?
+
+    init() {}
+
+    init(failure: String) { self.failure = failure }
+
+    var passed: Bool { failure == nil }
+
+    mutating func judge() {
+        var problems: [String] = []
+        if !(vsCPU <= 2e-3) { problems.append("GPU vs CPU rel L1 \(formatted(vsCPU)) > 2e-3") }
+        // A small absolute allowance keeps near-exact methods (fp16: ~1e-4) from failing on
+        // ratios of rounding noise.
+        if !(gpuError <= 1.2 * cpuError + 1e-5) {
+            problems.append("error vs float64 \(formatted(gpuError)) > 1.2 × CPU's \(formatted(cpuError))")
+        }
+        if !(lseError <= 1e-3) { problems.append("log-sum-exp differs by \(formatted(lseError))") }
+        if quantization != "-" && quantization != "bit-exact" { problems.append("quantizers differ: \(quantization)") }
+        failure = problems.isEmpty ? nil : problems.joined(separator: "; ")
+    }
+}
+
+extension QuantizedAttentionInputs {
+    /// nil when every code and scale is bit-identical to `other`'s, else what differs first.
+    func bitwiseEqual(_ other: QuantizedAttentionInputs) -> String? {
+        func same(_ a: [Float], _ b: [Float]) -> Bool { a.map(\.bitPattern) == b.map(\.bitPattern) }
+        if queryCodes != other.queryCodes { return "Q codes" }
+        if !same(queryScales, other.queryScales) { return "Q scales" }
+        if keyCodes != other.keyCodes { return "K codes" }
+        if !same(keyScales, other.keyScales) { return "K scales" }
+        if valueCodesTransposed != other.valueCodesTransposed { return "V codes" }
+        if !same(valueScales, other.valueScales) { return "V scales" }
+        return nil
+    }
+}

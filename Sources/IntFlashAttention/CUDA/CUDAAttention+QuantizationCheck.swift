@@ -1,0 +1,48 @@
+import CUDADriver
+
+extension CUDAAttention {
+    /// Quantizes host tensors with the GPU kernels and returns the codes and scales in the CPU
+    /// quantizer's form (Vt in plain key order, K scales without padding), so the two can be
+    /// compared bit for bit. INT8 schemes only.
+    public func quantizeOnDevice(
+        _ method: AttentionMethod, problem: AttentionProblem,
+        q: AttentionTensor, k: AttentionTensor, v: AttentionTensor
+    ) throws(AttentionError) -> QuantizedAttentionInputs {
+        let buffers = try [q, k, v].map { (tensor) throws(AttentionError) in
+            try cuda { () throws(CUDAError) in try upload(tensor) }
+        }
+        let inputs = try withExtendedLifetime(buffers) { () throws(AttentionError) -> QuantizedDeviceInputs in
+            let result = try quantize(method, problem: problem, q: buffers[0].1, k: buffers[1].1, v: buffers[2].1)
+            try cuda { () throws(CUDAError) in try stream.synchronize() }
+            return result
+        }
+        let b = problem.batch, h = problem.heads, hkv = problem.kvHeads, d = problem.headDim
+        let nq = problem.queryLength, nk = problem.keyLength
+        let nkPad = QuantizedDeviceInputs.paddedKeyLength(nk)
+        let vScaleCount = method == .int8Paper ? b * hkv : b * hkv * d
+        return try cuda { () throws(CUDAError) in
+            let paddedKeyScales = try context.read(Float.self, from: inputs.kScale, count: b * hkv * nkPad)
+            let permuted = try context.read(Int8.self, from: inputs.vt, count: b * hkv * d * nkPad)
+            var vt = permuted
+            for row in 0..<(b * hkv * d) {
+                for position in 0..<nkPad {
+                    vt[row * nkPad + Self.permutedKey(position: position)] = permuted[row * nkPad + position]
+                }
+            }
+            return QuantizedAttentionInputs(
+                method: method, problem: problem,
+                queryCodes: try context.read(Int8.self, from: inputs.q, count: b * h * nq * d),
+                queryScales: try context.read(Float.self, from: inputs.qScale, count: b * h * nq),
+                keyCodes: try context.read(Int8.self, from: inputs.k, count: b * hkv * nk * d),
+                keyScales: (0..<(b * hkv)).flatMap { head in paddedKeyScales[(head * nkPad)..<(head * nkPad + nk)] },
+                valueCodesTransposed: vt,
+                valueScales: try context.read(Float.self, from: inputs.vScale, count: vScaleCount))
+        }
+    }
+
+    /// The key stored at `position` of Vt, within its group of 32 (docs/SCHEMES.md).
+    static func permutedKey(position p: Int) -> Int {
+        let group = p / 32 * 32, r = p % 32
+        return group + 16 * (r / 16) + 8 * ((r % 4) / 2) + 2 * ((r % 16) / 4) + (r % 2)
+    }
+}

@@ -1,0 +1,55 @@
+/// A Q, K, V or O tensor in GPU memory that the caller owns: a device address, an element
+/// type and element strides of a logical [batch, heads, tokens, headDim] tensor whose head
+/// dim is contiguous. BHND and BNHD are both just strides, so neither needs a copy.
+public struct DeviceTensor: Sendable, Hashable {
+    /// Device address of element (0, 0, 0, 0).
+    public var address: UInt64
+    /// fp16 or bf16.
+    public var elementType: ElementType
+    public var strides: TensorStrides
+
+    public init(address: UInt64, elementType: ElementType, strides: TensorStrides) {
+        self.address = address
+        self.elementType = elementType
+        self.strides = strides
+    }
+
+    /// A contiguous tensor in `layout`.
+    public init(address: UInt64, elementType: ElementType, layout: TensorLayout, heads: Int, tokens: Int, headDim: Int) {
+        self.init(
+            address: address, elementType: elementType,
+            strides: layout.strides(heads: heads, tokens: tokens, headDim: headDim))
+    }
+}
+
+/// INT8 inputs already quantized in the GPU layout of docs/SCHEMES.md (for callers that keep
+/// INT8 K/V caches): contiguous codes and fp32 scales, `vt` transposed and key-permuted.
+public struct QuantizedDeviceInputs: Sendable, Hashable {
+    /// `.int8` or `.int8Paper`: which block update and which V scale shape the kernel uses.
+    public var method: AttentionMethod
+    /// s8 [B, H, Nq, D].
+    public var q: UInt64
+    /// fp32 [B, H, Nq], already multiplied by softmaxScale·log2(e).
+    public var qScale: UInt64
+    /// s8 [B, Hkv, Nk, D].
+    public var k: UInt64
+    /// fp32 [B, Hkv, NkPad], zero past Nk.
+    public var kScale: UInt64
+    /// s8 [B, Hkv, D, NkPad], keys permuted within each group of 32.
+    public var vt: UInt64
+    /// fp32 [B, Hkv, D] (`int8`) or [B, Hkv] (`int8-paper`).
+    public var vScale: UInt64
+
+    public init(method: AttentionMethod, q: UInt64, qScale: UInt64, k: UInt64, kScale: UInt64, vt: UInt64, vScale: UInt64) {
+        self.method = method
+        self.q = q
+        self.qScale = qScale
+        self.k = k
+        self.kScale = kScale
+        self.vt = vt
+        self.vScale = vScale
+    }
+
+    /// Keys rounded up to the 64-key block: the padded length of `vt` rows and `kScale`.
+    public static func paddedKeyLength(_ keyLength: Int) -> Int { (keyLength + 63) / 64 * 64 }
+}
