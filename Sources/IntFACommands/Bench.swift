@@ -8,8 +8,14 @@ struct Bench: ParsableCommand {
         abstract: "Time attention kernels side by side (median of repeated runs).",
         discussion: """
             CPU backend: the int8 path (quantization included) against the project's fp32 \
-            FlashAttention on the same inputs, both using every thread. Operations are counted \
-            as 4·B·H·Nq·Nk·D, half when causal.
+            FlashAttention on the same inputs, both using every thread.
+            CUDA backend: int8 (on pre-quantized inputs), int8+quant (fp16 in, quantization \
+            included), int8-paper, fp8-e4m3 (pre-quantized) and fp16, timed with CUDA events \
+            after warm-up, median of --repeats runs, inputs rotated over enough copies to \
+            defeat the L2 cache. Without shape options it runs the paper's configurations \
+            (B=4, H=32, D=64) and the 16k-token sweep (B·N = 16384, H·D = 2048). --peers adds \
+            records from bench/sdpa_baseline.py to the table and the chart.
+            Operations are counted as 4·B·H·Nq·Nk·D, half when causal.
             """
     )
 
@@ -20,20 +26,20 @@ struct Bench: ParsableCommand {
     @Option(help: "Backend to time: \(Backend.allCases.map(\.rawValue).joined(separator: ", ")).")
     var backend: Backend = .cpu
 
-    @Option(help: "Batch size.")
-    var batch = 1
+    @Option(help: "Batch size (CPU default 1).")
+    var batch: Int?
 
-    @Option(help: "Query heads.")
-    var heads = 8
+    @Option(help: "Query heads (CPU default 8).")
+    var heads: Int?
 
     @Option(name: .customLong("kv-heads"), help: "Key/value heads (default: heads).")
     var kvHeads: Int?
 
-    @Option(help: "Sequence length (Nq = Nk).")
-    var seqlen = 4096
+    @Option(help: "Sequence length, Nq = Nk (CPU default 4096).")
+    var seqlen: Int?
 
-    @Option(name: .customLong("head-dim"), help: "Head dimension.")
-    var headDim = 128
+    @Option(name: .customLong("head-dim"), help: "Head dimension (CPU default 128).")
+    var headDim: Int?
 
     @Flag(help: "Causal masking.")
     var causal = false
@@ -41,8 +47,23 @@ struct Bench: ParsableCommand {
     @Option(help: "CPU methods to time; the first is the baseline of the speedup column.")
     var method = CommaSeparated<AttentionMethod>([.fp32, .int8])
 
-    @Option(help: "Timed runs per kernel (the median is reported).")
-    var repeats = 5
+    @Option(help: "Timed runs per kernel, the median is reported (default: 5 on the CPU, 30 on the GPU).")
+    var repeats: Int?
+
+    @Option(help: "Untimed warm-up runs per GPU kernel.")
+    var warmup = 5
+
+    @Option(help: "CUDA device ordinal.")
+    var device = 0
+
+    @Flag(help: "GPU suites at N = 1k, 4k and 16k only.")
+    var quick = false
+
+    @Option(help: "JSON records of peer kernels (bench/sdpa_baseline.py) to show beside ours.")
+    var peers: String?
+
+    @Option(help: "Write a chart of TOPS against N to this SVG file.")
+    var svg: String?
 
     @Option(help: "CPU threads (default: all).")
     var threads: Int?
@@ -51,23 +72,57 @@ struct Bench: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
+        if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1") }
+        if warmup < 0 { throw ValidationError("--warmup must not be negative") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
-        let records = try reportingErrors { try runCPU() }
-        if json {
-            try printJSON(records)
-        } else {
-            print(Self.table(records))
+        switch backend {
+        case .cpu:
+            let records = try reportingErrors { try runCPU() }
+            if json { try printJSON(records) } else { print(Self.table(records)) }
+        case .cuda:
+            var records = try reportingErrors { try runCUDA() }
+            if let peers {
+                do {
+                    records += try JSONDecoder().decode([BenchRecord].self, from: Data(contentsOf: URL(fileURLWithPath: peers)))
+                } catch {
+                    throw ValidationFailure(message: "\(peers): cannot read peer records: \(error)")
+                }
+            }
+            let report = GPUBenchReport(records: records)
+            if let svg {
+                do { try report.svg.write(toFile: svg, atomically: true, encoding: .utf8) } catch {
+                    throw ValidationFailure(message: "\(svg): cannot write: \(error.localizedDescription)")
+                }
+            }
+            if json { try printJSON(records) } else { print(report.table) }
         }
+    }
+
+    private var shapeGiven: Bool { batch != nil || heads != nil || seqlen != nil || headDim != nil || causal }
+
+    private func runCUDA() throws(AttentionError) -> [BenchRecord] {
+        let engine = try CUDAAttention(device: device)
+        let benchmark = GPUBenchmark(engine: engine, repeats: repeats ?? 30, warmup: warmup)
+        let configs = shapeGiven
+            ? [GPUBenchConfig(batch: batch ?? 1, heads: heads ?? 16, seqlen: seqlen ?? 8192, headDim: headDim ?? 128, causal: causal)]
+            : GPUBenchConfig.suites(quick: quick)
+        let progress = ProgressLine()
+        var records: [BenchRecord] = []
+        for config in configs {
+            records += try benchmark.run(config, kernels: GPUBenchKernel.allCases, progress: progress)
+        }
+        progress.finish()
+        return records
     }
 
     private func runCPU() throws(AttentionError) -> [BenchRecord] {
         let problem = try AttentionProblem(
-            batch: batch, heads: heads, kvHeads: kvHeads, queryLength: seqlen, keyLength: seqlen,
-            headDim: headDim, causal: causal)
+            batch: batch ?? 1, heads: heads ?? 8, kvHeads: kvHeads, queryLength: seqlen ?? 4096, keyLength: seqlen ?? 4096,
+            headDim: headDim ?? 128, causal: causal)
+        let repeats = self.repeats ?? 5
         var generator = SplitMix64(seed: UInt64(DispatchTime.now().uptimeNanoseconds))
         let (q, k, v) = InputDistribution.normal.makeInputs(for: problem, using: &generator)
         let progress = ProgressLine()

@@ -65,8 +65,8 @@ public final class CUDAAttention: @unchecked Sendable {
         output: DeviceTensor, logSumExp: UInt64? = nil
     ) throws(AttentionError) {
         try problem.validate()
-        guard inputs.method == .int8 || inputs.method == .int8Paper else {
-            throw .unsupportedMethod(method: inputs.method.rawValue, backend: "cuda", reason: "pre-quantized inputs are INT8 schemes only")
+        guard inputs.method != .fp16 else {
+            throw .unsupportedMethod(method: inputs.method.rawValue, backend: "cuda", reason: "fp16 has no quantized form")
         }
         guard problem.queryLength > 0 else { return }
         try serialized { () throws(AttentionError) in
@@ -76,17 +76,20 @@ public final class CUDAAttention: @unchecked Sendable {
         }
     }
 
-    /// Quantizes fp16/bf16 device tensors into this instance's workspace and returns them
-    /// in the pre-quantized form (valid until the next call on this instance).
+    /// Quantizes fp16/bf16 device tensors with `method`'s scheme (INT8 or FP8) and returns
+    /// them in the pre-quantized form: into `destination`'s buffers when given (sized by
+    /// ``QuantizedDeviceInputs/byteCounts(method:problem:)``), else into this instance's
+    /// workspace, valid until its next call.
     public func quantize(
-        _ method: AttentionMethod, problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor
+        _ method: AttentionMethod, problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor,
+        into destination: QuantizedDeviceInputs? = nil
     ) throws(AttentionError) -> QuantizedDeviceInputs {
         try problem.validate()
-        guard method == .int8 || method == .int8Paper else {
-            throw .unsupportedMethod(method: method.rawValue, backend: "cuda", reason: "only INT8 schemes have a pre-quantized form")
+        guard method != .fp16 else {
+            throw .unsupportedMethod(method: method.rawValue, backend: "cuda", reason: "fp16 has no quantized form")
         }
         return try serialized { () throws(AttentionError) in
-            let params = try prepareInputs(method, problem: problem, q: q, k: k, v: v)
+            let params = try prepareInputs(method, problem: problem, q: q, k: k, v: v, destination: destination)
             return QuantizedDeviceInputs(
                 method: method, q: params.q, qScale: params.qScale, k: params.k, kScale: params.kScale,
                 vt: params.v, vScale: params.vScale)
@@ -185,7 +188,8 @@ public final class CUDAAttention: @unchecked Sendable {
     /// Runs `method`'s quantization kernels (or none, for fp16 inputs of `fp16`) and returns
     /// the attention parameters that read their results.
     private func prepareInputs(
-        _ method: AttentionMethod, problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor
+        _ method: AttentionMethod, problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor,
+        destination: QuantizedDeviceInputs? = nil
     ) throws(AttentionError) -> AttentionParams {
         for (name, tensor) in [("Q", q), ("K", k), ("V", v)] where tensor.elementType == .float32 {
             throw .unsupportedMethod(method: method.rawValue, backend: "cuda", reason: "\(name) must be fp16 or bf16 on the GPU")
@@ -221,12 +225,18 @@ public final class CUDAAttention: @unchecked Sendable {
         let statsK = (mean: try addr(.kMean, b * hkv * d * 4), amax: try addr(.kAmax, b * hkv * d * 4))
         let statsV = (mean: try addr(.vMean, b * hkv * d * 4), amax: try addr(.vAmax, b * hkv * d * 4))
         var params = AttentionParams()
-        params.q = try addr(.qCodes, b * h * nq * d)
-        params.qScale = try addr(.qScales, b * h * max(nq, 1) * 4)
-        params.k = try addr(.kCodes, b * hkv * nk * d)
-        params.kScale = try addr(.kScales, b * hkv * nkPad * 4)
-        params.v = try addr(.vCodes, b * hkv * d * nkPad)
-        params.vScale = try addr(.vScales, b * hkv * d * 4)
+        if let destination {
+            (params.q, params.qScale, params.k) = (destination.q, destination.qScale, destination.k)
+            (params.kScale, params.v, params.vScale) = (destination.kScale, destination.vt, destination.vScale)
+        } else {
+            let bytes = QuantizedDeviceInputs.byteCounts(method: method, problem: problem)
+            params.q = try addr(.qCodes, bytes.q)
+            params.qScale = try addr(.qScales, bytes.qScale)
+            params.k = try addr(.kCodes, bytes.k)
+            params.kScale = try addr(.kScales, bytes.kScale)
+            params.v = try addr(.vCodes, bytes.vt)
+            params.vScale = try addr(.vScales, bytes.vScale)
+        }
 
         func quantizationParams(
             _ tensor: DeviceTensor, heads: Int, tokens: Int, padded: Int, codes: UInt64, scales: UInt64,

@@ -22,10 +22,11 @@ public struct DeviceTensor: Sendable, Hashable {
     }
 }
 
-/// INT8 inputs already quantized in the GPU layout of docs/SCHEMES.md (for callers that keep
-/// INT8 K/V caches): contiguous codes and fp32 scales, `vt` transposed and key-permuted.
+/// Inputs already quantized in the GPU layout of docs/SCHEMES.md (for callers that keep INT8
+/// K/V caches): contiguous codes and fp32 scales, `vt` transposed and key-permuted. The FP8
+/// scheme uses the same form with e4m3 codes and one scale per (batch, head) tensor.
 public struct QuantizedDeviceInputs: Sendable, Hashable {
-    /// `.int8` or `.int8Paper`: which block update and which V scale shape the kernel uses.
+    /// `.int8`, `.int8Paper` or `.fp8E4M3`: the block update and the scale shapes the kernel uses.
     public var method: AttentionMethod
     /// s8 [B, H, Nq, D].
     public var q: UInt64
@@ -51,5 +52,21 @@ public struct QuantizedDeviceInputs: Sendable, Hashable {
     }
 
     /// Keys rounded up to the 64-key block: the padded length of `vt` rows and `kScale`.
-    public static func paddedKeyLength(_ keyLength: Int) -> Int { (keyLength + 63) / 64 * 64 }
+    public static func paddedKeyLength(_ keyLength: Int) -> Int { QuantizedAttentionInputs.paddedKeyLength(keyLength) }
+
+    /// Bytes each buffer needs for `problem` under `method`.
+    public static func byteCounts(
+        method: AttentionMethod, problem: AttentionProblem
+    ) -> (q: Int, qScale: Int, k: Int, kScale: Int, vt: Int, vScale: Int) {
+        let b = problem.batch, h = problem.heads, hkv = problem.kvHeads, d = problem.headDim
+        let nkPad = paddedKeyLength(problem.keyLength)
+        let perTensor = method == .fp8E4M3
+        return (
+            q: b * h * problem.queryLength * d,
+            qScale: perTensor ? b * h * 4 : b * h * max(problem.queryLength, 1) * 4,
+            k: b * hkv * problem.keyLength * d,
+            kScale: perTensor ? b * hkv * 4 : b * hkv * nkPad * 4,
+            vt: b * hkv * d * nkPad,
+            vScale: method == .int8 ? b * hkv * d * 4 : b * hkv * 4)
+    }
 }

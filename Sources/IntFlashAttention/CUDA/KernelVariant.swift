@@ -39,6 +39,6 @@ extension AttentionError {
 }
 
 /// Runs driver calls, turning a `CUDAError` into an `AttentionError` that keeps its message.
-func cuda<T>(_ body: () throws(CUDAError) -> T) throws(AttentionError) -> T {
+public func cuda<T>(_ body: () throws(CUDAError) -> T) throws(AttentionError) -> T {
     do throws(CUDAError) { return try body() } catch { throw AttentionError(error) }
 }
