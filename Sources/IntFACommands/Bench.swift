@@ -65,6 +65,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Write a chart of TOPS against N to this SVG file.")
     var svg: String?
 
+    @Option(help: "Render saved GPU records (from --json) instead of measuring.")
+    var records: String?
+
     @Option(help: "CPU threads (default: all).")
     var threads: Int?
 
@@ -83,14 +86,8 @@ struct Bench: ParsableCommand {
             let records = try reportingErrors { try runCPU() }
             if json { try printJSON(records) } else { print(Self.table(records)) }
         case .cuda:
-            var records = try reportingErrors { try runCUDA() }
-            if let peers {
-                do {
-                    records += try JSONDecoder().decode([BenchRecord].self, from: Data(contentsOf: URL(fileURLWithPath: peers)))
-                } catch {
-                    throw ValidationFailure(message: "\(peers): cannot read peer records: \(error)")
-                }
-            }
+            var records = try self.records.map(Self.load) ?? reportingErrors { try runCUDA() }
+            if let peers { records += try Self.load(peers) }
             let report = GPUBenchReport(records: records)
             if let svg {
                 do { try report.svg.write(toFile: svg, atomically: true, encoding: .utf8) } catch {
@@ -98,6 +95,14 @@ struct Bench: ParsableCommand {
                 }
             }
             if json { try printJSON(records) } else { print(report.table) }
+        }
+    }
+
+    private static func load(_ path: String) throws -> [BenchRecord] {
+        do {
+            return try JSONDecoder().decode([BenchRecord].self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw ValidationFailure(message: "\(path): cannot read benchmark records: \(error)")
         }
     }
 
