@@ -1,0 +1,83 @@
+import CUDADriver
+import Foundation
+import IntFlashAttention
+import Testing
+
+/// Whether the kernel compile tests run: the policy of `NVRTCForTests` in
+/// Tests/CUDADriverTests/TestSupport.swift, restated because test targets cannot share
+/// code. NVRTC found → run; absent → skip, unless `INTFA_REQUIRE_NVRTC` is set (CI, via
+/// scripts/test.sh), where the tests run so that the missing library fails them.
+private enum KernelCompileNVRTC {
+    static let required: Bool = {
+        let value = ProcessInfo.processInfo.environment["INTFA_REQUIRE_NVRTC"] ?? ""
+        return !value.isEmpty && value != "0"
+    }()
+
+    static var shouldRun: Bool {
+        if required { return true }
+        do throws(CUDAError) {
+            _ = try NVRTCCompiler()
+            return true
+        } catch {
+            return false
+        }
+    }
+}
+
+/// Every kernel variant the library can launch compiles for sm_80 and sm_90, and ptxas
+/// keeps it in registers: a spill is a silent slowdown that only a GPU benchmark would
+/// otherwise show, so it fails here, on machines without a GPU.
+@Suite(.enabled(if: KernelCompileNVRTC.shouldRun, "NVRTC not found; set INTFA_NVRTC or INTFA_REQUIRE_NVRTC=1"))
+struct KernelCompileTests {
+    /// What compiling one variant gave: its ptxas line, or why there is none.
+    private enum Outcome: Sendable {
+        case compiled(KernelResourceUsage)
+        case noReport(log: String)
+        case failed(String)
+    }
+
+    @Test(arguments: ["sm_80", "sm_90"])
+    func everyVariantCompilesWithoutSpills(arch: String) async throws {
+        let cache = KernelCache(compiler: try NVRTCCompiler(), directory: nil)
+        let variants: [any KernelVariant] =
+            AttentionKernelDescriptor.allVariants(arch: arch) + QuantizationKernelDescriptor.allVariants(arch: arch)
+        #expect(!variants.isEmpty)
+
+        // One child task per variant: NVRTC calls block, so the group keeps every thread of
+        // the cooperative pool (one per core) compiling. Both architectures: about 17 s on 2
+        // cores, against about 30 s of CPU time one at a time.
+        let outcomes = await withTaskGroup(of: (Int, Outcome).self) { group in
+            for (index, variant) in variants.enumerated() {
+                group.addTask { (index, Self.compile(variant, cache: cache)) }
+            }
+            var outcomes = [Outcome?](repeating: nil, count: variants.count)
+            for await (index, outcome) in group { outcomes[index] = outcome }
+            return outcomes
+        }
+
+        for (variant, outcome) in zip(variants, outcomes) {
+            switch outcome {
+            case let .compiled(usage):
+                #expect(usage.registers > 0, "\(variant)")
+                #expect(usage.spillStoreBytes == 0, "\(variant): \(usage.registers) registers")
+                #expect(usage.spillLoadBytes == 0, "\(variant): \(usage.registers) registers")
+            case let .noReport(log):
+                Issue.record("\(variant): ptxas reported nothing for the kernel; log:\n\(log)")
+            case let .failed(message):
+                Issue.record("\(variant): \(message)")
+            case nil:
+                Issue.record("\(variant): its compile task returned no result")
+            }
+        }
+    }
+
+    private static func compile(_ variant: any KernelVariant, cache: KernelCache) -> Outcome {
+        do {
+            let kernel = try cache.kernel(for: try variant.compilationRequest())
+            guard let usage = kernel.report[variant.kernelName] else { return .noReport(log: kernel.log) }
+            return .compiled(usage)
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+}
