@@ -56,11 +56,8 @@ struct Compile: ParsableCommand {
     }
 
     private func compileAll() throws(AttentionError) -> [CompileRecord] {
-        let cache: KernelCache
-        do throws(CUDAError) {
-            cache = noCache ? KernelCache(compiler: try NVRTCCompiler(), directory: nil) : try KernelCache()
-        } catch {
-            throw AttentionError(error)
+        let cache = try cuda { () throws(CUDAError) in
+            noCache ? KernelCache(compiler: try NVRTCCompiler(), directory: nil) : try KernelCache()
         }
         let variants: [any KernelVariant] = arch.values.flatMap { name -> [any KernelVariant] in
             AttentionKernelDescriptor.allVariants(arch: name) + QuantizationKernelDescriptor.allVariants(arch: name)
@@ -82,8 +79,7 @@ struct Compile: ParsableCommand {
 
     private static func compile(_ variant: any KernelVariant, cache: KernelCache) throws(AttentionError) -> CompileRecord {
         let request = try variant.compilationRequest()
-        let kernel: CompiledKernel
-        do throws(CUDAError) { kernel = try cache.kernel(for: request) } catch { throw AttentionError(error) }
+        let kernel = try cuda { () throws(CUDAError) in try cache.kernel(for: request) }
         guard let usage = kernel.report[variant.kernelName] else {
             throw .gpu("ptxas reported nothing for \(variant.kernelName) (\(variant.arch))")
         }

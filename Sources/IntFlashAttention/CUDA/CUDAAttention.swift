@@ -123,7 +123,7 @@ public final class CUDAAttention: @unchecked Sendable {
     private func function(_ variant: some KernelVariant) throws(AttentionError) -> CUDAFunction {
         if let entry = loaded[variant.kernelName] { return entry.function }
         let request = try variant.compilationRequest()
-        do throws(CUDAError) {
+        return try cuda { () throws(CUDAError) in
             let module = try cache.kernel(for: request).load(into: context)
             let function = try module.function(named: variant.kernelName)
             if variant.sharedMemoryBytes > 48 * 1024 {
@@ -131,8 +131,6 @@ public final class CUDAAttention: @unchecked Sendable {
             }
             loaded[variant.kernelName] = (module, function)
             return function
-        } catch {
-            throw AttentionError(error)
         }
     }
 
@@ -140,12 +138,10 @@ public final class CUDAAttention: @unchecked Sendable {
         _ variant: some KernelVariant, grid: LaunchDimensions, block: LaunchDimensions, params: Params
     ) throws(AttentionError) {
         let function = try function(variant)
-        do throws(CUDAError) {
+        try cuda { () throws(CUDAError) in
             try stream.launch(
                 function, grid: grid, block: block, sharedMemoryBytes: variant.sharedMemoryBytes,
                 arguments: [KernelStruct(params)])
-        } catch {
-            throw AttentionError(error)
         }
     }
 
@@ -219,7 +215,7 @@ public final class CUDAAttention: @unchecked Sendable {
         }
         let ws = workspace
         func addr(_ slot: AttentionWorkspace.Slot, _ bytes: Int) throws(AttentionError) -> UInt64 {
-            do throws(CUDAError) { return try ws.address(slot, byteCount: bytes) } catch { throw AttentionError(error) }
+            try cuda { () throws(CUDAError) in try ws.address(slot, byteCount: bytes) }
         }
         let statsQ = (mean: try addr(.qMean, b * h * d * 4), amax: try addr(.qAmax, b * h * d * 4))
         let statsK = (mean: try addr(.kMean, b * hkv * d * 4), amax: try addr(.kAmax, b * hkv * d * 4))
@@ -289,8 +285,7 @@ public final class CUDAAttention: @unchecked Sendable {
     ) throws(AttentionError) -> DeviceTensor {
         guard tensor.elementType == .bfloat16 else { return tensor }
         let count = problem.batch * heads * tokens * problem.headDim
-        let address: UInt64
-        do throws(CUDAError) { address = try workspace.address(slot, byteCount: count * 2) } catch { throw AttentionError(error) }
+        let address = try cuda { () throws(CUDAError) in try workspace.address(slot, byteCount: count * 2) }
         var p = QuantizationParams()
         p.input = tensor.address
         p.codes = address
