@@ -41,7 +41,7 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "intfa", dependencies: ["IntFACommands"]),
-        .testTarget(name: "IntFlashAttentionTests", dependencies: ["IntFlashAttention", "CUDADriver"]),
+        .testTarget(name: "IntFlashAttentionTests", dependencies: ["IntFlashAttention"]),
         .testTarget(name: "CUDADriverTests", dependencies: ["CUDADriver", "IntFlashAttention"]),
         .testTarget(name: "IntFACommandsTests", dependencies: ["IntFACommands"]),
     ]

@@ -97,8 +97,6 @@ struct CheckCase {
                         let picked = quick ? [shapes[rotation % (shapes.count - 1)]] : shapes
                         rotation += 1
                         for (b, h, hkv, nq, nk, layout, input) in picked {
-                            // The fp16 kernel reads bf16 through a conversion pass; keep it
-                            // covered but mostly check fp16 inputs there.
                             cases.append(CheckCase(
                                 method: method, headDim: headDim, causal: causal, output: output,
                                 input: input, layout: layout, batch: b, heads: h, kvHeads: hkv,

@@ -3,31 +3,10 @@ import Foundation
 import IntFlashAttention
 import Testing
 
-/// Whether the kernel compile tests run: the policy of `NVRTCForTests` in
-/// Tests/CUDADriverTests/TestSupport.swift, restated because test targets cannot share
-/// code. NVRTC found → run; absent → skip, unless `INTFA_REQUIRE_NVRTC` is set (CI, via
-/// scripts/test.sh), where the tests run so that the missing library fails them.
-private enum KernelCompileNVRTC {
-    static let required: Bool = {
-        let value = ProcessInfo.processInfo.environment["INTFA_REQUIRE_NVRTC"] ?? ""
-        return !value.isEmpty && value != "0"
-    }()
-
-    static var shouldRun: Bool {
-        if required { return true }
-        do throws(CUDAError) {
-            _ = try NVRTCCompiler()
-            return true
-        } catch {
-            return false
-        }
-    }
-}
-
 /// Every kernel variant the library can launch compiles for sm_80 and sm_90, and ptxas
 /// keeps it in registers: a spill is a silent slowdown that only a GPU benchmark would
 /// otherwise show, so it fails here, on machines without a GPU.
-@Suite(.enabled(if: KernelCompileNVRTC.shouldRun, "NVRTC not found; set INTFA_NVRTC or INTFA_REQUIRE_NVRTC=1"))
+@Suite(.enabled(if: NVRTCForTests.shouldRun, "NVRTC not found; set INTFA_NVRTC or INTFA_REQUIRE_NVRTC=1"))
 struct KernelCompileTests {
     /// What compiling one variant gave: its ptxas line, or why there is none.
     private enum Outcome: Sendable {
@@ -38,7 +17,7 @@ struct KernelCompileTests {
 
     @Test(arguments: ["sm_80", "sm_90"])
     func everyVariantCompilesWithoutSpills(arch: String) async throws {
-        let cache = KernelCache(compiler: try NVRTCCompiler(), directory: nil)
+        let cache = KernelCache(compiler: try NVRTCForTests.compiler(), directory: nil)
         let variants: [any KernelVariant] =
             AttentionKernelDescriptor.allVariants(arch: arch) + QuantizationKernelDescriptor.allVariants(arch: arch)
         #expect(!variants.isEmpty)
