@@ -56,6 +56,13 @@ struct DriverAPI: @unchecked Sendable {
     let eventSynchronize: @convention(c) (Handle?) -> Int32
     let eventElapsedTime: @convention(c) (Out<Float>?, Handle?, Handle?) -> Int32
 
+    /// `cuTensorMapEncodeTiled` (CUDA 12.0+): nil on older drivers, which cannot run TMA kernels.
+    typealias TensorMapEncodeTiled = @convention(c) (
+        UnsafeMutableRawPointer?, Int32, UInt32, UInt64, UnsafePointer<UInt64>?, UnsafePointer<UInt64>?,
+        UnsafePointer<UInt32>?, UnsafePointer<UInt32>?, Int32, Int32, Int32, Int32
+    ) -> Int32
+    let tensorMapEncodeTiled: TensorMapEncodeTiled?
+
     init(resolving lib: DynamicLibrary) throws(MissingSymbol) {
         initialize = try lib.require("cuInit")
         driverGetVersion = try lib.require("cuDriverGetVersion")
@@ -98,6 +105,7 @@ struct DriverAPI: @unchecked Sendable {
         eventSynchronize = try lib.require("cuEventSynchronize")
         // CUDA 12.8 added a _v2 with the same signature; older drivers only have the plain one.
         eventElapsedTime = try lib.requireAny(["cuEventElapsedTime_v2", "cuEventElapsedTime"])
+        tensorMapEncodeTiled = lib.function("cuTensorMapEncodeTiled", as: TensorMapEncodeTiled.self)
     }
 
     /// The driver's symbolic name and message for `code`.
