@@ -102,3 +102,25 @@ struct KernelDescriptorTests {
         #expect(Set(quantizers.map(\.kernelName)).count == quantizers.count)
     }
 }
+
+/// The Hopper parameter block: tensor maps at the 64-byte-aligned offsets the kernel
+/// declares, the shared block after them, and the C size (rounded up to 64).
+struct HopperParamsLayoutTests {
+    @Test func matchesTheKernelStruct() throws {
+        let source = try #require(EmbeddedKernelSources.files["attention_wgmma.cu"])
+        let body = try #require(source.components(separatedBy: "struct HopperAttentionParams {").dropFirst().first)
+        var offsets: [String: Int] = [:]
+        for line in body.split(separator: "\n") {
+            if line.hasPrefix("};") { break }
+            let parts = line.split(separator: "//", maxSplits: 1)
+            guard parts.count == 2, let offset = Int(parts[1].trimmingCharacters(in: .whitespaces)) else { continue }
+            let declaration = parts[0].trimmingCharacters(in: .whitespaces)
+            if let name = declaration.dropLast().split(separator: " ").last { offsets[String(name)] = offset }
+        }
+        #expect(offsets == ["keys": 0, "values": 128, "attention": 256])
+        #expect(MemoryLayout<HopperAttentionParams>.offset(of: \.keys) == 0)
+        #expect(MemoryLayout<HopperAttentionParams>.offset(of: \.values) == 128)
+        #expect(MemoryLayout<HopperAttentionParams>.offset(of: \.attention) == 256)
+        #expect(MemoryLayout<HopperAttentionParams>.size == 512)
+    }
+}

@@ -19,9 +19,16 @@ public final class CUDAAttention: @unchecked Sendable {
     private let lock = NSLock()
     private var loaded: [String: (module: CUDAModule, function: CUDAFunction)] = [:]
     private let workspace: AttentionWorkspace
+    private var requestedFamily: AttentionKernelFamily?
 
-    /// Opens device `device`; `cache` defaults to NVRTC with the on-disk cache.
-    public init(device: Int = 0, cache: KernelCache? = nil) throws(AttentionError) {
+    /// Opens device `device`; `cache` defaults to NVRTC with the on-disk cache. `kernelFamily`
+    /// forces the wgmma or the mma kernels (default: `INTFA_KERNEL`, else chosen per problem).
+    public init(device: Int = 0, cache: KernelCache? = nil, kernelFamily: AttentionKernelFamily? = nil) throws(AttentionError) {
+        if let kernelFamily {
+            requestedFamily = kernelFamily
+        } else {
+            requestedFamily = try AttentionKernelFamily.fromEnvironment(ProcessInfo.processInfo.environment)
+        }
         do throws(CUDAError) {
             context = try CUDAContext(device: device)
             architecture = context.properties.computeCapability.architecture
@@ -31,6 +38,23 @@ public final class CUDAAttention: @unchecked Sendable {
             throw AttentionError(error)
         }
         workspace = AttentionWorkspace(context: context)
+    }
+
+    /// The family every call uses, or nil to choose per problem (wgmma for `int8` at D = 64
+    /// and 128 on compute capability 9.0, mma otherwise). Setting a family that cannot run a
+    /// later call's problem makes that call throw.
+    public var kernelFamily: AttentionKernelFamily? {
+        get { lock.withLock { requestedFamily } }
+        set { lock.withLock { requestedFamily = newValue } }
+    }
+
+    /// The architecture the wgmma kernels compile for on this device (`sm_90a` on compute
+    /// capability 9.0), or the device's plain architecture where they do not apply.
+    public var featureArchitecture: String { architecture == "sm_90" ? "sm_90a" : architecture }
+
+    /// The family that runs `method` at `headDim` on this device under the current setting.
+    public func family(for method: AttentionMethod, headDim: Int) throws(AttentionError) -> AttentionKernelFamily {
+        try AttentionKernelFamily.select(method: method, headDim: headDim, arch: featureArchitecture, requested: kernelFamily)
     }
 
     /// Methods with a GPU kernel on this device.
@@ -53,7 +77,7 @@ public final class CUDAAttention: @unchecked Sendable {
         try problem.validate()
         guard problem.queryLength > 0 else { return }
         try serialized { () throws(AttentionError) in
-            let kernel = try descriptor(method, problem: problem, output: output, logSumExp: logSumExp)
+            let kernel = try attentionKernel(method, problem: problem, output: output, logSumExp: logSumExp)
             var params = try prepareInputs(method, problem: problem, q: q, k: k, v: v)
             try launchAttention(kernel, problem: problem, params: &params, output: output, logSumExp: logSumExp)
         }
@@ -70,7 +94,7 @@ public final class CUDAAttention: @unchecked Sendable {
         }
         guard problem.queryLength > 0 else { return }
         try serialized { () throws(AttentionError) in
-            let kernel = try descriptor(inputs.method, problem: problem, output: output, logSumExp: logSumExp)
+            let kernel = try attentionKernel(inputs.method, problem: problem, output: output, logSumExp: logSumExp)
             var params = quantizedParams(inputs, problem: problem)
             try launchAttention(kernel, problem: problem, params: &params, output: output, logSumExp: logSumExp)
         }
@@ -105,22 +129,37 @@ public final class CUDAAttention: @unchecked Sendable {
 
     // MARK: - Kernels
 
-    private func descriptor(
+    /// The attention kernel of one call: a wgmma or an mma variant.
+    private enum AttentionKernel {
+        case wgmma(HopperKernelDescriptor)
+        case mma(AttentionKernelDescriptor)
+    }
+
+    private func attentionKernel(
         _ method: AttentionMethod, problem: AttentionProblem, output: DeviceTensor, logSumExp: UInt64?
-    ) throws(AttentionError) -> AttentionKernelDescriptor {
+    ) throws(AttentionError) -> AttentionKernel {
         let outputType: AttentionKernelDescriptor.Output
         switch output.elementType {
         case .float16: outputType = .float16
         case .bfloat16: outputType = .bfloat16
         case .float32: throw .unsupportedMethod(method: method.rawValue, backend: "cuda", reason: "the output must be fp16 or bf16")
         }
-        return try AttentionKernelDescriptor(
-            method: method, headDim: problem.headDim, causal: problem.causal, output: outputType,
-            writesLogSumExp: logSumExp != nil, arch: architecture)
+        let family = try AttentionKernelFamily.select(
+            method: method, headDim: problem.headDim, arch: featureArchitecture, requested: requestedFamily)
+        switch family {
+        case .wgmma:
+            return .wgmma(try HopperKernelDescriptor(
+                headDim: problem.headDim, causal: problem.causal, output: outputType,
+                writesLogSumExp: logSumExp != nil, arch: featureArchitecture))
+        case .mma:
+            return .mma(try AttentionKernelDescriptor(
+                method: method, headDim: problem.headDim, causal: problem.causal, output: outputType,
+                writesLogSumExp: logSumExp != nil, arch: architecture))
+        }
     }
 
     /// The loaded function of `variant`, compiling (or reading the disk cache) on first use.
-    private func function(_ variant: some KernelVariant) throws(AttentionError) -> CUDAFunction {
+    func function(_ variant: some KernelVariant) throws(AttentionError) -> CUDAFunction {
         if let entry = loaded[variant.kernelName] { return entry.function }
         let request = try variant.compilationRequest()
         return try cuda { () throws(CUDAError) in
@@ -134,7 +173,7 @@ public final class CUDAAttention: @unchecked Sendable {
         }
     }
 
-    private func launch<Params: BitwiseCopyable>(
+    func launch<Params: BitwiseCopyable>(
         _ variant: some KernelVariant, grid: LaunchDimensions, block: LaunchDimensions, params: Params
     ) throws(AttentionError) {
         let function = try function(variant)
@@ -146,7 +185,7 @@ public final class CUDAAttention: @unchecked Sendable {
     }
 
     private func launchAttention(
-        _ kernel: AttentionKernelDescriptor, problem: AttentionProblem, params: inout AttentionParams,
+        _ kernel: AttentionKernel, problem: AttentionProblem, params: inout AttentionParams,
         output: DeviceTensor, logSumExp: UInt64?
     ) throws(AttentionError) {
         params.out = output.address
@@ -159,8 +198,15 @@ public final class CUDAAttention: @unchecked Sendable {
         params.keyLengthPadded = Int64(QuantizedDeviceInputs.paddedKeyLength(problem.keyLength))
         (params.oStrideBatch, params.oStrideHead, params.oStrideToken) = Self.strides(output.strides)
         params.softmaxScaleLog2 = problem.softmaxScale * Self.log2e
-        let grid = kernel.grid(for: problem)
-        try launch(kernel, grid: LaunchDimensions(grid.x, grid.y, grid.z), block: LaunchDimensions(kernel.threadsPerBlock), params: params)
+        switch kernel {
+        case .wgmma(let kernel):
+            let grid = kernel.grid(for: problem)
+            let hopperParams = try HopperAttentionParams(params, headDim: problem.headDim, context: context)
+            try launch(kernel, grid: LaunchDimensions(grid.x, grid.y, grid.z), block: LaunchDimensions(kernel.threadsPerBlock), params: hopperParams)
+        case .mma(let kernel):
+            let grid = kernel.grid(for: problem)
+            try launch(kernel, grid: LaunchDimensions(grid.x, grid.y, grid.z), block: LaunchDimensions(kernel.threadsPerBlock), params: params)
+        }
     }
 
     private func quantizedParams(_ inputs: QuantizedDeviceInputs, problem: AttentionProblem) -> AttentionParams {

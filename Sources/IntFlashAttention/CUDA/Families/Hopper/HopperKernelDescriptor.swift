@@ -1,0 +1,129 @@
+/// One compiled variant of the Hopper kernel (`Kernels/attention_wgmma.cu`): warpgroup MMAs
+/// fed by TMA, a producer warpgroup and `consumers` warpgroups of 64 query rows each, for the
+/// default `int8` scheme on sm_90a. Hashable: it keys the module caches, and its kernel name
+/// spells every option.
+public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertible {
+    /// Pipeline shape: ring slots of 64 keys, consumer warpgroups, and whether consumers take
+    /// turns issuing their GEMMs (ping-pong).
+    public struct Tiles: Hashable, Sendable {
+        public var stages: Int
+        public var consumers: Int
+        public var pingPong: Bool
+        public init(stages: Int, consumers: Int, pingPong: Bool) {
+            self.stages = stages
+            self.consumers = consumers
+            self.pingPong = pingPong
+        }
+    }
+
+    public var headDim: Int
+    public var causal: Bool
+    public var output: AttentionKernelDescriptor.Output
+    public var writesLogSumExp: Bool
+    /// NVRTC architecture: `sm_90a` (wgmma and setmaxnreg need the `a` feature set).
+    public var arch: String
+    public var tiles: Tiles
+    /// Compiles the fragment-layout test kernel of the same source instead of attention.
+    public var isLayoutTest: Bool
+
+    /// Head dims with a Hopper kernel.
+    public static let headDims = [64, 128]
+
+    /// Creates a descriptor; `tiles` defaults to `defaultTiles(headDim:)`. Throws for head
+    /// dims or architectures without a kernel.
+    public init(
+        headDim: Int, causal: Bool, output: AttentionKernelDescriptor.Output = .float16,
+        writesLogSumExp: Bool = false, arch: String = "sm_90a", tiles: Tiles? = nil, isLayoutTest: Bool = false
+    ) throws(AttentionError) {
+        guard Self.headDims.contains(headDim) else { throw .unsupportedHeadDim(headDim, supported: Self.headDims) }
+        guard Self.supports(arch: arch) else {
+            throw .gpu("the wgmma kernels need sm_90a (compute capability 9.0), not \(arch)")
+        }
+        self.headDim = headDim
+        self.causal = causal
+        self.output = output
+        self.writesLogSumExp = writesLogSumExp
+        self.arch = arch
+        self.tiles = tiles ?? Self.defaultTiles(headDim: headDim)
+        self.isLayoutTest = isLayoutTest
+    }
+
+    /// wgmma, TMA multicast-free loads and setmaxnreg exist on sm_90a only (the `a` feature
+    /// set is not forward compatible).
+    public static func supports(arch: String) -> Bool { arch == "sm_90a" }
+
+    /// The tile heuristic, as data: 2 consumer warpgroups (128 query rows per CTA, 240
+    /// registers each) with ping-pong, and a 4-slot ring of 64-key K/Vt tiles (17 KiB a slot at
+    /// D = 128), deep enough to cover TMA latency at one CTA per SM.
+    public static func defaultTiles(headDim: Int) -> Tiles {
+        Tiles(stages: 4, consumers: 2, pingPong: true)
+    }
+
+    public var sourceFile: String { "attention_wgmma.cu" }
+
+    /// The `extern "C"` name; `attention_wgmma.cu` builds the same string from its macros.
+    public var kernelName: String {
+        if isLayoutTest { return "intfa_wgmma_layout_test_d\(headDim)" }
+        return "intfa_wgmma_int8_d\(headDim)_\(causal ? "causal" : "full")_\(output.rawValue)"
+            + (writesLogSumExp ? "_lse" : "") + "_c\(tiles.consumers)_s\(tiles.stages)" + (tiles.pingPong ? "_pp" : "")
+    }
+
+    /// NVRTC options. `INTFA_SMEM_BYTES` lets the kernel check, at compile time, that the
+    /// host's shared-memory size equals its own.
+    public var compileOptions: [String] {
+        [
+            "-arch=\(arch)", "-std=c++17",
+            "-DINTFA_HEAD_DIM=\(headDim)", "-DINTFA_CAUSAL=\(causal ? 1 : 0)",
+            "-DINTFA_OUT_BF16=\(output == .bfloat16 ? 1 : 0)", "-DINTFA_WRITE_LSE=\(writesLogSumExp ? 1 : 0)",
+            "-DINTFA_STAGES=\(tiles.stages)", "-DINTFA_CONSUMERS=\(tiles.consumers)",
+            "-DINTFA_PINGPONG=\(tiles.pingPong ? 1 : 0)", "-DINTFA_LAYOUT_TEST=\(isLayoutTest ? 1 : 0)",
+            "-DINTFA_SMEM_BYTES=\(sharedMemoryBytes)",
+        ]
+    }
+
+    /// A producer warpgroup plus the consumers (the layout test is one warpgroup).
+    public var threadsPerBlock: Int { isLayoutTest ? 128 : 128 * (tiles.consumers + 1) }
+
+    /// Query rows per CTA.
+    public var blockM: Int { 64 * tiles.consumers }
+
+    /// Dynamic shared memory: `stages` slots of (K tile + Vt tile + 64 K scales) rounded up
+    /// to 1 KiB, plus 1 KiB to align the ring to the 128-byte swizzle's 1 KiB repeat.
+    public var sharedMemoryBytes: Int {
+        let slot = (64 * headDim * 2 + 64 * 4 + 1023) / 1024 * 1024
+        return tiles.stages * slot + 1024
+    }
+
+    /// Grid for a problem: (query blocks, heads, batch).
+    public func grid(for problem: AttentionProblem) -> (x: Int, y: Int, z: Int) {
+        ((problem.queryLength + blockM - 1) / blockM, problem.heads, problem.batch)
+    }
+
+    /// Every attention variant (head dims × causal × output type × log-sum-exp) with default
+    /// tiles, plus the layout test at each head dim: the compile report's list.
+    public static func allVariants(arch: String) -> [HopperKernelDescriptor] {
+        guard supports(arch: arch) else { return [] }
+        var variants: [HopperKernelDescriptor] = []
+        for headDim in headDims {
+            for causal in [false, true] {
+                for output in AttentionKernelDescriptor.Output.allCases {
+                    for lse in [false, true] {
+                        if let d = try? HopperKernelDescriptor(
+                            headDim: headDim, causal: causal, output: output, writesLogSumExp: lse, arch: arch)
+                        {
+                            variants.append(d)
+                        }
+                    }
+                }
+            }
+            if let test = try? HopperKernelDescriptor(headDim: headDim, causal: false, arch: arch, isLayoutTest: true) {
+                variants.append(test)
+            }
+        }
+        return variants
+    }
+
+    public var description: String { "\(kernelName) [\(arch)]" }
+}
+
+extension HopperKernelDescriptor: KernelVariant {}

@@ -1,0 +1,35 @@
+import CUDADriver
+
+/// Swift mirror of `HopperAttentionParams` (`Kernels/attention_wgmma.cu`): the K and Vt tensor
+/// maps at offsets 0 and 128 (64-byte aligned, as TMA requires), then the shared
+/// ``AttentionParams`` at 256, padded to the struct's 64-byte alignment (512 bytes).
+public struct HopperAttentionParams: BitwiseCopyable, Sendable {
+    public var keys: CUDATensorMap
+    public var values: CUDATensorMap
+    public var attention: AttentionParams
+    var padding: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
+
+    /// Encodes the tensor maps of the 8-bit K codes [B, Hkv, Nk, D] and the permuted Vt
+    /// [B, Hkv, D, NkPad] that `attention` points at (strides in bytes = elements).
+    public init(_ attention: AttentionParams, headDim: Int, context: CUDAContext) throws(AttentionError) {
+        let d = UInt64(headDim), tile: UInt32 = 64
+        let a = attention
+        for (name, address) in [("K codes", a.k), ("Vt codes", a.v), ("K scales", a.kScale)] where address % 16 != 0 {
+            throw .gpu("the wgmma kernel reads \(name) with TMA: its address \(address) must be 16-byte aligned")
+        }
+        self.attention = attention
+        (keys, values) = try cuda { () throws(CUDAError) in
+            let keys = try CUDATensorMap.bytes(
+                in: context, address: a.k,
+                dimensions: [d, UInt64(a.keyLength), UInt64(a.kvHeads), UInt64(a.batch)],
+                strides: [UInt64(a.kStrideToken), UInt64(a.kStrideHead), UInt64(a.kStrideBatch)],
+                box: [UInt32(headDim), tile, 1, 1], swizzle: headDim == 128 ? .bytes128 : .bytes64)
+            let values = try CUDATensorMap.bytes(
+                in: context, address: a.v,
+                dimensions: [UInt64(a.keyLengthPadded), d, UInt64(a.kvHeads), UInt64(a.batch)],
+                strides: [UInt64(a.vStrideRow), UInt64(a.vStrideHead), UInt64(a.vStrideBatch)],
+                box: [tile, UInt32(headDim), 1, 1], swizzle: .bytes64)
+            return (keys, values)
+        }
+    }
+}

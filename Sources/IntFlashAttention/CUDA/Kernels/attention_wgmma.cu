@@ -1,0 +1,630 @@
+// FlashAttention forward for Hopper (sm_90a) with the default `int8` scheme of
+// docs/SCHEMES.md: Q·Kᵀ as s8·s8 and P·V as u8·s8 warpgroup MMAs (wgmma), key blocks of 64
+// with their own P row scale, K and Vt tiles brought in by TMA.
+//
+// Compile-time options (NVRTC -D):
+//   INTFA_HEAD_DIM     64 or 128
+//   INTFA_CAUSAL       0 or 1 (bottom-right aligned)
+//   INTFA_OUT_BF16     0: fp16 output, 1: bf16 output
+//   INTFA_WRITE_LSE    0 or 1: also write the log-sum-exp (fp32, natural log)
+//   INTFA_STAGES       K/V pipeline depth, 2…8
+//   INTFA_CONSUMERS    consumer warpgroups of 64 query rows each, 2 or 3
+//   INTFA_PINGPONG     1: consumers take turns issuing their GEMMs (named barriers), so one
+//                      warpgroup's softmax runs under the other's tensor-core work
+//   INTFA_SMEM_BYTES   the dynamic shared memory the host reserves; checked here
+//   INTFA_LAYOUT_TEST  1: compile the fragment-layout test kernel instead (see the end)
+//
+// Roles. Warpgroup 0 is the producer: one thread waits for a free ring slot, then issues the
+// TMA copies of the K tile (64 keys × D) and the Vt tile (D × 64 keys) and a bulk copy of the
+// 64 K scales, all completing on the slot's "full" mbarrier. Warpgroups 1… are consumers,
+// each owning 64 query rows, with Q (16 bytes of registers per thread per 32 channels) held
+// as the A operand of S = Q·Kᵀ. Per key block n a consumer issues S(n) and, behind it, the
+// P·V of block n−1 (two commit groups), waits for S(n) only, runs the softmax of block n
+// while P·V(n−1) is still on the tensor cores, then folds P·V(n−1) into the output and
+// releases block n−1's slot ("empty" mbarrier).
+//
+// Arithmetic (fp32; agrees with the CPU scheme to rounding, see docs/SCHEMES.md):
+//   S'   = acc · ks                          (acc: int32 Q·Kᵀ, ks: K scale of the key)
+//   mb   = max_j S' · qs                     (qs: Q scale · sm · log2 e, ≥ 0)
+//   Pq   = rne(exp2(S' · qs − mb + log2 255)) u8 codes, packed in place as the A fragment
+//   O'   = O' · alpha + w · (acc_PV + 1.5·2^23)   (the int32 → fp32 conversion by bit trick;
+//   W    = W · alpha + w                           the constant is removed once at the end:
+//   O    = (O' − 1.5·2^23 · W) · sV / l)           O = O' − 1.5·2^23 · W)
+#include "params.cuh"
+#include "hopper.cuh"
+
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ < 900
+#error "attention_wgmma.cu needs sm_90a"
+#endif
+#ifndef INTFA_HEAD_DIM
+#error "INTFA_HEAD_DIM must be defined"
+#endif
+#ifndef INTFA_CAUSAL
+#define INTFA_CAUSAL 0
+#endif
+#ifndef INTFA_OUT_BF16
+#define INTFA_OUT_BF16 0
+#endif
+#ifndef INTFA_WRITE_LSE
+#define INTFA_WRITE_LSE 0
+#endif
+#ifndef INTFA_STAGES
+#define INTFA_STAGES 4
+#endif
+#ifndef INTFA_CONSUMERS
+#define INTFA_CONSUMERS 2
+#endif
+#ifndef INTFA_PINGPONG
+#define INTFA_PINGPONG 1
+#endif
+#ifndef INTFA_LAYOUT_TEST
+#define INTFA_LAYOUT_TEST 0
+#endif
+
+// Kernel name: intfa_wgmma_int8_d<D>_<full|causal>_<f16|bf16>[_lse]_c<CONSUMERS>_s<STAGES>[_pp]
+#define INTFA_CAT2(a, b) a##b
+#define INTFA_CAT(a, b) INTFA_CAT2(a, b)
+#if INTFA_CAUSAL
+#define INTFA_MASK_NAME _causal
+#else
+#define INTFA_MASK_NAME _full
+#endif
+#if INTFA_OUT_BF16
+#define INTFA_OUT_NAME _bf16
+#else
+#define INTFA_OUT_NAME _f16
+#endif
+#if INTFA_WRITE_LSE
+#define INTFA_LSE_NAME _lse
+#else
+#define INTFA_LSE_NAME
+#endif
+#if INTFA_PINGPONG
+#define INTFA_PINGPONG_NAME _pp
+#else
+#define INTFA_PINGPONG_NAME
+#endif
+#define INTFA_KERNEL_NAME                                                                              \
+    INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(          \
+        intfa_wgmma_int8_d, INTFA_HEAD_DIM), INTFA_MASK_NAME), INTFA_OUT_NAME), INTFA_LSE_NAME), _c), \
+        INTFA_CONSUMERS), _s), INTFA_STAGES), INTFA_PINGPONG_NAME)
+
+// The kernel's single parameter: tensor maps first (64-byte aligned, read by TMA from the
+// parameter space), then the parameter block every attention kernel shares.
+struct HopperAttentionParams {
+    // Kq [B, Hkv, Nk, D] as the 4-D tensor {D, Nk, Hkv, B}; box {D, 64, 1, 1}; swizzle of
+    // D bytes (128 B for D = 128, 64 B for D = 64).
+    IntfaTensorMap keys;     //   0
+    // Vt [B, Hkv, D, NkPad] as {NkPad, D, Hkv, B}; box {64, D, 1, 1}; 64-byte swizzle.
+    IntfaTensorMap values;   // 128
+    AttentionParams attention;  // 256
+};
+
+namespace {
+
+constexpr int kHeadDim = INTFA_HEAD_DIM;
+constexpr int kBlockN = 64;  // the scheme's key block: one P row scale per 64 keys
+constexpr int kConsumers = INTFA_CONSUMERS;
+constexpr int kBlockM = 64 * kConsumers;
+constexpr int kThreads = 128 * (kConsumers + 1);
+constexpr int kStages = INTFA_STAGES;
+
+static_assert(kHeadDim == 64 || kHeadDim == 128, "head dim 64 or 128");
+static_assert(kConsumers == 2 || kConsumers == 3, "2 or 3 consumer warpgroups");
+static_assert(kStages >= 2 && kStages <= 8, "2 to 8 pipeline stages");
+
+// Register budgets after the role split; the sum over the CTA stays within 64K.
+constexpr int kProducerRegisters = 24;
+constexpr int kConsumerRegisters = kConsumers == 2 ? 240 : 160;
+static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= 65536, "register file");
+
+// One ring slot: K tile, Vt tile, the 64 K scales; aligned to the 128-byte swizzle repeat.
+constexpr int kKTileBytes = kBlockN * kHeadDim;
+constexpr int kVTileBytes = kHeadDim * kBlockN;
+constexpr int kScaleBytes = kBlockN * 4;
+constexpr int kSlotBytes = (kKTileBytes + kVTileBytes + kScaleBytes + 1023) / 1024 * 1024;
+constexpr intfa_u32 kSlotTransactionBytes = kKTileBytes + kVTileBytes + kScaleBytes;
+// Dynamic shared memory: the ring plus 1 KiB to align its start to 1024 bytes.
+constexpr int kSharedBytes = kStages * kSlotBytes + 1024;
+#ifdef INTFA_SMEM_BYTES
+static_assert(INTFA_SMEM_BYTES == kSharedBytes, "the host's shared-memory size disagrees with the kernel's");
+#endif
+
+// K rows are D bytes: swizzle of that width, 8-row groups of 8·D bytes. Vt rows are 64 bytes.
+constexpr int kKSwizzle = kHeadDim == 128 ? kIntfaSwizzle128B : kIntfaSwizzle64B;
+constexpr intfa_u32 kKGroupBytes = 8 * kHeadDim;
+constexpr int kVSwizzle = kIntfaSwizzle64B;
+constexpr intfa_u32 kVGroupBytes = 8 * kBlockN;
+
+constexpr int kQChunks = kHeadDim / 32;  // k32 steps of Q·Kᵀ
+constexpr int kOutRegisters = kHeadDim / 2;
+constexpr float kRound = 12582912.0f;     // 1.5·2^23
+constexpr intfa_s32 kRoundBits = 0x4B400000;
+constexpr float kLog2Of255 = 7.99435343685885793f;
+
+#define kNegativeInfinity __int_as_float(0xFF800000)
+
+}  // namespace
+
+// Packs four byte values (in the low byte of each 32-bit word) into one word, b0 lowest.
+static INTFA_DEVICE intfa_u32 pack_low_bytes(intfa_u32 b0, intfa_u32 b1, intfa_u32 b2, intfa_u32 b3) {
+    return __byte_perm(__byte_perm(b0, b1, 0x0040), __byte_perm(b2, b3, 0x0040), 0x5410);
+}
+
+// The A fragment of P·V for 64 keys (two k32 chunks) from the S accumulator positions: for
+// chunk c, registers take the codes of S n-tiles 4c…4c+3 in the order that the permuted Vt
+// stores its keys (docs/SCHEMES.md), so no shuffles are needed.
+static INTFA_DEVICE void pack_p_fragment(const intfa_u32 (&code)[32], intfa_u32 (&a)[2][4]) {
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+        const int j = 16 * c;  // first accumulator register of n-tile 4c
+        a[c][0] = pack_low_bytes(code[j + 0], code[j + 1], code[j + 4], code[j + 5]);
+        a[c][1] = pack_low_bytes(code[j + 2], code[j + 3], code[j + 6], code[j + 7]);
+        a[c][2] = pack_low_bytes(code[j + 8], code[j + 9], code[j + 12], code[j + 13]);
+        a[c][3] = pack_low_bytes(code[j + 10], code[j + 11], code[j + 14], code[j + 15]);
+    }
+}
+
+// Descriptors of every k32 step of one slot's K and Vt tiles (each step advances the start
+// address by 32 bytes). They are computed, and pinned in registers, before the wgmma.fence:
+// an ordinary instruction that defines a wgmma operand between the fence and the MMAs makes
+// ptxas serialize every wgmma of the kernel (warning C7513).
+struct TileDescriptors {
+    intfa_u64 keys[kQChunks];
+    intfa_u64 values[2];
+};
+static INTFA_DEVICE TileDescriptors tile_descriptors(intfa_u32 kTile) {
+    TileDescriptors d;
+#pragma unroll
+    for (int c = 0; c < kQChunks; ++c) {
+        d.keys[c] = intfa_matrix_descriptor(kTile + 32 * c, kKGroupBytes, kKSwizzle);
+        asm volatile("" : "+l"(d.keys[c]));
+    }
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+        d.values[c] = intfa_matrix_descriptor(kTile + kKTileBytes + 32 * c, kVGroupBytes, kVSwizzle);
+        asm volatile("" : "+l"(d.values[c]));
+    }
+    return d;
+}
+
+// S = Q·Kᵀ for one key block: D/32 k-steps, the first overwriting the accumulator.
+static INTFA_DEVICE void issue_scores(intfa_s32 (&s)[32], const intfa_u32 (&q)[kQChunks][4], const TileDescriptors& d) {
+    intfa_wgmma_m64n64k32_s8s8<0>(s, q[0], d.keys[0]);
+#pragma unroll
+    for (int c = 1; c < kQChunks; ++c) intfa_wgmma_m64n64k32_s8s8<1>(s, q[c], d.keys[c]);
+}
+
+// acc = P·V for one key block (64 keys: two k-steps), overwriting the accumulator.
+static INTFA_DEVICE void issue_values(intfa_s32 (&acc)[kOutRegisters], const intfa_u32 (&p)[2][4], const TileDescriptors& d) {
+#if INTFA_HEAD_DIM == 128
+    intfa_wgmma_m64n128k32_u8s8<0>(acc, p[0], d.values[0]);
+    intfa_wgmma_m64n128k32_u8s8<1>(acc, p[1], d.values[1]);
+#else
+    intfa_wgmma_m64n64k32_u8s8<0>(acc, p[0], d.values[0]);
+    intfa_wgmma_m64n64k32_u8s8<1>(acc, p[1], d.values[1]);
+#endif
+}
+
+#if !INTFA_LAYOUT_TEST
+
+// Online-softmax state of the thread's two rows (g and g + 8 of its warp's 16).
+struct RowState {
+    float max[2];         // running maximum m (log2 domain), −∞ before any visible key
+    float sum[2];         // this thread's share of l (its 16 keys of each block)
+    float roundWeight[2]; // W: Σ w · (later alphas), the weight of the 1.5·2^23 offset in O'
+};
+
+// The softmax of one key block: scores → u8 codes (as P·V's A fragment), the new row
+// maxima, and the factors alpha (rescale of the state) and w (weight of this block's codes)
+// that fold_block applies once the block's P·V is done.
+template <bool Masked>
+static INTFA_DEVICE void block_softmax(
+    const intfa_s32 (&s)[32], const float* keyScales, const float (&qs)[2], RowState& state,
+    intfa_u32 (&p)[2][4], float (&alpha)[2], float (&weight)[2],
+    int key0, int row0, int keyLength, int causalShift, int quad) {
+    float sv[32];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const float2 ks = *(const float2*)(keyScales + 8 * j + 2 * quad);
+        const float offset0 = -kRound * ks.x, offset1 = -kRound * ks.y;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            // (acc + 1.5·2^23) · ks − 1.5·2^23 · ks = acc · ks, with one rounding of the sum.
+            sv[4 * j + e] = fmaf(__int_as_float(s[4 * j + e] + kRoundBits), (e & 1) ? ks.y : ks.x, (e & 1) ? offset1 : offset0);
+        }
+    }
+    // Visibility of key (j, e) for row r: key < Nk and, when causal, key ≤ row + shift.
+    auto visible = [&](int j, int e) {
+        const int key = key0 + 8 * j + 2 * quad + (e & 1);
+        const int row = row0 + 8 * (e >> 1);
+        return key < keyLength && (!INTFA_CAUSAL || key <= row + causalShift);
+    };
+    if (Masked) {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                if (!visible(j, e)) sv[4 * j + e] = kNegativeInfinity;
+            }
+        }
+    }
+    float blockMax[2] = {kNegativeInfinity, kNegativeInfinity};
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        blockMax[0] = fmaxf(blockMax[0], fmaxf(sv[4 * j], sv[4 * j + 1]));
+        blockMax[1] = fmaxf(blockMax[1], fmaxf(sv[4 * j + 2], sv[4 * j + 3]));
+    }
+    float bias[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        blockMax[r] = fmaxf(blockMax[r], __shfl_xor_sync(0xFFFFFFFFu, blockMax[r], 1));
+        blockMax[r] = fmaxf(blockMax[r], __shfl_xor_sync(0xFFFFFFFFu, blockMax[r], 2));
+        // A row with no visible key in this block leaves its state unchanged.
+        const bool empty = Masked && blockMax[r] == kNegativeInfinity;
+        const float mb = empty ? 0.0f : blockMax[r] * qs[r];
+        const float newMax = empty ? state.max[r] : fmaxf(state.max[r], mb);
+        alpha[r] = empty ? 1.0f : intfa_exp2(state.max[r] - newMax);
+        weight[r] = empty ? 0.0f : intfa_exp2(mb - newMax) * (1.0f / 255.0f);
+        bias[r] = kLog2Of255 - mb;
+        state.max[r] = newMax;
+    }
+    intfa_u32 code[32];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int r = e >> 1;
+            float argument = fmaf(sv[4 * j + e], qs[r], bias[r]);
+            if (Masked && !visible(j, e)) argument = kNegativeInfinity;
+            // Adding 1.5·2^23 rounds to an integer (ties to even) in the low mantissa byte.
+            code[4 * j + e] = __float_as_uint(intfa_exp2(argument) + kRound);
+        }
+    }
+    pack_p_fragment(code, p);
+}
+
+// Folds one finished key block into the state, once its P·V has completed: the row sums of
+// its codes into l, w into W, and O' = O' · alpha + w · (acc + 1.5·2^23) (an integer add and
+// an FFMA per element, plus a multiply when some row of the warp has a new maximum).
+// Reading the codes here, after the wait, also keeps ptxas from giving the next block's codes
+// the registers that the in-flight P·V still reads (which would serialize every wgmma).
+static INTFA_DEVICE void fold_block(float (&o)[kOutRegisters], const intfa_s32 (&acc)[kOutRegisters],
+                                    const intfa_u32 (&p)[2][4], const float (&alpha)[2], const float (&weight)[2],
+                                    RowState& state) {
+    intfa_u32 codeSum[2] = {0u, 0u};
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+        codeSum[0] = __dp4a(p[c][0], 0x01010101u, codeSum[0]);
+        codeSum[0] = __dp4a(p[c][2], 0x01010101u, codeSum[0]);
+        codeSum[1] = __dp4a(p[c][1], 0x01010101u, codeSum[1]);
+        codeSum[1] = __dp4a(p[c][3], 0x01010101u, codeSum[1]);
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        state.sum[r] = fmaf(state.sum[r], alpha[r], weight[r] * (float)codeSum[r]);
+        state.roundWeight[r] = fmaf(state.roundWeight[r], alpha[r], weight[r]);
+    }
+    if (!__all_sync(0xFFFFFFFFu, alpha[0] == 1.0f && alpha[1] == 1.0f)) {
+#pragma unroll
+        for (int i = 0; i < kOutRegisters; ++i) o[i] *= alpha[(i >> 1) & 1];
+    }
+#pragma unroll
+    for (int i = 0; i < kOutRegisters; ++i) o[i] = fmaf(weight[(i >> 1) & 1], __int_as_float(acc[i] + kRoundBits), o[i]);
+}
+
+// Consumer warpgroups take turns issuing GEMMs: group i waits on barrier 1 + i, then lets
+// group i + 1 go. The last group lets group 0 go first and skips its own final hand-over.
+struct TurnTaking {
+    int group;
+    INTFA_DEVICE void wait() const {
+        if (INTFA_PINGPONG) intfa_named_sync(1 + group, 256);
+    }
+    INTFA_DEVICE void pass(bool last) const {
+        if (INTFA_PINGPONG && !(last && group == kConsumers - 1)) intfa_named_arrive(1 + (group + 1) % kConsumers, 256);
+    }
+    INTFA_DEVICE void start() const {
+        if (INTFA_PINGPONG && group == kConsumers - 1) intfa_named_arrive(1, 256);
+    }
+};
+
+extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(const __grid_constant__ HopperAttentionParams params) {
+    extern __shared__ unsigned char dynamicShared[];
+    __shared__ __align__(8) intfa_u64 fullBarriers[kStages];
+    __shared__ __align__(8) intfa_u64 emptyBarriers[kStages];
+    const AttentionParams& p = params.attention;
+
+    const intfa_u32 ring = (intfa_smem_address(dynamicShared) + 1023) & ~1023u;
+    const intfa_u32 full0 = intfa_smem_address(fullBarriers);
+    const intfa_u32 empty0 = intfa_smem_address(emptyBarriers);
+
+    // Read from lane 0 so the compiler knows it is warp-uniform: values derived from it (the
+    // loop bounds, the ring addresses) then live in uniform registers, and the wgmma
+    // descriptors need no per-thread moves between the MMAs (which would serialize them).
+    const int warpgroup = __shfl_sync(0xFFFFFFFFu, threadIdx.x >> 7, 0);
+    const intfa_i64 queryBlock = INTFA_CAUSAL ? (gridDim.x - 1 - blockIdx.x) : blockIdx.x;
+    const int head = blockIdx.y;
+    const int batch = blockIdx.z;
+    const int kvHead = head / (int)(p.heads / p.kvHeads);
+    const int queryLength = (int)p.queryLength;
+    const int keyLength = (int)p.keyLength;
+    const int rowBlock0 = (int)queryBlock * kBlockM;
+    const int causalShift = keyLength - queryLength;  // row i sees key j iff j <= i + shift
+
+    // Key blocks the CTA's last row needs (all of them without a mask).
+    const int keyBlocks = (keyLength + kBlockN - 1) / kBlockN;
+    auto blocksThrough = [&](int lastRow) {
+        if (!INTFA_CAUSAL) return keyBlocks;
+        const int lastKey = lastRow + causalShift;
+        return lastKey < 0 ? 0 : min(lastKey / kBlockN + 1, keyBlocks);
+    };
+    const int blockCount = blocksThrough(min(rowBlock0 + kBlockM, queryLength) - 1);
+
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < kStages; ++s) {
+            intfa_mbarrier_init(full0 + 8 * s, 1);
+            intfa_mbarrier_init(empty0 + 8 * s, 4 * kConsumers);  // one arrival per consumer warp
+        }
+        intfa_fence_barrier_init();
+    }
+    __syncthreads();
+
+    if (warpgroup == 0) {
+        // ---- Producer.
+        intfa_registers_decrease<kProducerRegisters>();
+        if (threadIdx.x == 0) {
+            intfa_prefetch_tensor_map(&params.keys);
+            intfa_prefetch_tensor_map(&params.values);
+            const float* kScales = (const float*)p.kScale + ((intfa_i64)batch * p.kvHeads + kvHead) * p.keyLengthPadded;
+            for (int block = 0; block < blockCount; ++block) {
+                const int slot = block % kStages;
+                const intfa_u32 phase = (block / kStages) & 1;
+                intfa_mbarrier_wait(empty0 + 8 * slot, phase ^ 1);
+                const intfa_u32 full = full0 + 8 * slot;
+                const intfa_u32 kTile = ring + slot * kSlotBytes;
+                intfa_mbarrier_arrive_expect_tx(full, kSlotTransactionBytes);
+                intfa_tma_load_4d(kTile, &params.keys, full, 0, block * kBlockN, kvHead, batch);
+                intfa_tma_load_4d(kTile + kKTileBytes, &params.values, full, block * kBlockN, 0, kvHead, batch);
+                intfa_bulk_load(kTile + kKTileBytes + kVTileBytes, kScales + block * kBlockN, kScaleBytes, full);
+            }
+        }
+        return;
+    }
+
+    // ---- Consumers.
+    intfa_registers_increase<kConsumerRegisters>();
+    const int group = warpgroup - 1;
+    const int thread = threadIdx.x & 127;
+    const int warp = thread >> 5;
+    const int lane = thread & 31;
+    const int quad = lane & 3;
+    const int groupRow0 = rowBlock0 + 64 * group;
+    const int row0 = groupRow0 + 16 * warp + (lane >> 2);  // and row0 + 8
+    const TurnTaking turns{group};
+
+    // Q codes as the A fragment (rows past Nq read as zeros), and the rows' Q scales.
+    intfa_u32 q[kQChunks][4];
+    float qs[2];
+    {
+        const unsigned char* qBase = (const unsigned char*)p.q + (intfa_i64)batch * p.qStrideBatch + (intfa_i64)head * p.qStrideHead;
+        const float* qScale = (const float*)p.qScale + ((intfa_i64)batch * p.heads + head) * p.queryLength;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const int row = row0 + 8 * r;
+            const bool valid = row < queryLength;
+            const intfa_u32* source = (const intfa_u32*)(qBase + (intfa_i64)(valid ? row : 0) * p.qStrideToken);
+#pragma unroll
+            for (int c = 0; c < kQChunks; ++c) {
+                q[c][r] = valid ? __ldg(source + 8 * c + quad) : 0u;
+                q[c][r + 2] = valid ? __ldg(source + 8 * c + 4 + quad) : 0u;
+            }
+            qs[r] = valid ? qScale[row] : 0.0f;
+        }
+    }
+
+    // Blocks this warpgroup reads; the rest of the CTA's blocks it only releases.
+    const int groupBlocks = groupRow0 < queryLength ? blocksThrough(min(groupRow0 + 64, queryLength) - 1) : 0;
+    // The first block that needs a mask: past Nk, or (causal) right of the group's first row.
+    int firstMasked = keyLength / kBlockN;
+    if (INTFA_CAUSAL) firstMasked = min(firstMasked, max(groupRow0 + causalShift + 1, 0) / kBlockN);
+
+    RowState state;
+    float o[kOutRegisters];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) state.max[r] = kNegativeInfinity, state.sum[r] = 0.0f, state.roundWeight[r] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kOutRegisters; ++i) o[i] = 0.0f;
+
+    auto slotAddress = [&](int block) { return ring + (block % kStages) * kSlotBytes; };
+    auto waitFull = [&](int block) { intfa_mbarrier_wait(full0 + 8 * (block % kStages), (block / kStages) & 1); };
+    auto release = [&](int block) {
+        if (lane == 0) intfa_mbarrier_arrive(empty0 + 8 * (block % kStages));
+    };
+    auto softmax = [&](const intfa_s32 (&s)[32], int block, intfa_u32 (&pOut)[2][4], float (&alpha)[2], float (&weight)[2]) {
+        const float* keyScales = (const float*)(dynamicShared + (slotAddress(block) - intfa_smem_address(dynamicShared)) + kKTileBytes + kVTileBytes);
+        if (block >= firstMasked) {
+            block_softmax<true>(s, keyScales, qs, state, pOut, alpha, weight, block * kBlockN, row0, keyLength, causalShift, quad);
+        } else {
+            block_softmax<false>(s, keyScales, qs, state, pOut, alpha, weight, block * kBlockN, row0, keyLength, causalShift, quad);
+        }
+    };
+
+    turns.start();
+    intfa_s32 s[32];
+    intfa_s32 acc[kOutRegisters];
+    intfa_u32 pCurrent[2][4];
+    float alphaCurrent[2], weightCurrent[2];
+    const int issuePoints = blockCount + 1;  // equal for every consumer, as turn-taking needs
+    int turn = 0;
+    if (groupBlocks > 0) {
+        waitFull(0);
+        const TileDescriptors first = tile_descriptors(slotAddress(0));
+        turns.wait();
+        intfa_wgmma_fence();
+        issue_scores(s, q, first);
+        intfa_wgmma_commit();
+        turns.pass(++turn == issuePoints);
+        intfa_wgmma_wait<0>();
+        intfa_fence_registers(s);
+        softmax(s, 0, pCurrent, alphaCurrent, weightCurrent);
+
+        for (int block = 1; block < groupBlocks; ++block) {
+            waitFull(block);
+            const TileDescriptors current = tile_descriptors(slotAddress(block));
+            const TileDescriptors previous = tile_descriptors(slotAddress(block - 1));
+            turns.wait();
+            intfa_wgmma_fence();
+            issue_scores(s, q, current);
+            intfa_wgmma_commit();
+            issue_values(acc, pCurrent, previous);
+            intfa_wgmma_commit();
+            turns.pass(++turn == issuePoints);
+            intfa_wgmma_wait<1>();
+            intfa_fence_registers(s);
+            intfa_u32 pNext[2][4];
+            float alphaNext[2], weightNext[2];
+            softmax(s, block, pNext, alphaNext, weightNext);
+            intfa_wgmma_wait<0>();
+            intfa_fence_registers(acc);
+            release(block - 1);
+            fold_block(o, acc, pCurrent, alphaCurrent, weightCurrent, state);
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+#pragma unroll
+                for (int i = 0; i < 4; ++i) pCurrent[c][i] = pNext[c][i];
+            }
+#pragma unroll
+            for (int r = 0; r < 2; ++r) alphaCurrent[r] = alphaNext[r], weightCurrent[r] = weightNext[r];
+        }
+
+        const TileDescriptors last = tile_descriptors(slotAddress(groupBlocks - 1));
+        turns.wait();
+        intfa_wgmma_fence();
+        issue_values(acc, pCurrent, last);
+        intfa_wgmma_commit();
+        turns.pass(++turn == issuePoints);
+        intfa_wgmma_wait<0>();
+        intfa_fence_registers(acc);
+        release(groupBlocks - 1);
+        fold_block(o, acc, pCurrent, alphaCurrent, weightCurrent, state);
+    }
+    // Blocks only later rows of the CTA see: keep the ring and the turns in step (one turn per
+    // block, so a group waiting here never holds back the turn another group needs first).
+    for (int block = groupBlocks; block < blockCount; ++block) {
+        waitFull(block);
+        release(block);
+        turns.wait();
+        turns.pass(++turn == issuePoints);
+    }
+    while (turn < issuePoints) {
+        turns.wait();
+        turns.pass(++turn == issuePoints);
+    }
+
+    // ---- Epilogue: O = (O' − 1.5·2^23 · W) · sV / l (0 when no key was visible), and the
+    // log-sum-exp.
+    const float* vScale = (const float*)p.vScale + ((intfa_i64)batch * p.kvHeads + kvHead) * kHeadDim;
+    unsigned char* outBase = (unsigned char*)p.out + ((intfa_i64)batch * p.oStrideBatch + (intfa_i64)head * p.oStrideHead) * 2;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float l = state.sum[r];
+        l += __shfl_xor_sync(0xFFFFFFFFu, l, 1);
+        l += __shfl_xor_sync(0xFFFFFFFFu, l, 2);
+        const int row = row0 + 8 * r;
+        if (row >= queryLength) continue;
+        const float inverseSum = l > 0.0f ? __fdiv_rn(1.0f, l) : 0.0f;
+        const float roundOffset = kRound * state.roundWeight[r];
+        intfa_u32* outRow = (intfa_u32*)(outBase + (intfa_i64)row * p.oStrideToken * 2);
+#pragma unroll
+        for (int n = 0; n < kHeadDim / 8; ++n) {
+            const int channel = 8 * n + 2 * quad;
+            const float2 sv = *(const float2*)(vScale + channel);
+            const float value0 = (o[4 * n + 2 * r] - roundOffset) * sv.x * inverseSum;
+            const float value1 = (o[4 * n + 2 * r + 1] - roundOffset) * sv.y * inverseSum;
+#if INTFA_OUT_BF16
+            outRow[channel / 2] = intfa_pack_bf162(value0, value1);
+#else
+            outRow[channel / 2] = intfa_pack_half2(value0, value1);
+#endif
+        }
+#if INTFA_WRITE_LSE
+        if (quad == 0) {
+            float* lse = (float*)p.lse + ((intfa_i64)batch * p.heads + head) * p.queryLength;
+            lse[row] = l > 0.0f ? (state.max[r] + log2f(l)) / INTFA_LOG2E : kNegativeInfinity;
+        }
+#endif
+    }
+}
+
+#else  // INTFA_LAYOUT_TEST
+
+// Fragment-layout test (one CTA, one warpgroup, 64 query rows, 64 keys): exercises the
+// kernel's own TMA maps, descriptors, wgmma forms and P packing on exact integer data.
+//   in:  attention.q      Q codes s8 [64, D]
+//        keys, values     the tensor maps of K codes [64, D] and the permuted Vt [D, 64]
+//        attention.kScale P codes u8 [64, 64] (row, key), in natural key order
+//   out: attention.out    S = Q·Kᵀ as int32 [64, 64]
+//        attention.lse    O = P·V as int32 [64, D]
+extern "C" __global__ void __launch_bounds__(128, 1) INTFA_CAT(intfa_wgmma_layout_test_d, INTFA_HEAD_DIM)(const __grid_constant__ HopperAttentionParams params) {
+    extern __shared__ unsigned char dynamicShared[];
+    __shared__ __align__(8) intfa_u64 barrier;
+    const AttentionParams& p = params.attention;
+    const intfa_u32 tiles = (intfa_smem_address(dynamicShared) + 1023) & ~1023u;
+    const intfa_u32 full = intfa_smem_address(&barrier);
+    if (threadIdx.x == 0) {
+        intfa_mbarrier_init(full, 1);
+        intfa_fence_barrier_init();
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        intfa_mbarrier_arrive_expect_tx(full, kKTileBytes + kVTileBytes);
+        intfa_tma_load_4d(tiles, &params.keys, full, 0, 0, 0, 0);
+        intfa_tma_load_4d(tiles + kKTileBytes, &params.values, full, 0, 0, 0, 0);
+    }
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, quad = lane & 3;
+    const int row0 = 16 * warp + (lane >> 2);
+    intfa_u32 q[kQChunks][4];
+    const intfa_u32* qRows = (const intfa_u32*)p.q;
+#pragma unroll
+    for (int c = 0; c < kQChunks; ++c) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            q[c][r] = qRows[(row0 + 8 * r) * (kHeadDim / 4) + 8 * c + quad];
+            q[c][r + 2] = qRows[(row0 + 8 * r) * (kHeadDim / 4) + 8 * c + 4 + quad];
+        }
+    }
+    intfa_mbarrier_wait(full, 0);
+
+    const TileDescriptors descriptors = tile_descriptors(tiles);
+    intfa_s32 s[32];
+    intfa_wgmma_fence();
+    issue_scores(s, q, descriptors);
+    intfa_wgmma_commit();
+    intfa_wgmma_wait<0>();
+    intfa_fence_registers(s);
+    intfa_s32* sOut = (intfa_s32*)p.out;
+    const unsigned char* pCodes = (const unsigned char*)p.kScale;
+    intfa_u32 code[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) {
+        const int row = row0 + 8 * ((i >> 1) & 1), column = 8 * (i >> 2) + 2 * quad + (i & 1);
+        sOut[row * 64 + column] = s[i];
+        code[i] = pCodes[row * 64 + column];
+    }
+    intfa_u32 a[2][4];
+    pack_p_fragment(code, a);
+    intfa_s32 acc[kOutRegisters];
+    intfa_wgmma_fence();
+    issue_values(acc, a, descriptors);
+    intfa_wgmma_commit();
+    intfa_wgmma_wait<0>();
+    intfa_fence_registers(acc);
+    intfa_s32* oOut = (intfa_s32*)p.lse;
+#pragma unroll
+    for (int i = 0; i < kOutRegisters; ++i) {
+        const int row = row0 + 8 * ((i >> 1) & 1), column = 8 * (i >> 2) + 2 * quad + (i & 1);
+        oOut[row * kHeadDim + column] = acc[i];
+    }
+}
+
+#endif  // INTFA_LAYOUT_TEST
