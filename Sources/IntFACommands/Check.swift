@@ -34,7 +34,22 @@ struct Check: ParsableCommand {
         var table = TextTable(["result", "method", "D", "mask", "out", "shape", "vs CPU", "err GPU", "err CPU", "lse", "quant"])
         var failures = 0
         let progress = ProgressLine()
-        let cases = CheckCase.all(quick: quick, methods: engine.methods)
+        // The wgmma kernels' fragment layouts, exactly, before any attention case uses them.
+        if HopperKernelDescriptor.supports(arch: engine.featureArchitecture) {
+            for headDim in HopperKernelDescriptor.headDims {
+                progress.update("check wgmma fragment layout, D = \(headDim)")
+                let mismatch: String?
+                do throws(AttentionError) {
+                    mismatch = try engine.wgmmaLayoutMismatch(headDim: headDim, seed: generator.next())
+                } catch {
+                    mismatch = error.description
+                }
+                if mismatch != nil { failures += 1 }
+                table.append([mismatch == nil ? "ok" : "FAIL", "wgmma layout", "\(headDim)", "-", "-", "S=Q·Kᵀ, O=P·V 64x64", "exact"])
+                if let mismatch { table.append(["", mismatch]) }
+            }
+        }
+        let cases = CheckCase.all(quick: quick, methods: engine.methods, families: Self.families(on: engine))
         for (index, c) in cases.enumerated() {
             progress.update("check \(index + 1)/\(cases.count): \(c.method.rawValue) \(c.shapeDescription)")
             let outcome: CheckOutcome
@@ -45,7 +60,7 @@ struct Check: ParsableCommand {
             }
             if !outcome.passed { failures += 1 }
             table.append([
-                outcome.passed ? "ok" : "FAIL", c.method.rawValue, "\(c.headDim)", c.causal ? "causal" : "full",
+                outcome.passed ? "ok" : "FAIL", c.methodDescription, "\(c.headDim)", c.causal ? "causal" : "full",
                 c.output.rawValue, c.shapeDescription,
                 formatted(outcome.vsCPU), formatted(outcome.gpuError), formatted(outcome.cpuError),
                 formatted(outcome.lseError), outcome.quantization,
@@ -54,20 +69,34 @@ struct Check: ParsableCommand {
         }
         progress.finish()
         print(table.rendered)
-        print("\(cases.count - failures) passed, \(failures) failed")
+        let total = cases.count + (HopperKernelDescriptor.supports(arch: engine.featureArchitecture) ? HopperKernelDescriptor.headDims.count : 0)
+        print("\(total - failures) passed, \(failures) failed")
         if failures > 0 { throw ExitCode.failure }
+    }
+}
+
+extension Check {
+    /// The kernel families to check `int8` with: both where the device has wgmma kernels.
+    static func families(on engine: CUDAAttention) -> [AttentionKernelFamily] {
+        HopperKernelDescriptor.supports(arch: engine.featureArchitecture) ? [.wgmma, .mma] : [.mma]
     }
 }
 
 /// One kernel variant on one shape.
 struct CheckCase {
     var method: AttentionMethod
+    /// The family forced for this case (int8 on a wgmma device is checked with both).
+    var family: AttentionKernelFamily = .mma
     var headDim: Int
     var causal: Bool
     var output: ElementType
     var input: ElementType
     var layout: TensorLayout
     var batch: Int, heads: Int, kvHeads: Int, queryLength: Int, keyLength: Int
+
+    var methodDescription: String {
+        family == .wgmma ? "\(method.rawValue) wgmma" : method.rawValue
+    }
 
     var shapeDescription: String {
         var text = "B\(batch) H\(heads)"
@@ -87,10 +116,13 @@ struct CheckCase {
         (1, 1, 1, 2048, 2048, .bhnd, .float16),
     ]
 
-    static func all(quick: Bool, methods: [AttentionMethod]) -> [CheckCase] {
+    static func all(quick: Bool, methods: [AttentionMethod], families: [AttentionKernelFamily]) -> [CheckCase] {
         var cases: [CheckCase] = []
         var rotation = 0
-        for method in methods {
+        let variants = methods.flatMap { method in
+            (method == .int8 ? families : [.mma]).map { (method: method, family: $0) }
+        }
+        for (method, family) in variants {
             for headDim in AttentionKernelDescriptor.supportedHeadDims(method) {
                 for causal in [false, true] {
                     for output in [ElementType.float16, .bfloat16] {
@@ -98,7 +130,7 @@ struct CheckCase {
                         rotation += 1
                         for (b, h, hkv, nq, nk, layout, input) in picked {
                             cases.append(CheckCase(
-                                method: method, headDim: headDim, causal: causal, output: output,
+                                method: method, family: family, headDim: headDim, causal: causal, output: output,
                                 input: input, layout: layout, batch: b, heads: h, kvHeads: hkv,
                                 queryLength: nq, keyLength: nk))
                         }
@@ -126,6 +158,7 @@ struct CheckCase {
         // Both paths see exactly the rounded inputs.
         let (qr, kr, vr) = (qt.floatsBHND(), kt.floatsBHND(), vt.floatsBHND())
 
+        engine.kernelFamily = family
         let gpu = try engine.run(method, problem: problem, q: qt, k: kt, v: vt, outputType: output, computeLogSumExp: true)
         let cpu = try CPUAttention.run(method, problem: problem, q: qr, k: kr, v: vr)
         let reference = try CPUAttention.reference(problem, q: qr, k: kr, v: vr)

@@ -9,13 +9,14 @@ struct Compile: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compile every kernel variant with NVRTC and report registers, spills and shared memory.",
         discussion: """
-            Needs NVRTC but no GPU. Exits with status 1 when a variant fails to compile or \
-            spills registers to local memory.
+            Needs NVRTC but no GPU. The wgmma (Hopper) kernels are listed for sm_90a. Exits \
+            with status 1 when a variant fails to compile, spills registers to local memory, or \
+            has its wgmma instructions serialized by ptxas (warnings C7510-C7515).
             """
     )
 
     @Option(help: "Target architectures, e.g. sm_80,sm_86,sm_89,sm_90.")
-    var arch = CommaSeparated(["sm_80", "sm_90"])
+    var arch = CommaSeparated(["sm_80", "sm_90", "sm_90a"])
 
     @Flag(name: .customLong("no-cache"), help: "Compile everything afresh, ignoring the on-disk kernel cache.")
     var noCache = false
@@ -42,16 +43,16 @@ struct Compile: ParsableCommand {
         if json {
             try printJSON(records)
         } else {
-            var table = TextTable(["kernel", "arch", "registers", "spill bytes", "shared bytes"])
+            var table = TextTable(["kernel", "arch", "registers", "spill bytes", "shared bytes", "wgmma serialized"])
             for r in records {
-                table.append([r.kernel, r.arch, "\(r.registers)", "\(r.spillBytes)", "\(r.sharedBytes)"])
+                table.append([r.kernel, r.arch, "\(r.registers)", "\(r.spillBytes)", "\(r.sharedBytes)", "\(r.wgmmaSerializationWarnings)"])
             }
             print(table.rendered)
         }
-        let spilled = records.filter { $0.spillBytes > 0 }
-        if !spilled.isEmpty {
-            throw ValidationFailure(message: "\(spilled.count) variant(s) spill: "
-                + spilled.map(\.kernel).joined(separator: ", "))
+        let faulty = records.filter { $0.spillBytes > 0 || $0.wgmmaSerializationWarnings > 0 }
+        if !faulty.isEmpty {
+            throw ValidationFailure(message: "\(faulty.count) variant(s) spill or serialize wgmma: "
+                + faulty.map(\.kernel).joined(separator: ", "))
         }
     }
 
@@ -61,6 +62,7 @@ struct Compile: ParsableCommand {
         }
         let variants: [any KernelVariant] = arch.values.flatMap { name -> [any KernelVariant] in
             AttentionKernelDescriptor.allVariants(arch: name) + QuantizationKernelDescriptor.allVariants(arch: name)
+                + HopperKernelDescriptor.allVariants(arch: name)
         }
         let results = CompileResults(count: variants.count)
         let progress = ProgressLine(enabled: !json)
@@ -83,7 +85,7 @@ struct Compile: ParsableCommand {
         guard let usage = kernel.report[variant.kernelName] else {
             throw .gpu("ptxas reported nothing for \(variant.kernelName) (\(variant.arch))")
         }
-        return CompileRecord(variant: variant, usage: usage)
+        return CompileRecord(variant: variant, usage: usage, log: kernel.log)
     }
 }
 
@@ -118,18 +120,24 @@ struct CompileRecord: Codable, Sendable {
     var registers: Int
     var spillBytes: Int
     var sharedBytes: Int
+    /// ptxas warnings that it serialized wgmma instructions (C7510-C7515): each costs the
+    /// overlap of tensor-core work with everything else.
+    var wgmmaSerializationWarnings: Int
 
     enum CodingKeys: String, CodingKey {
         case kernel, arch, causal, registers
         case headDim = "head_dim", spillBytes = "spill_bytes", sharedBytes = "shared_bytes"
+        case wgmmaSerializationWarnings = "wgmma_serialization_warnings"
     }
 
-    init(variant: any KernelVariant, usage: KernelResourceUsage) {
+    init(variant: any KernelVariant, usage: KernelResourceUsage, log: String) {
         kernel = variant.kernelName
         arch = variant.arch
         let attention = variant as? AttentionKernelDescriptor
-        headDim = attention?.headDim
-        causal = attention?.causal
+        let hopper = variant as? HopperKernelDescriptor
+        headDim = attention?.headDim ?? hopper?.headDim
+        causal = attention?.causal ?? hopper?.causal
+        wgmmaSerializationWarnings = PtxasReport.wgmmaSerializationWarnings(in: log)
         registers = usage.registers
         spillBytes = usage.spillStoreBytes + usage.spillLoadBytes
         sharedBytes = usage.sharedMemoryBytes + variant.sharedMemoryBytes

@@ -28,8 +28,11 @@ struct GPUBenchConfig: Sendable {
 
 /// What `intfa bench --backend cuda` times for each configuration.
 enum GPUBenchKernel: String, CaseIterable {
-    /// `int8` attention on inputs quantized beforehand.
+    /// `int8` attention on inputs quantized beforehand, with the family chosen for the device
+    /// (wgmma on compute capability 9.0).
     case int8
+    /// The same on the `mma.sync` kernel, for comparison where wgmma is the default.
+    case int8MMA = "int8-mma"
     /// `int8` from fp16 inputs: quantization kernels plus attention.
     case int8EndToEnd = "int8+quant"
     case int8Paper = "int8-paper"
@@ -38,12 +41,15 @@ enum GPUBenchKernel: String, CaseIterable {
 
     var method: AttentionMethod {
         switch self {
-        case .int8, .int8EndToEnd: return .int8
+        case .int8, .int8MMA, .int8EndToEnd: return .int8
         case .int8Paper: return .int8Paper
         case .fp8E4M3: return .fp8E4M3
         case .fp16: return .fp16
         }
     }
+
+    /// The family this kernel forces, nil for the engine's choice.
+    var family: AttentionKernelFamily? { self == .int8MMA ? .mma : nil }
 
     /// Whether the timed region includes quantizing fp16 inputs.
     var includesQuantization: Bool { self == .int8EndToEnd }
@@ -84,10 +90,15 @@ struct GPUBenchmark {
         }
         var records: [BenchRecord] = []
         for kernel in kernels where engine.methods.contains(kernel.method) {
+            // int8-mma only adds information where the default int8 runs on another family.
+            if kernel == .int8MMA, try engine.family(for: .int8, headDim: problem.headDim) == .mma { continue }
+            let chosen = engine.kernelFamily
+            engine.kernelFamily = kernel.family ?? chosen
+            defer { engine.kernelFamily = chosen }
             progress.update("bench cuda \(kernel.rawValue) \(problem)")
             // Pre-quantized kernels read per-set quantized copies made outside the timed region.
             var quantizedSets: [(QuantizedDeviceInputs, [DeviceBuffer])] = []
-            if kernel != .int8EndToEnd && kernel != .fp16 {
+            if !kernel.includesQuantization && kernel != .fp16 {
                 for set in inputSets {
                     let bytes = QuantizedDeviceInputs.byteCounts(method: kernel.method, problem: problem)
                     let buffers = try cuda { () throws(CUDAError) in

@@ -3,23 +3,25 @@ import Foundation
 import IntFlashAttention
 import Testing
 
-/// Every kernel variant the library can launch compiles for sm_80 and sm_90, and ptxas
-/// keeps it in registers: a spill is a silent slowdown that only a GPU benchmark would
-/// otherwise show, so it fails here, on machines without a GPU.
+/// Every kernel variant the library can launch compiles for sm_80, sm_90 and (the wgmma
+/// kernels) sm_90a, and ptxas keeps it in registers without serializing its wgmma
+/// instructions: a spill or a serialized wgmma is a silent slowdown that only a GPU benchmark
+/// would otherwise show, so it fails here, on machines without a GPU.
 @Suite(.enabled(if: NVRTCForTests.shouldRun, "NVRTC not found; set INTFA_NVRTC or INTFA_REQUIRE_NVRTC=1"))
 struct KernelCompileTests {
     /// What compiling one variant gave: its ptxas line, or why there is none.
     private enum Outcome: Sendable {
-        case compiled(KernelResourceUsage)
+        case compiled(KernelResourceUsage, serializationWarnings: Int)
         case noReport(log: String)
         case failed(String)
     }
 
-    @Test(arguments: ["sm_80", "sm_90"])
+    @Test(arguments: ["sm_80", "sm_90", "sm_90a"])
     func everyVariantCompilesWithoutSpills(arch: String) async throws {
         let cache = KernelCache(compiler: try NVRTCForTests.compiler(), directory: nil)
-        let variants: [any KernelVariant] =
-            AttentionKernelDescriptor.allVariants(arch: arch) + QuantizationKernelDescriptor.allVariants(arch: arch)
+        let variants: [any KernelVariant] = arch == "sm_90a"
+            ? HopperKernelDescriptor.allVariants(arch: arch)
+            : AttentionKernelDescriptor.allVariants(arch: arch) + QuantizationKernelDescriptor.allVariants(arch: arch)
         #expect(!variants.isEmpty)
 
         // One child task per variant: NVRTC calls block, so the group keeps every thread of
@@ -36,8 +38,9 @@ struct KernelCompileTests {
 
         for (variant, outcome) in zip(variants, outcomes) {
             switch outcome {
-            case let .compiled(usage):
+            case let .compiled(usage, serializationWarnings):
                 #expect(usage.registers > 0, "\(variant)")
+                #expect(serializationWarnings == 0, "\(variant): ptxas serialized its wgmma instructions")
                 #expect(usage.spillStoreBytes == 0, "\(variant): \(usage.registers) registers")
                 #expect(usage.spillLoadBytes == 0, "\(variant): \(usage.registers) registers")
             case let .noReport(log):
@@ -54,7 +57,7 @@ struct KernelCompileTests {
         do {
             let kernel = try cache.kernel(for: try variant.compilationRequest())
             guard let usage = kernel.report[variant.kernelName] else { return .noReport(log: kernel.log) }
-            return .compiled(usage)
+            return .compiled(usage, serializationWarnings: PtxasReport.wgmmaSerializationWarnings(in: kernel.log))
         } catch {
             return .failed("\(error)")
         }

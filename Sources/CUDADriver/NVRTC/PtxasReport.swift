@@ -51,6 +51,12 @@ public struct PtxasReport: Sendable, Equatable, Codable {
     /// The usage of `name`, if ptxas reported on it.
     public subscript(name: String) -> KernelResourceUsage? { functions[name] }
 
+    /// The number of ptxas warnings in `log` that wgmma instructions were serialized
+    /// (C7510-C7515, "wgmma.mma_async instructions are serialized due to …").
+    public static func wgmmaSerializationWarnings(in log: String) -> Int {
+        log.split(whereSeparator: \.isNewline).count { $0.contains("wgmma.mma_async instructions are serialized") }
+    }
+
     /// The `__global__` kernels, sorted by name.
     public var entries: [KernelResourceUsage] {
         functions.values.filter(\.isEntry).sorted { $0.name < $1.name }
