@@ -174,15 +174,19 @@ struct TileDescriptors {
     intfa_u64 values[2];
 };
 static INTFA_DEVICE TileDescriptors tile_descriptors(intfa_u32 kTile) {
+    // The start address is the low field (address >> 4, below 2^14 for any shared-memory
+    // address), so one 32-byte step is + 2 and the Vt tile is + kKTileBytes / 16.
+    const intfa_u64 keys = intfa_matrix_descriptor(kTile, kKGroupBytes, kKSwizzle);
+    const intfa_u64 values = intfa_matrix_descriptor(0, kVGroupBytes, kVSwizzle) + ((keys & 0x3FFF) + kKTileBytes / 16);
     TileDescriptors d;
 #pragma unroll
     for (int c = 0; c < kQChunks; ++c) {
-        d.keys[c] = intfa_matrix_descriptor(kTile + 32 * c, kKGroupBytes, kKSwizzle);
+        d.keys[c] = keys + 2 * c;
         asm volatile("" : "+l"(d.keys[c]));
     }
 #pragma unroll
     for (int c = 0; c < 2; ++c) {
-        d.values[c] = intfa_matrix_descriptor(kTile + kKTileBytes + 32 * c, kVGroupBytes, kVSwizzle);
+        d.values[c] = values + 2 * c;
         asm volatile("" : "+l"(d.values[c]));
     }
     return d;
@@ -523,8 +527,11 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
 
     // ---- Epilogue: O = (O' − 1.5·2^23 · W) · sV / l (0 when no key was visible), and the
     // log-sum-exp.
-    const float* vScale = (const float*)p.vScale + ((intfa_i64)batch * p.kvHeads + kvHead) * kHeadDim;
-    unsigned char* outBase = (unsigned char*)p.out + ((intfa_i64)batch * p.oStrideBatch + (intfa_i64)head * p.oStrideHead) * 2;
+    // The block indices are read again rather than kept live across the key loop, where
+    // ptxas would rather spill them than hold registers the accumulators need.
+    const int headOut = intfa_block_index_y();
+    const float* vScale = (const float*)p.vScale + ((intfa_i64)batch * p.kvHeads + headOut / (int)(p.heads / p.kvHeads)) * kHeadDim;
+    unsigned char* outBase = (unsigned char*)p.out + ((intfa_i64)batch * p.oStrideBatch + (intfa_i64)headOut * p.oStrideHead) * 2;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
         float l = state.sum[r];
@@ -532,7 +539,9 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
         l += __shfl_xor_sync(0xFFFFFFFFu, l, 2);
         const int row = row0 + 8 * r;
         if (row >= queryLength) continue;
-        const float inverseSum = l > 0.0f ? __fdiv_rn(1.0f, l) : 0.0f;
+        // Approximate reciprocal and log (MUFU): the IEEE routines' slow paths cost registers
+        // that the D = 128 accumulators do not leave (ptxas spilled with them).
+        const float inverseSum = l > 0.0f ? __fdividef(1.0f, l) : 0.0f;
         const float roundOffset = kRound * state.roundWeight[r];
         intfa_u32* outRow = (intfa_u32*)(outBase + (intfa_i64)row * p.oStrideToken * 2);
 #pragma unroll
@@ -549,8 +558,8 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
         }
 #if INTFA_WRITE_LSE
         if (quad == 0) {
-            float* lse = (float*)p.lse + ((intfa_i64)batch * p.heads + head) * p.queryLength;
-            lse[row] = l > 0.0f ? (state.max[r] + log2f(l)) / INTFA_LOG2E : kNegativeInfinity;
+            float* lse = (float*)p.lse + ((intfa_i64)batch * p.heads + headOut) * p.queryLength;
+            lse[row] = l > 0.0f ? (state.max[r] + __log2f(l)) * (1.0f / INTFA_LOG2E) : kNegativeInfinity;
         }
 #endif
     }

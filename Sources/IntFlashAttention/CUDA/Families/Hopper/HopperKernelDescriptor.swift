@@ -1,3 +1,5 @@
+import Foundation
+
 /// One compiled variant of the Hopper kernel (`Kernels/attention_wgmma.cu`): warpgroup MMAs
 /// fed by TMA, a producer warpgroup and `consumers` warpgroups of 64 query rows each, for the
 /// default `int8` scheme on sm_90a. Hashable: it keys the module caches, and its kernel name
@@ -29,7 +31,7 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     /// Head dims with a Hopper kernel.
     public static let headDims = [64, 128]
 
-    /// Creates a descriptor; `tiles` defaults to `defaultTiles(headDim:)`. Throws for head
+    /// Creates a descriptor; `tiles` defaults to `INTFA_WGMMA_TILES`, else `defaultTiles(headDim:causal:)`. Throws for head
     /// dims or architectures without a kernel.
     public init(
         headDim: Int, causal: Bool, output: AttentionKernelDescriptor.Output = .float16,
@@ -44,7 +46,16 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
         self.output = output
         self.writesLogSumExp = writesLogSumExp
         self.arch = arch
-        self.tiles = tiles ?? Self.defaultTiles(headDim: headDim)
+        var chosen = Self.defaultTiles(headDim: headDim, causal: causal)
+        if let tiles {
+            chosen = tiles
+        } else if let forced = try Self.tiles(fromEnvironment: ProcessInfo.processInfo.environment) {
+            chosen = forced
+        }
+        guard (2...8).contains(chosen.stages), chosen.consumers == 2 || (chosen.consumers == 3 && headDim == 64) else {
+            throw .gpu("wgmma tiles \(chosen.stages) stages, \(chosen.consumers) consumers: 2-8 stages and 2 consumers (3 at D = 64) are supported")
+        }
+        self.tiles = chosen
         self.isLayoutTest = isLayoutTest
     }
 
@@ -52,11 +63,27 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     /// set is not forward compatible).
     public static func supports(arch: String) -> Bool { arch == "sm_90a" }
 
-    /// The tile heuristic, as data: 2 consumer warpgroups (128 query rows per CTA, 240
-    /// registers each) with ping-pong, and a 4-slot ring of 64-key K/Vt tiles (17 KiB a slot at
-    /// D = 128), deep enough to cover TMA latency at one CTA per SM.
-    public static func defaultTiles(headDim: Int) -> Tiles {
-        Tiles(stages: 4, consumers: 2, pingPong: true)
+    /// The tile heuristic, as data, from a sweep on an H200 (B=2, H=16, N=8192, TOPS):
+    /// - D = 128: 2 consumer warpgroups (240 registers each; a third would leave 160, less
+    ///   than the O and P·V accumulators need) with ping-pong: 470, against 450 without; a
+    ///   4-slot ring of 64-key tiles (17 KiB a slot): 470, against 369 with 2 slots and 467
+    ///   with 6.
+    /// - D = 64: 3 consumers (192 query rows per CTA, 160 registers each): 333, against 279
+    ///   with 2; ping-pong 333 vs 330. Causal keeps 2: its masks do not fit in 160 registers
+    ///   (ptxas spills).
+    public static func defaultTiles(headDim: Int, causal: Bool) -> Tiles {
+        Tiles(stages: 4, consumers: headDim == 64 && !causal ? 3 : 2, pingPong: true)
+    }
+
+    /// Tiles forced by `INTFA_WGMMA_TILES=stages,consumers,pingpong` (e.g. `4,2,1`), for
+    /// tuning runs; nil when unset.
+    public static func tiles(fromEnvironment environment: [String: String]) throws(AttentionError) -> Tiles? {
+        guard let text = environment["INTFA_WGMMA_TILES"], !text.isEmpty else { return nil }
+        let fields = text.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard fields.count == 3, fields[2] == 0 || fields[2] == 1 else {
+            throw .gpu("INTFA_WGMMA_TILES=\(text): expected stages,consumers,pingpong such as 4,2,1")
+        }
+        return Tiles(stages: fields[0], consumers: fields[1], pingPong: fields[2] == 1)
     }
 
     public var sourceFile: String { "attention_wgmma.cu" }
