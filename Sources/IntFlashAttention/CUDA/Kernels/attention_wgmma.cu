@@ -141,6 +141,7 @@ constexpr int kOutRegisters = kHeadDim / 2;
 constexpr float kRound = 12582912.0f;     // 1.5·2^23
 constexpr intfa_s32 kRoundBits = 0x4B400000;
 constexpr float kLog2Of255 = 7.99435343685885793f;
+constexpr int kExactBelowKeys = 512;
 
 #define kNegativeInfinity __int_as_float(0xFF800000)
 
@@ -227,15 +228,23 @@ static INTFA_DEVICE void block_softmax(
     const intfa_s32 (&s)[32], const float* keyScales, const float (&qs)[2], RowState& state,
     intfa_u32 (&p)[2][4], float (&alpha)[2], float (&weight)[2],
     int key0, int row0, int keyLength, int causalShift, int quad) {
+    // Unmasked blocks take the fast form: S' = acc · ks, the row scale and ×255 folded into
+    // the exponent's FFMA. Masked blocks (the causal diagonal, the Nk tail) follow the CPU's
+    // order exactly, S = (acc · qs) · ks and code = rne(exp2(S − mb) · 255): rows that see
+    // only a few keys live there, and for them one code rounded the other way would move
+    // the log-sum-exp by up to 1/255 (all of their keys carry most of l).
     float sv[32];
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
         const float2 ks = *(const float2*)(keyScales + 8 * j + 2 * quad);
-        const float offset0 = -kRound * ks.x, offset1 = -kRound * ks.y;
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-            // (acc + 1.5·2^23) · ks − 1.5·2^23 · ks = acc · ks, with one rounding of the sum.
-            sv[4 * j + e] = fmaf(__int_as_float(s[4 * j + e] + kRoundBits), (e & 1) ? ks.y : ks.x, (e & 1) ? offset1 : offset0);
+            const float k = (e & 1) ? ks.y : ks.x;
+            // I2FP is exact here (|acc| < 2^24) and one instruction. (The bit trick
+            // (acc + 1.5·2^23) · ks − round(1.5·2^23 · ks) costs the same but carries the
+            // rounding of the constant, about one unit of acc, into every score of a key.)
+            const float score = __int2float_rn(s[4 * j + e]);
+            sv[4 * j + e] = Masked ? __fmul_rn(__fmul_rn(score, qs[e >> 1]), k) : score * k;
         }
     }
     // Visibility of key (j, e) for row r: key < Nk and, when causal, key ≤ row + shift.
@@ -259,18 +268,18 @@ static INTFA_DEVICE void block_softmax(
         blockMax[0] = fmaxf(blockMax[0], fmaxf(sv[4 * j], sv[4 * j + 1]));
         blockMax[1] = fmaxf(blockMax[1], fmaxf(sv[4 * j + 2], sv[4 * j + 3]));
     }
-    float bias[2];
+    float mb[2], bias[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
         blockMax[r] = fmaxf(blockMax[r], __shfl_xor_sync(0xFFFFFFFFu, blockMax[r], 1));
         blockMax[r] = fmaxf(blockMax[r], __shfl_xor_sync(0xFFFFFFFFu, blockMax[r], 2));
         // A row with no visible key in this block leaves its state unchanged.
         const bool empty = Masked && blockMax[r] == kNegativeInfinity;
-        const float mb = empty ? 0.0f : blockMax[r] * qs[r];
-        const float newMax = empty ? state.max[r] : fmaxf(state.max[r], mb);
+        mb[r] = empty ? 0.0f : (Masked ? blockMax[r] : blockMax[r] * qs[r]);
+        const float newMax = empty ? state.max[r] : fmaxf(state.max[r], mb[r]);
         alpha[r] = empty ? 1.0f : intfa_exp2(state.max[r] - newMax);
-        weight[r] = empty ? 0.0f : intfa_exp2(mb - newMax) * (1.0f / 255.0f);
-        bias[r] = kLog2Of255 - mb;
+        weight[r] = empty ? 0.0f : intfa_exp2(mb[r] - newMax) * (1.0f / 255.0f);
+        bias[r] = kLog2Of255 - mb[r];
         state.max[r] = newMax;
     }
     intfa_u32 code[32];
@@ -279,10 +288,11 @@ static INTFA_DEVICE void block_softmax(
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             const int r = e >> 1;
-            float argument = fmaf(sv[4 * j + e], qs[r], bias[r]);
-            if (Masked && !visible(j, e)) argument = kNegativeInfinity;
-            // Adding 1.5·2^23 rounds to an integer (ties to even) in the low mantissa byte.
-            code[4 * j + e] = __float_as_uint(intfa_exp2(argument) + kRound);
+            // Adding 1.5·2^23 rounds to an integer (ties to even) in the low mantissa byte;
+            // masked keys have S = −∞, so exp2 gives 0.
+            const float scaled = Masked ? __fmul_rn(intfa_exp2(__fsub_rn(sv[4 * j + e], mb[r])), 255.0f)
+                                        : intfa_exp2(fmaf(sv[4 * j + e], qs[r], bias[r]));
+            code[4 * j + e] = __float_as_uint(__fadd_rn(scaled, kRound));
         }
     }
     pack_p_fragment(code, p);
@@ -428,9 +438,12 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
 
     // Blocks this warpgroup reads; the rest of the CTA's blocks it only releases.
     const int groupBlocks = groupRow0 < queryLength ? blocksThrough(min(groupRow0 + 64, queryLength) - 1) : 0;
-    // The first block that needs a mask: past Nk, or (causal) right of the group's first row.
-    int firstMasked = keyLength / kBlockN;
-    if (INTFA_CAUSAL) firstMasked = min(firstMasked, max(groupRow0 + causalShift + 1, 0) / kBlockN);
+    // The first block that takes block_softmax's exact (masked) form: past Nk, or (causal)
+    // right of the group's first row. Groups whose first row sees fewer than 512 keys take it
+    // everywhere: for such short rows one code rounded differently from the CPU's moves the
+    // log-sum-exp by up to 1e-3.
+    const int firstRowKeys = INTFA_CAUSAL ? max(min(keyLength, groupRow0 + causalShift + 1), 0) : keyLength;
+    const int firstMasked = firstRowKeys < kExactBelowKeys ? 0 : firstRowKeys / kBlockN;
 
     RowState state;
     float o[kOutRegisters];
