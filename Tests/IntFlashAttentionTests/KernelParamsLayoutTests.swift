@@ -45,7 +45,7 @@ struct KernelParamsLayoutTests {
         "channelAmax": \.channelAmax, "batch": \.batch, "heads": \.heads, "tokens": \.tokens,
         "headDim": \.headDim, "tokensPadded": \.tokensPadded, "strideBatch": \.strideBatch,
         "strideHead": \.strideHead, "strideToken": \.strideToken, "scaleMultiplier": \.scaleMultiplier,
-        "reserved0": \.reserved0,
+        "reserved0": \.reserved0, "channelPartials": \.channelPartials, "statsChunks": \.statsChunks,
     ] }
 
     @Test func attentionParamsMatchTheHeader() throws {
@@ -69,8 +69,8 @@ struct KernelParamsLayoutTests {
             #expect(MemoryLayout<QuantizationParams>.offset(of: keyPath) == offset, "\(name)")
         }
         #expect(try Self.cSize(of: "QuantizationParams") == QuantizationParams.cSize)
-        #expect(MemoryLayout<QuantizationParams>.size == 112)
-        #expect(MemoryLayout<QuantizationParams>.stride == 112)
+        #expect(MemoryLayout<QuantizationParams>.size == 128)
+        #expect(MemoryLayout<QuantizationParams>.stride == 128)
     }
 }
 

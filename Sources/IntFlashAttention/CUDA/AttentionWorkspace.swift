@@ -7,6 +7,7 @@ final class AttentionWorkspace {
     enum Slot: CaseIterable {
         case qCodes, qScales, kCodes, kScales, vCodes, vScales
         case qMean, qAmax, kMean, kAmax, vMean, vAmax
+        case statsPartials
     }
 
     private let context: CUDAContext

@@ -82,11 +82,23 @@ extension CUDAAttention {
         }
         // Channel statistics: K's mean for smoothing, V's amax for its scales, and every
         // tensor's amax for the per-tensor FP8 scales.
-        var statistics: [(QuantizationParams, Int)] = [(vp, hkv)]
-        if method == .int8 || method == .fp8E4M3 { statistics.append((kp, hkv)) }
-        if method == .fp8E4M3 { statistics.append((qp, h)) }
-        for (p, heads) in statistics {
-            try launch(make(.channelStats), grid: LaunchDimensions((d + 31) / 32, b * heads), block: LaunchDimensions(32, 8), params: p)
+        var statistics: [QuantizationParams] = [vp]
+        if method == .int8 || method == .fp8E4M3 { statistics.append(kp) }
+        if method == .fp8E4M3 { statistics.append(qp) }
+        // One partials buffer, sized once for the largest tensor (they run in order on the
+        // stream; growing it between launches would free memory a queued kernel still reads).
+        let chunks = { (p: QuantizationParams) in (Int(p.tokens) + QuantizationKernelDescriptor.statsChunkTokens - 1) / QuantizationKernelDescriptor.statsChunkTokens }
+        let partialsBytes = statistics.map { b * Int($0.heads) * max(chunks($0), 1) * d * 12 }.max() ?? 0
+        let partials = try addr(.statsPartials, partialsBytes)
+        for var p in statistics {
+            p.channelPartials = partials
+            p.statsChunks = Int64(chunks(p))
+            let heads = Int(p.heads)
+            if p.statsChunks > 0 {
+                try launch(make(.channelPartials), grid: LaunchDimensions((d + 31) / 32, Int(p.statsChunks), b * heads),
+                           block: LaunchDimensions(32, 8), params: p)
+            }
+            try launch(make(.channelStats), grid: LaunchDimensions((d + 31) / 32, b * heads), block: LaunchDimensions(32), params: p)
         }
         if nq > 0 {
             try launch(make(.rows(code, perTensor: perTensor, smooth: false)),

@@ -77,9 +77,13 @@ public struct QuantizationParams: Sendable, Equatable, BitwiseCopyable {
     /// Multiplies each stored scale: sm·L for Q, 1 otherwise.
     public var scaleMultiplier: Float = 1
     public var reserved0: Float = 0
+    /// Per-chunk channel statistics: fp64 sums [B, Hx, chunks, D], then fp32 max |x|
+    /// [B, Hx, chunks, D] (``statsChunks`` chunks of ``QuantizationKernelDescriptor/statsChunkTokens``).
+    public var channelPartials: UInt64 = 0
+    public var statsChunks: Int64 = 0
 
     public init() {}
 
     /// Size of the C struct in bytes.
-    public static let cSize = 112
+    public static let cSize = 128
 }

@@ -1,5 +1,5 @@
 /// One kernel of `Kernels/quantize.cu`, which turns fp16/bf16 Q, K, V into the codes and
-/// scales of docs/SCHEMES.md. A method's preparation runs `channelStats` on each tensor that
+/// scales of docs/SCHEMES.md. A method's preparation runs `channelPartials` and `channelStats` on each tensor that
 /// needs channel statistics, then `rows` for Q and K and `transposedV` for V.
 public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConvertible {
     public enum Code: String, Hashable, Sendable {
@@ -9,8 +9,11 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
     }
 
     public enum Kind: Hashable, Sendable {
-        /// Per (batch, head, channel): mean over tokens (double sum) and max |x|.
-        /// Grid (ceil(D/32), B·Hx), block (32, 8).
+        /// Per (batch, head, chunk of ``statsChunkTokens`` tokens, channel): double sum and
+        /// max |x|. Grid (ceil(D/32), chunks, B·Hx), block (32, 8).
+        case channelPartials
+        /// Per (batch, head, channel): mean over tokens and max |x|, from the chunks in
+        /// order. Grid (ceil(D/32), B·Hx), block 32.
         case channelStats
         /// Q or K rows: codes [B, Hx, N, D] and per-token scales [B, Hx, tokensPadded]
         /// (or one per tensor), optionally smoothing (channel mean subtracted).
@@ -36,6 +39,9 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
 
     public var sourceFile: String { "quantize.cu" }
 
+    /// Tokens per chunk of the channel statistics (`kStatsChunkTokens` in quantize.cu).
+    public static let statsChunkTokens = 256
+
     private var code: Code {
         switch kind {
         case let .rows(code, _, _), let .transposedV(code, _): return code
@@ -58,6 +64,7 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
     public var kernelName: String {
         let suffix = input.rawValue
         switch kind {
+        case .channelPartials: return "intfa_channel_partials_\(suffix)"
         case .channelStats: return "intfa_channel_stats_\(suffix)"
         case let .rows(code, perTensor, smooth):
             return "intfa_quantize_rows_\(code.rawValue)_\(perTensor ? "pertensor" : "pertoken")\(smooth ? "_smooth" : "")_\(suffix)"
@@ -84,13 +91,13 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
         let make = { (kind: Kind) in QuantizationKernelDescriptor(kind: kind, input: input, arch: arch) }
         switch method {
         case .int8:
-            return [make(.channelStats), make(.rows(.int8, perTensor: false, smooth: false)),
+            return [make(.channelPartials), make(.channelStats), make(.rows(.int8, perTensor: false, smooth: false)),
                     make(.rows(.int8, perTensor: false, smooth: true)), make(.transposedV(.int8, perTensor: false))]
         case .int8Paper:
-            return [make(.channelStats), make(.rows(.int8, perTensor: false, smooth: false)),
+            return [make(.channelPartials), make(.channelStats), make(.rows(.int8, perTensor: false, smooth: false)),
                     make(.transposedV(.int8, perTensor: true))]
         case .fp8E4M3:
-            return [make(.channelStats), make(.rows(.e4m3, perTensor: true, smooth: false)),
+            return [make(.channelPartials), make(.channelStats), make(.rows(.e4m3, perTensor: true, smooth: false)),
                     make(.transposedV(.e4m3, perTensor: true))]
         case .fp16:
             return input == .bfloat16 ? [make(.convertToHalf)] : []
@@ -104,6 +111,7 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
         let fp8 = (AttentionKernelDescriptor.smVersion(arch) ?? 0) >= 89
         var result: [QuantizationKernelDescriptor] = []
         for input in AttentionKernelDescriptor.Output.allCases {
+            result.append(.init(kind: .channelPartials, input: input, arch: arch))
             result.append(.init(kind: .channelStats, input: input, arch: arch))
             result.append(.init(kind: .convertToHalf, input: input, arch: arch))
             for code in fp8 ? [Code.int8, .e4m3] : [.int8] {

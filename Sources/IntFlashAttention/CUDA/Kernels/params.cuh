@@ -75,4 +75,9 @@ struct QuantizationParams {
     // Multiplies each stored scale (sm·L for Q, 1 otherwise): fp32 product.
     float scaleMultiplier;       // 104
     float reserved0;             // 108
-};                               // size 112
+    // Channel statistics per chunk of kStatsChunkTokens tokens, written by
+    // intfa_channel_partials and reduced in chunk order by intfa_channel_stats:
+    // fp64 sums [B, Hx, chunks, D], then fp32 max |x| [B, Hx, chunks, D].
+    intfa_u64 channelPartials;   // 112
+    intfa_i64 statsChunks;       // 120
+};                               // size 128

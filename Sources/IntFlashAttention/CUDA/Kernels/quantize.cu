@@ -53,6 +53,7 @@
 
 // Kernel names, e.g. intfa_quantize_rows_s8_pertoken_smooth_f16.
 #define INTFA_STATS_KERNEL INTFA_CAT(intfa_channel_stats_, INTFA_IN_SUFFIX)
+#define INTFA_PARTIALS_KERNEL INTFA_CAT(intfa_channel_partials_, INTFA_IN_SUFFIX)
 #define INTFA_ROWS_KERNEL \
     INTFA_NAME5(intfa_quantize_rows_, INTFA_CODE_NAME, INTFA_CAT(_, INTFA_GRAIN_NAME), INTFA_SMOOTH_NAME, INTFA_CAT(_, INTFA_IN_SUFFIX))
 #if INTFA_PER_TENSOR
@@ -93,20 +94,26 @@ static INTFA_DEVICE intfa_u32 encode(float x, float inv) {
 #endif
 }
 
-// Per (batch·head, channel): mean over the tokens (summed in double, as the CPU does; the
-// sum of fp16 values is exact in double for N ≤ 8192, so any order gives the same bits) and
-// max |x|. Grid (ceil(D/32), B·Hx); block (32, 8): x = channel, y = token slice.
-extern "C" __global__ void __launch_bounds__(256) INTFA_STATS_KERNEL(const QuantizationParams p) {
+// Channel statistics in two passes, so that long sequences spread over many CTAs:
+// intfa_channel_partials sums each chunk of kStatsChunkTokens tokens (double) and takes its
+// max |x|; intfa_channel_stats adds the chunks in order. The double sum of fp16 values is
+// exact for N ≤ 8192 (as on the CPU), so the mean does not depend on the order.
+#define kStatsChunkTokens 256
+
+// Grid (ceil(D/32), chunks, B·Hx); block (32, 8): x = channel, y = token slice.
+extern "C" __global__ void __launch_bounds__(256) INTFA_PARTIALS_KERNEL(const QuantizationParams p) {
     __shared__ double partialSum[8][32];
     __shared__ float partialMax[8][32];
-    const intfa_i64 bh = blockIdx.y;
+    const intfa_i64 bh = blockIdx.z;
     const intfa_i64 b = bh / p.heads, h = bh % p.heads;
     const int c = blockIdx.x * 32 + threadIdx.x;
+    const intfa_i64 t0 = (intfa_i64)blockIdx.y * kStatsChunkTokens;
+    const intfa_i64 t1 = t0 + kStatsChunkTokens < p.tokens ? t0 + kStatsChunkTokens : p.tokens;
     const intfa_u16* base = (const intfa_u16*)p.input + b * p.strideBatch + h * p.strideHead;
     double sum = 0.0;
     float amax = 0.0f;
     if (c < p.headDim) {
-        for (intfa_i64 t = threadIdx.y; t < p.tokens; t += 8) {
+        for (intfa_i64 t = t0 + threadIdx.y; t < t1; t += 8) {
             const float x = load_input(base, t * p.strideToken + c);
             sum += (double)x;
             amax = fmaxf(amax, fabsf(x));
@@ -120,9 +127,29 @@ extern "C" __global__ void __launch_bounds__(256) INTFA_STATS_KERNEL(const Quant
             sum += partialSum[s][threadIdx.x];
             amax = fmaxf(amax, partialMax[s][threadIdx.x]);
         }
-        ((float*)p.channelMean)[bh * p.headDim + c] = (float)(sum / (double)p.tokens);
-        ((float*)p.channelAmax)[bh * p.headDim + c] = amax;
+        const intfa_i64 index = (bh * p.statsChunks + blockIdx.y) * p.headDim + c;
+        ((double*)p.channelPartials)[index] = sum;
+        ((float*)((double*)p.channelPartials + p.batch * p.heads * p.statsChunks * p.headDim))[index] = amax;
     }
+}
+
+// Per (batch·head, channel): the mean over the tokens and max |x|, from the chunks in order.
+// Grid (ceil(D/32), B·Hx); block 32.
+extern "C" __global__ void __launch_bounds__(32) INTFA_STATS_KERNEL(const QuantizationParams p) {
+    const intfa_i64 bh = blockIdx.y;
+    const int c = blockIdx.x * 32 + threadIdx.x;
+    if (c >= p.headDim) return;
+    const double* sums = (const double*)p.channelPartials;
+    const float* maxima = (const float*)(sums + p.batch * p.heads * p.statsChunks * p.headDim);
+    double sum = 0.0;
+    float amax = 0.0f;
+    for (intfa_i64 chunk = 0; chunk < p.statsChunks; ++chunk) {
+        const intfa_i64 index = (bh * p.statsChunks + chunk) * p.headDim + c;
+        sum += sums[index];
+        amax = fmaxf(amax, maxima[index]);
+    }
+    ((float*)p.channelMean)[bh * p.headDim + c] = (float)(sum / (double)p.tokens);
+    ((float*)p.channelAmax)[bh * p.headDim + c] = amax;
 }
 
 // Max over the channel maxima of one (batch, head): the per-tensor amax.
