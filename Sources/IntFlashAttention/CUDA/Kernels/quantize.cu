@@ -160,19 +160,81 @@ static INTFA_DEVICE float tensor_amax(const QuantizationParams& p, intfa_i64 bh)
     return amax;
 }
 
+// One row (token) per warp. With kContiguous, D = 32·kPer and lane l owns channels
+// kPer·l … kPer·l + kPer − 1: one vector load and one vector store per lane. Otherwise lane l
+// owns channels l, l + 32, … (any D ≤ 256, any alignment). Same arithmetic either way.
+template <int kPer, bool kContiguous>
+static INTFA_DEVICE void quantize_row(const QuantizationParams& p, intfa_i64 bh, intfa_i64 t, int lane, float inv) {
+    const intfa_i64 b = bh / p.heads, h = bh % p.heads;
+    const intfa_u16* row = (const intfa_u16*)p.input + b * p.strideBatch + h * p.strideHead + t * p.strideToken;
+    auto channel = [&](int i) { return kContiguous ? kPer * lane + i : lane + 32 * i; };
+    float values[kPer];
+    if (kContiguous) {
+        struct alignas(2 * kPer) Halves { intfa_u16 bits[kPer]; };
+        const Halves halves = *(const Halves*)(row + kPer * lane);
+#pragma unroll
+        for (int i = 0; i < kPer; ++i) {
+#if INTFA_INPUT_BF16
+            values[i] = intfa_bf16_to_float(halves.bits[i]);
+#else
+            values[i] = intfa_half_to_float(halves.bits[i]);
+#endif
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < kPer; ++i) values[i] = channel(i) < p.headDim ? load_input(row, channel(i)) : 0.0f;
+    }
+#if INTFA_SMOOTH
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) {
+        if (channel(i) < p.headDim) values[i] = __fsub_rn(values[i], ((const float*)p.channelMean)[bh * p.headDim + channel(i)]);
+    }
+#endif
+#if !INTFA_PER_TENSOR
+    float amax = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) amax = fmaxf(amax, fabsf(values[i]));
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, offset));
+    inv = inverse_scale(amax);
+    if (lane == 0) {
+        ((float*)p.scales)[bh * p.tokensPadded + t] = __fmul_rn(__fdiv_rn(amax, INTFA_LEVELS), p.scaleMultiplier);
+    }
+#endif
+    intfa_u8* out = (intfa_u8*)p.codes + (bh * p.tokens + t) * p.headDim;
+    if (kContiguous) {
+        struct alignas(kPer) Bytes { intfa_u8 codes[kPer]; };
+        Bytes bytes;
+#pragma unroll
+        for (int i = 0; i < kPer; ++i) bytes.codes[i] = (intfa_u8)encode(values[i], inv);
+        *(Bytes*)(out + kPer * lane) = bytes;
+    } else {
+#pragma unroll
+        for (int i = 0; i < kPer; ++i) {
+            if (channel(i) < p.headDim) out[channel(i)] = (intfa_u8)encode(values[i], inv);
+        }
+    }
+}
+
+// Whether rows of D = 32·kPer channels can be read kPer at a time (2·kPer-byte aligned).
+static INTFA_DEVICE bool rows_contiguous(const QuantizationParams& p, int kPer) {
+    const intfa_i64 alignment = 2 * kPer;
+    return p.headDim == 32 * kPer && p.input % alignment == 0 &&
+           ((p.strideBatch | p.strideHead | p.strideToken) * 2) % alignment == 0;
+}
+
 // Rows (Q, K): one warp per token. Grid (ceil(NPad / 8), B·Hx); block 256 (8 warps).
 // Writes codes [B, Hx, N, D] contiguous and scales [B, Hx, NPad] (per token, zero past N)
 // or [B, Hx] (per tensor).
 extern "C" __global__ void __launch_bounds__(256) INTFA_ROWS_KERNEL(const QuantizationParams p) {
-    constexpr int kMaxPerLane = 8;  // head dim ≤ 256
     const int lane = threadIdx.x & 31;
     const intfa_i64 t = (intfa_i64)blockIdx.x * 8 + (threadIdx.x >> 5);
     const intfa_i64 bh = blockIdx.y;
-    const intfa_i64 b = bh / p.heads, h = bh % p.heads;
     if (t >= p.tokensPadded) return;
+    float inv = 0.0f;  // per token: computed from the row
 #if INTFA_PER_TENSOR
     const float amax = tensor_amax(p, bh);
-    const float inv = inverse_scale(amax);
+    inv = inverse_scale(amax);
     if (t == 0 && lane == 0) {
         ((float*)p.scales)[bh] = __fmul_rn(__fdiv_rn(amax, INTFA_LEVELS), p.scaleMultiplier);
     }
@@ -183,36 +245,14 @@ extern "C" __global__ void __launch_bounds__(256) INTFA_ROWS_KERNEL(const Quanti
         return;
     }
 #endif
-    const intfa_u16* row = (const intfa_u16*)p.input + b * p.strideBatch + h * p.strideHead + t * p.strideToken;
-    float values[kMaxPerLane];
-#pragma unroll
-    for (int i = 0; i < kMaxPerLane; ++i) {
-        const int c = lane + 32 * i;
-        float x = 0.0f;
-        if (c < p.headDim) {
-            x = load_input(row, c);
-#if INTFA_SMOOTH
-            x = __fsub_rn(x, ((const float*)p.channelMean)[bh * p.headDim + c]);
-#endif
-        }
-        values[i] = x;
-    }
-#if !INTFA_PER_TENSOR
-    float amax = 0.0f;
-#pragma unroll
-    for (int i = 0; i < kMaxPerLane; ++i) amax = fmaxf(amax, fabsf(values[i]));
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, offset));
-    const float inv = inverse_scale(amax);
-    if (lane == 0) {
-        ((float*)p.scales)[bh * p.tokensPadded + t] = __fmul_rn(__fdiv_rn(amax, INTFA_LEVELS), p.scaleMultiplier);
-    }
-#endif
-    intfa_u8* out = (intfa_u8*)p.codes + (bh * p.tokens + t) * p.headDim;
-#pragma unroll
-    for (int i = 0; i < kMaxPerLane; ++i) {
-        const int c = lane + 32 * i;
-        if (c < p.headDim) out[c] = (intfa_u8)encode(values[i], inv);
+    if (rows_contiguous(p, 4)) {
+        quantize_row<4, true>(p, bh, t, lane, inv);
+    } else if (rows_contiguous(p, 2)) {
+        quantize_row<2, true>(p, bh, t, lane, inv);
+    } else if (rows_contiguous(p, 8)) {
+        quantize_row<8, true>(p, bh, t, lane, inv);
+    } else {
+        quantize_row<8, false>(p, bh, t, lane, inv);  // head dim ≤ 256
     }
 }
 
