@@ -60,8 +60,6 @@
 #endif
 
 // Kernel name: intfa_attention_<method>_d<D>_<full|causal>_<f16|bf16>[_lse]_m<BLOCK_M>_s<STAGES>
-#define INTFA_CAT2(a, b) a##b
-#define INTFA_CAT(a, b) INTFA_CAT2(a, b)
 #if INTFA_METHOD == INTFA_M_INT8
 #define INTFA_METHOD_NAME int8
 #elif INTFA_METHOD == INTFA_M_INT8_PAPER
@@ -71,21 +69,7 @@
 #else
 #define INTFA_METHOD_NAME fp16
 #endif
-#if INTFA_CAUSAL
-#define INTFA_MASK_NAME _causal
-#else
-#define INTFA_MASK_NAME _full
-#endif
-#if INTFA_OUT_BF16
-#define INTFA_OUT_NAME _bf16
-#else
-#define INTFA_OUT_NAME _f16
-#endif
-#if INTFA_WRITE_LSE
-#define INTFA_LSE_NAME _lse
-#else
-#define INTFA_LSE_NAME
-#endif
+#include "variant_name.cuh"
 #define INTFA_KERNEL_NAME                                                                                  \
     INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(             \
         intfa_attention_, INTFA_METHOD_NAME), _d), INTFA_HEAD_DIM), INTFA_MASK_NAME), INTFA_OUT_NAME),    \
@@ -181,13 +165,6 @@ static INTFA_DEVICE void load_key_block(const AttentionParams& p, unsigned char*
             intfa_cp_async_16(intfa_smem_address(scaleTile + 4 * threadIdx.x), kScaleBase + key0 + 4 * threadIdx.x, 16u);
         }
     }
-}
-
-// Packs four byte values (in the low byte of each 32-bit word) into one word, b0 lowest.
-static INTFA_DEVICE intfa_u32 pack_low_bytes(intfa_u32 b0, intfa_u32 b1, intfa_u32 b2, intfa_u32 b3) {
-    const intfa_u32 low = __byte_perm(b0, b1, 0x0040);
-    const intfa_u32 high = __byte_perm(b2, b3, 0x0040);
-    return __byte_perm(low, high, 0x5410);
 }
 
 extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_KERNEL_NAME(const AttentionParams p) {
@@ -497,10 +474,10 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
             pFragment[c][3] = (intfa_u32)intfa_pack_e4m3x2(s[j + 2][2], s[j + 2][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 3][2], s[j + 3][3]) << 16);
 #else
             const int j = 4 * c;
-            pFragment[c][0] = pack_low_bytes(codeBits[j][0], codeBits[j][1], codeBits[j + 1][0], codeBits[j + 1][1]);
-            pFragment[c][1] = pack_low_bytes(codeBits[j][2], codeBits[j][3], codeBits[j + 1][2], codeBits[j + 1][3]);
-            pFragment[c][2] = pack_low_bytes(codeBits[j + 2][0], codeBits[j + 2][1], codeBits[j + 3][0], codeBits[j + 3][1]);
-            pFragment[c][3] = pack_low_bytes(codeBits[j + 2][2], codeBits[j + 2][3], codeBits[j + 3][2], codeBits[j + 3][3]);
+            pFragment[c][0] = intfa_pack_low_bytes(codeBits[j][0], codeBits[j][1], codeBits[j + 1][0], codeBits[j + 1][1]);
+            pFragment[c][1] = intfa_pack_low_bytes(codeBits[j][2], codeBits[j][3], codeBits[j + 1][2], codeBits[j + 1][3]);
+            pFragment[c][2] = intfa_pack_low_bytes(codeBits[j + 2][0], codeBits[j + 2][1], codeBits[j + 3][0], codeBits[j + 3][1]);
+            pFragment[c][3] = intfa_pack_low_bytes(codeBits[j + 2][2], codeBits[j + 2][3], codeBits[j + 3][2], codeBits[j + 3][3]);
 #endif
         }
 #pragma unroll

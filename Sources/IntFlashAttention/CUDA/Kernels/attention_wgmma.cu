@@ -62,23 +62,7 @@
 #endif
 
 // Kernel name: intfa_wgmma_int8_d<D>_<full|causal>_<f16|bf16>[_lse]_c<CONSUMERS>_s<STAGES>[_pp]
-#define INTFA_CAT2(a, b) a##b
-#define INTFA_CAT(a, b) INTFA_CAT2(a, b)
-#if INTFA_CAUSAL
-#define INTFA_MASK_NAME _causal
-#else
-#define INTFA_MASK_NAME _full
-#endif
-#if INTFA_OUT_BF16
-#define INTFA_OUT_NAME _bf16
-#else
-#define INTFA_OUT_NAME _f16
-#endif
-#if INTFA_WRITE_LSE
-#define INTFA_LSE_NAME _lse
-#else
-#define INTFA_LSE_NAME
-#endif
+#include "variant_name.cuh"
 #if INTFA_PINGPONG
 #define INTFA_PINGPONG_NAME _pp
 #else
@@ -147,11 +131,6 @@ constexpr int kExactBelowKeys = 512;
 
 }  // namespace
 
-// Packs four byte values (in the low byte of each 32-bit word) into one word, b0 lowest.
-static INTFA_DEVICE intfa_u32 pack_low_bytes(intfa_u32 b0, intfa_u32 b1, intfa_u32 b2, intfa_u32 b3) {
-    return __byte_perm(__byte_perm(b0, b1, 0x0040), __byte_perm(b2, b3, 0x0040), 0x5410);
-}
-
 // The A fragment of P·V for 64 keys (two k32 chunks) from the S accumulator positions: for
 // chunk c, registers take the codes of S n-tiles 4c…4c+3 in the order that the permuted Vt
 // stores its keys (docs/SCHEMES.md), so no shuffles are needed.
@@ -159,10 +138,10 @@ static INTFA_DEVICE void pack_p_fragment(const intfa_u32 (&code)[32], intfa_u32 
 #pragma unroll
     for (int c = 0; c < 2; ++c) {
         const int j = 16 * c;  // first accumulator register of n-tile 4c
-        a[c][0] = pack_low_bytes(code[j + 0], code[j + 1], code[j + 4], code[j + 5]);
-        a[c][1] = pack_low_bytes(code[j + 2], code[j + 3], code[j + 6], code[j + 7]);
-        a[c][2] = pack_low_bytes(code[j + 8], code[j + 9], code[j + 12], code[j + 13]);
-        a[c][3] = pack_low_bytes(code[j + 10], code[j + 11], code[j + 14], code[j + 15]);
+        a[c][0] = intfa_pack_low_bytes(code[j + 0], code[j + 1], code[j + 4], code[j + 5]);
+        a[c][1] = intfa_pack_low_bytes(code[j + 2], code[j + 3], code[j + 6], code[j + 7]);
+        a[c][2] = intfa_pack_low_bytes(code[j + 8], code[j + 9], code[j + 12], code[j + 13]);
+        a[c][3] = intfa_pack_low_bytes(code[j + 10], code[j + 11], code[j + 14], code[j + 15]);
     }
 }
 

@@ -67,6 +67,11 @@ INTFA_DEVICE float intfa_exp2(float x) {
     return y;
 }
 
+// Packs four byte values (in the low byte of each 32-bit word) into one word, b0 lowest.
+INTFA_DEVICE intfa_u32 intfa_pack_low_bytes(intfa_u32 b0, intfa_u32 b1, intfa_u32 b2, intfa_u32 b3) {
+    return __byte_perm(__byte_perm(b0, b1, 0x0040), __byte_perm(b2, b3, 0x0040), 0x5410);
+}
+
 // Exact int32 → fp32 for |x| < 2^22 with one integer add and one float add (the I2F unit
 // is quarter rate): adding x to the bits of 1.5·2^23 places x in the low mantissa bits.
 INTFA_DEVICE float intfa_small_int_to_float(intfa_s32 x) {

@@ -1,0 +1,22 @@
+// Name fragments shared by the attention kernels' `extern "C"` names, from the variant's
+// options (each kernel defines their defaults before including this file). Swift descriptors
+// spell the same strings.
+#pragma once
+
+#define INTFA_CAT2(a, b) a##b
+#define INTFA_CAT(a, b) INTFA_CAT2(a, b)
+#if INTFA_CAUSAL
+#define INTFA_MASK_NAME _causal
+#else
+#define INTFA_MASK_NAME _full
+#endif
+#if INTFA_OUT_BF16
+#define INTFA_OUT_NAME _bf16
+#else
+#define INTFA_OUT_NAME _f16
+#endif
+#if INTFA_WRITE_LSE
+#define INTFA_LSE_NAME _lse
+#else
+#define INTFA_LSE_NAME
+#endif
