@@ -24,6 +24,7 @@
 // fragment of P·V. For 8-bit P that only works because the quantizer wrote each 32-key group
 // of Vt in the order the fragments imply (docs/SCHEMES.md); fp16 needs no permutation.
 #include "params.cuh"
+#include "variant_name.cuh"
 
 #ifndef INTFA_METHOD
 #error "INTFA_METHOD must be defined"
@@ -36,15 +37,6 @@
 #endif
 #ifndef INTFA_STAGES
 #define INTFA_STAGES 2
-#endif
-#ifndef INTFA_CAUSAL
-#define INTFA_CAUSAL 0
-#endif
-#ifndef INTFA_OUT_BF16
-#define INTFA_OUT_BF16 0
-#endif
-#ifndef INTFA_WRITE_LSE
-#define INTFA_WRITE_LSE 0
 #endif
 #ifndef INTFA_MIN_BLOCKS
 #define INTFA_MIN_BLOCKS 1
@@ -69,7 +61,6 @@
 #else
 #define INTFA_METHOD_NAME fp16
 #endif
-#include "variant_name.cuh"
 #define INTFA_KERNEL_NAME                                                                                  \
     INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(             \
         intfa_attention_, INTFA_METHOD_NAME), _d), INTFA_HEAD_DIM), INTFA_MASK_NAME), INTFA_OUT_NAME),    \

@@ -31,6 +31,7 @@
 //   W    = W · alpha + w                           the constant is removed once at the end:
 //   O    = (O' − 1.5·2^23 · W) · sV / l)           O = O' − 1.5·2^23 · W)
 #include "params.cuh"
+#include "variant_name.cuh"
 #include "hopper.cuh"
 
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ < 900
@@ -38,15 +39,6 @@
 #endif
 #ifndef INTFA_HEAD_DIM
 #error "INTFA_HEAD_DIM must be defined"
-#endif
-#ifndef INTFA_CAUSAL
-#define INTFA_CAUSAL 0
-#endif
-#ifndef INTFA_OUT_BF16
-#define INTFA_OUT_BF16 0
-#endif
-#ifndef INTFA_WRITE_LSE
-#define INTFA_WRITE_LSE 0
 #endif
 #ifndef INTFA_STAGES
 #define INTFA_STAGES 4
@@ -62,7 +54,6 @@
 #endif
 
 // Kernel name: intfa_wgmma_int8_d<D>_<full|causal>_<f16|bf16>[_lse]_c<CONSUMERS>_s<STAGES>[_pp]
-#include "variant_name.cuh"
 #if INTFA_PINGPONG
 #define INTFA_PINGPONG_NAME _pp
 #else

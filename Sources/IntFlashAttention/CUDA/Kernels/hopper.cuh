@@ -45,11 +45,6 @@ INTFA_DEVICE void intfa_fence_registers(intfa_s32 (&r)[N]) {
 #pragma unroll
     for (int i = 0; i < N; ++i) asm volatile("" : "+r"(r[i]) :: "memory");
 }
-template <int N>
-INTFA_DEVICE void intfa_fence_registers(intfa_u32 (&r)[N]) {
-#pragma unroll
-    for (int i = 0; i < N; ++i) asm volatile("" : "+r"(r[i]) :: "memory");
-}
 
 // S += Q·Kᵀ for 64 keys: A (Q, s8) from registers, B (K, s8) from shared memory.
 template <int Accumulate>

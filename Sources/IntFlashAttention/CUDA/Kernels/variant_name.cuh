@@ -1,7 +1,16 @@
-// Name fragments shared by the attention kernels' `extern "C"` names, from the variant's
-// options (each kernel defines their defaults before including this file). Swift descriptors
-// spell the same strings.
+// Options every attention kernel shares (defaults for those not given with -D) and the
+// fragments of their `extern "C"` names. Swift descriptors spell the same strings.
 #pragma once
+
+#ifndef INTFA_CAUSAL
+#define INTFA_CAUSAL 0
+#endif
+#ifndef INTFA_OUT_BF16
+#define INTFA_OUT_BF16 0
+#endif
+#ifndef INTFA_WRITE_LSE
+#define INTFA_WRITE_LSE 0
+#endif
 
 #define INTFA_CAT2(a, b) a##b
 #define INTFA_CAT(a, b) INTFA_CAT2(a, b)
