@@ -40,7 +40,14 @@ struct KernelDispatchTests {
         #expect(d.sharedMemoryBytes == 4 * 17 * 1024 + 1024)
         #expect(d.compileOptions.contains("-DINTFA_SMEM_BYTES=\(d.sharedMemoryBytes)"))
         let problem = try AttentionProblem(batch: 2, heads: 3, queryLength: 129, keyLength: 5, headDim: 128)
-        #expect(d.grid(for: problem) == (x: 2, y: 3, z: 2))
+        #expect(d.tileCount(for: problem) == 2 * 3 * 2)
+        #expect(d.grid(for: problem, multiprocessors: 132, policy: .persistent) == 12)
+        #expect(d.grid(for: problem, multiprocessors: 5, policy: .persistent) == 5)
+        #expect(d.grid(for: problem, multiprocessors: 5, policy: .perTile) == 12)
+        #expect(HopperKernelDescriptor.GridPolicy.default(causal: true) == .perTile)
+        #expect(HopperKernelDescriptor.GridPolicy.default(causal: false) == .persistent)
+        #expect(try HopperKernelDescriptor.GridPolicy.fromEnvironment(["INTFA_WGMMA_GRID": "tiles"]) == .perTile)
+        #expect(throws: AttentionError.self) { try HopperKernelDescriptor.GridPolicy.fromEnvironment(["INTFA_WGMMA_GRID": "x"]) }
     }
 
     @Test func hopperDescriptorRefusesWhatItCannotRun() {

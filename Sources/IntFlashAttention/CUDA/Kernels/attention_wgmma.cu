@@ -117,6 +117,10 @@ constexpr float kRound = 12582912.0f;     // 1.5·2^23
 constexpr intfa_s32 kRoundBits = 0x4B400000;
 constexpr float kLog2Of255 = 7.99435343685885793f;
 constexpr int kExactBelowKeys = 512;
+// The online softmax's reference maximum trails the true one by up to this much (log2
+// units): the P codes take their block's own maximum, so the reference only scales the fp32
+// state, and w = exp2(mb − m)/255 ≤ 2^8/255 keeps it far from overflow.
+constexpr float kRescaleSlack = 8.0f;
 
 #define kNegativeInfinity __int_as_float(0xFF800000)
 
@@ -185,7 +189,8 @@ static INTFA_DEVICE void issue_values(intfa_s32 (&acc)[kOutRegisters], const int
 
 // Online-softmax state of the thread's two rows (g and g + 8 of its warp's 16).
 struct RowState {
-    float max[2];         // running maximum m (log2 domain), −∞ before any visible key
+    float max[2];         // reference maximum m (log2 domain, at most kRescaleSlack below the
+                          // true running maximum), −∞ before any visible key
     float sum[2];         // this thread's share of l (its 16 keys of each block)
     float roundWeight[2]; // W: Σ w · (later alphas), the weight of the 1.5·2^23 offset in O'
 };
@@ -232,12 +237,22 @@ static INTFA_DEVICE void block_softmax(
             }
         }
     }
-    float blockMax[2] = {kNegativeInfinity, kNegativeInfinity};
+    // Row maxima as a tree (depth 4, not a chain of 16 dependent FMNMX).
+    float pairMax[2][8];
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-        blockMax[0] = fmaxf(blockMax[0], fmaxf(sv[4 * j], sv[4 * j + 1]));
-        blockMax[1] = fmaxf(blockMax[1], fmaxf(sv[4 * j + 2], sv[4 * j + 3]));
+        pairMax[0][j] = fmaxf(sv[4 * j], sv[4 * j + 1]);
+        pairMax[1][j] = fmaxf(sv[4 * j + 2], sv[4 * j + 3]);
     }
+#pragma unroll
+    for (int width = 4; width >= 1; width /= 2) {
+#pragma unroll
+        for (int j = 0; j < width; ++j) {
+            pairMax[0][j] = fmaxf(pairMax[0][j], pairMax[0][j + width]);
+            pairMax[1][j] = fmaxf(pairMax[1][j], pairMax[1][j + width]);
+        }
+    }
+    float blockMax[2] = {pairMax[0][0], pairMax[1][0]};
     float mb[2], bias[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -246,7 +261,9 @@ static INTFA_DEVICE void block_softmax(
         // A row with no visible key in this block leaves its state unchanged.
         const bool empty = Masked && blockMax[r] == kNegativeInfinity;
         mb[r] = empty ? 0.0f : (Masked ? blockMax[r] : blockMax[r] * qs[r]);
-        const float newMax = empty ? state.max[r] : fmaxf(state.max[r], mb[r]);
+        // The reference moves only when the block maximum passes it by more than the slack,
+        // so most blocks leave alpha = 1 and fold_block skips the rescale of O'.
+        const float newMax = (empty || mb[r] <= state.max[r] + kRescaleSlack) ? state.max[r] : mb[r];
         alpha[r] = empty ? 1.0f : intfa_exp2(state.max[r] - newMax);
         weight[r] = empty ? 0.0f : intfa_exp2(mb[r] - newMax) * (1.0f / 255.0f);
         bias[r] = kLog2Of255 - mb[r];
@@ -312,6 +329,23 @@ struct TurnTaking {
     }
 };
 
+// One CTA tile: kBlockM query rows of one (batch, head). Tiles are numbered query block
+// first (last block first when causal: the longest rows start early), then head, then
+// batch, so the CTAs that run at the same time read the same heads' K and V from L2.
+struct Tile {
+    int queryBlock;
+    int head;
+    int batch;
+};
+static INTFA_DEVICE Tile tile_at(intfa_i64 index, int queryBlocks, int heads) {
+    const int queryRank = (int)(index % queryBlocks);
+    const intfa_i64 headIndex = index / queryBlocks;
+    return Tile{INTFA_CAUSAL ? queryBlocks - 1 - queryRank : queryRank, (int)(headIndex % heads), (int)(headIndex / heads)};
+}
+
+// Persistent: the grid is at most one CTA per SM, and each CTA takes tiles blockIdx.x,
+// blockIdx.x + gridDim.x, … . The producer runs ahead into the next tile while the consumers
+// finish the epilogue of this one; the ring's slots and phases continue across tiles.
 extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(const __grid_constant__ HopperAttentionParams params) {
     extern __shared__ unsigned char dynamicShared[];
     __shared__ __align__(8) intfa_u64 fullBarriers[kStages];
@@ -326,23 +360,23 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
     // loop bounds, the ring addresses) then live in uniform registers, and the wgmma
     // descriptors need no per-thread moves between the MMAs (which would serialize them).
     const int warpgroup = __shfl_sync(0xFFFFFFFFu, threadIdx.x >> 7, 0);
-    const intfa_i64 queryBlock = INTFA_CAUSAL ? (gridDim.x - 1 - blockIdx.x) : blockIdx.x;
-    const int head = blockIdx.y;
-    const int batch = blockIdx.z;
-    const int kvHead = head / (int)(p.heads / p.kvHeads);
+    const int heads = (int)p.heads;
     const int queryLength = (int)p.queryLength;
     const int keyLength = (int)p.keyLength;
-    const int rowBlock0 = (int)queryBlock * kBlockM;
+    const int queryBlocks = (queryLength + kBlockM - 1) / kBlockM;
+    const intfa_i64 tiles = (intfa_i64)queryBlocks * heads * p.batch;
     const int causalShift = keyLength - queryLength;  // row i sees key j iff j <= i + shift
 
-    // Key blocks the CTA's last row needs (all of them without a mask).
+    // Key blocks that rows through lastRow need (all of them without a mask).
     const int keyBlocks = (keyLength + kBlockN - 1) / kBlockN;
     auto blocksThrough = [&](int lastRow) {
         if (!INTFA_CAUSAL) return keyBlocks;
         const int lastKey = lastRow + causalShift;
         return lastKey < 0 ? 0 : min(lastKey / kBlockN + 1, keyBlocks);
     };
-    const int blockCount = blocksThrough(min(rowBlock0 + kBlockM, queryLength) - 1);
+    auto tileBlocks = [&](const Tile& tile) {
+        return blocksThrough(min((tile.queryBlock + 1) * kBlockM, queryLength) - 1);
+    };
 
     if (threadIdx.x == 0) {
         for (int s = 0; s < kStages; ++s) {
@@ -359,17 +393,23 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
         if (threadIdx.x == 0) {
             intfa_prefetch_tensor_map(&params.keys);
             intfa_prefetch_tensor_map(&params.values);
-            const float* kScales = (const float*)p.kScale + ((intfa_i64)batch * p.kvHeads + kvHead) * p.keyLengthPadded;
-            for (int block = 0; block < blockCount; ++block) {
-                const int slot = block % kStages;
-                const intfa_u32 phase = (block / kStages) & 1;
-                intfa_mbarrier_wait(empty0 + 8 * slot, phase ^ 1);
-                const intfa_u32 full = full0 + 8 * slot;
-                const intfa_u32 kTile = ring + slot * kSlotBytes;
-                intfa_mbarrier_arrive_expect_tx(full, kSlotTransactionBytes);
-                intfa_tma_load_4d(kTile, &params.keys, full, 0, block * kBlockN, kvHead, batch);
-                intfa_tma_load_4d(kTile + kKTileBytes, &params.values, full, block * kBlockN, 0, kvHead, batch);
-                intfa_bulk_load(kTile + kKTileBytes + kVTileBytes, kScales + block * kBlockN, kScaleBytes, full);
+            int ringBlock = 0;  // blocks loaded so far by this CTA: slot and phase
+            for (intfa_i64 index = blockIdx.x; index < tiles; index += gridDim.x) {
+                const Tile tile = tile_at(index, queryBlocks, heads);
+                const int kvHead = tile.head / (int)(p.heads / p.kvHeads);
+                const float* kScales = (const float*)p.kScale + ((intfa_i64)tile.batch * p.kvHeads + kvHead) * p.keyLengthPadded;
+                const int blockCount = tileBlocks(tile);
+                for (int block = 0; block < blockCount; ++block, ++ringBlock) {
+                    const int slot = ringBlock % kStages;
+                    const intfa_u32 phase = (ringBlock / kStages) & 1;
+                    intfa_mbarrier_wait(empty0 + 8 * slot, phase ^ 1);
+                    const intfa_u32 full = full0 + 8 * slot;
+                    const intfa_u32 kTile = ring + slot * kSlotBytes;
+                    intfa_mbarrier_arrive_expect_tx(full, kSlotTransactionBytes);
+                    intfa_tma_load_4d(kTile, &params.keys, full, 0, block * kBlockN, kvHead, tile.batch);
+                    intfa_tma_load_4d(kTile + kKTileBytes, &params.values, full, block * kBlockN, 0, kvHead, tile.batch);
+                    intfa_bulk_load(kTile + kKTileBytes + kVTileBytes, kScales + block * kBlockN, kScaleBytes, full);
+                }
             }
         }
         return;
@@ -382,169 +422,179 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
     const int warp = thread >> 5;
     const int lane = thread & 31;
     const int quad = lane & 3;
-    const int groupRow0 = rowBlock0 + 64 * group;
-    const int row0 = groupRow0 + 16 * warp + (lane >> 2);  // and row0 + 8
     const TurnTaking turns{group};
+    int ringBlock0 = 0;  // ring index of the tile's first key block
+    for (intfa_i64 index = blockIdx.x; index < tiles; index += gridDim.x) {
+        const Tile tile = tile_at(index, queryBlocks, heads);
+        const int batch = tile.batch;
+        const int head = tile.head;
+        const int blockCount = tileBlocks(tile);
+        const int groupRow0 = tile.queryBlock * kBlockM + 64 * group;
+        const int row0 = groupRow0 + 16 * warp + (lane >> 2);  // and row0 + 8
 
-    // Q codes as the A fragment (rows past Nq read as zeros), and the rows' Q scales.
-    intfa_u32 q[kQChunks][4];
-    float qs[2];
-    {
-        const unsigned char* qBase = (const unsigned char*)p.q + (intfa_i64)batch * p.qStrideBatch + (intfa_i64)head * p.qStrideHead;
-        const float* qScale = (const float*)p.qScale + ((intfa_i64)batch * p.heads + head) * p.queryLength;
+        // Q codes as the A fragment (rows past Nq read as zeros), and the rows' Q scales.
+        intfa_u32 q[kQChunks][4];
+        float qs[2];
+        {
+            const unsigned char* qBase = (const unsigned char*)p.q + (intfa_i64)batch * p.qStrideBatch + (intfa_i64)head * p.qStrideHead;
+            const float* qScale = (const float*)p.qScale + ((intfa_i64)batch * p.heads + head) * p.queryLength;
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            const int row = row0 + 8 * r;
-            const bool valid = row < queryLength;
-            const intfa_u32* source = (const intfa_u32*)(qBase + (intfa_i64)(valid ? row : 0) * p.qStrideToken);
+            for (int r = 0; r < 2; ++r) {
+                const int row = row0 + 8 * r;
+                const bool valid = row < queryLength;
+                const intfa_u32* source = (const intfa_u32*)(qBase + (intfa_i64)(valid ? row : 0) * p.qStrideToken);
 #pragma unroll
-            for (int c = 0; c < kQChunks; ++c) {
-                q[c][r] = valid ? __ldg(source + 8 * c + quad) : 0u;
-                q[c][r + 2] = valid ? __ldg(source + 8 * c + 4 + quad) : 0u;
+                for (int c = 0; c < kQChunks; ++c) {
+                    q[c][r] = valid ? __ldg(source + 8 * c + quad) : 0u;
+                    q[c][r + 2] = valid ? __ldg(source + 8 * c + 4 + quad) : 0u;
+                }
+                qs[r] = valid ? qScale[row] : 0.0f;
             }
-            qs[r] = valid ? qScale[row] : 0.0f;
         }
-    }
 
-    // Blocks this warpgroup reads; the rest of the CTA's blocks it only releases.
-    const int groupBlocks = groupRow0 < queryLength ? blocksThrough(min(groupRow0 + 64, queryLength) - 1) : 0;
-    // The first block that takes block_softmax's exact (masked) form: past Nk, or (causal)
-    // right of the group's first row. Groups whose first row sees fewer than 512 keys take it
-    // everywhere: for such short rows one code rounded differently from the CPU's moves the
-    // log-sum-exp by up to 1e-3.
-    const int firstRowKeys = INTFA_CAUSAL ? max(min(keyLength, groupRow0 + causalShift + 1), 0) : keyLength;
-    const int firstMasked = firstRowKeys < kExactBelowKeys ? 0 : firstRowKeys / kBlockN;
+        // Blocks this warpgroup reads; the rest of the CTA's blocks it only releases.
+        const int groupBlocks = groupRow0 < queryLength ? blocksThrough(min(groupRow0 + 64, queryLength) - 1) : 0;
+        // The first block that takes block_softmax's exact (masked) form: past Nk, or (causal)
+        // right of the group's first row. Groups whose first row sees fewer than 512 keys take it
+        // everywhere: for such short rows one code rounded differently from the CPU's moves the
+        // log-sum-exp by up to 1e-3.
+        const int firstRowKeys = INTFA_CAUSAL ? max(min(keyLength, groupRow0 + causalShift + 1), 0) : keyLength;
+        const int firstMasked = firstRowKeys < kExactBelowKeys ? 0 : firstRowKeys / kBlockN;
 
-    RowState state;
-    float o[kOutRegisters];
+        RowState state;
+        float o[kOutRegisters];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) state.max[r] = kNegativeInfinity, state.sum[r] = 0.0f, state.roundWeight[r] = 0.0f;
+        for (int r = 0; r < 2; ++r) state.max[r] = kNegativeInfinity, state.sum[r] = 0.0f, state.roundWeight[r] = 0.0f;
 #pragma unroll
-    for (int i = 0; i < kOutRegisters; ++i) o[i] = 0.0f;
+        for (int i = 0; i < kOutRegisters; ++i) o[i] = 0.0f;
 
-    auto slotAddress = [&](int block) { return ring + (block % kStages) * kSlotBytes; };
-    auto waitFull = [&](int block) { intfa_mbarrier_wait(full0 + 8 * (block % kStages), (block / kStages) & 1); };
-    auto release = [&](int block) {
-        if (lane == 0) intfa_mbarrier_arrive(empty0 + 8 * (block % kStages));
-    };
-    auto softmax = [&](const intfa_s32 (&s)[32], int block, intfa_u32 (&pOut)[2][4], float (&alpha)[2], float (&weight)[2]) {
-        const float* keyScales = (const float*)(dynamicShared + (slotAddress(block) - intfa_smem_address(dynamicShared)) + kKTileBytes + kVTileBytes);
-        if (block >= firstMasked) {
-            block_softmax<true>(s, keyScales, qs, state, pOut, alpha, weight, block * kBlockN, row0, keyLength, causalShift, quad);
-        } else {
-            block_softmax<false>(s, keyScales, qs, state, pOut, alpha, weight, block * kBlockN, row0, keyLength, causalShift, quad);
-        }
-    };
+        // Ring slot and phase of the tile's key block `block`.
+        auto slotAddress = [&](int block) { return ring + ((ringBlock0 + block) % kStages) * kSlotBytes; };
+        auto waitFull = [&](int block) {
+            const int ringBlock = ringBlock0 + block;
+            intfa_mbarrier_wait(full0 + 8 * (ringBlock % kStages), (ringBlock / kStages) & 1);
+        };
+        auto release = [&](int block) {
+            if (lane == 0) intfa_mbarrier_arrive(empty0 + 8 * ((ringBlock0 + block) % kStages));
+        };
+        auto softmax = [&](const intfa_s32 (&s)[32], int block, intfa_u32 (&pOut)[2][4], float (&alpha)[2], float (&weight)[2]) {
+            const float* keyScales = (const float*)(dynamicShared + (slotAddress(block) - intfa_smem_address(dynamicShared)) + kKTileBytes + kVTileBytes);
+            if (block >= firstMasked) {
+                block_softmax<true>(s, keyScales, qs, state, pOut, alpha, weight, block * kBlockN, row0, keyLength, causalShift, quad);
+            } else {
+                block_softmax<false>(s, keyScales, qs, state, pOut, alpha, weight, block * kBlockN, row0, keyLength, causalShift, quad);
+            }
+        };
 
-    turns.start();
-    intfa_s32 s[32];
-    intfa_s32 acc[kOutRegisters];
-    intfa_u32 pCurrent[2][4];
-    float alphaCurrent[2], weightCurrent[2];
-    const int issuePoints = blockCount + 1;  // equal for every consumer, as turn-taking needs
-    int turn = 0;
-    if (groupBlocks > 0) {
-        waitFull(0);
-        const TileDescriptors first = tile_descriptors(slotAddress(0));
-        turns.wait();
-        intfa_wgmma_fence();
-        issue_scores(s, q, first);
-        intfa_wgmma_commit();
-        turns.pass(++turn == issuePoints);
-        intfa_wgmma_wait<0>();
-        intfa_fence_registers(s);
-        softmax(s, 0, pCurrent, alphaCurrent, weightCurrent);
-
-        for (int block = 1; block < groupBlocks; ++block) {
-            waitFull(block);
-            const TileDescriptors current = tile_descriptors(slotAddress(block));
-            const TileDescriptors previous = tile_descriptors(slotAddress(block - 1));
+        turns.start();
+        intfa_s32 s[32];
+        intfa_s32 acc[kOutRegisters];
+        intfa_u32 pCurrent[2][4];
+        float alphaCurrent[2], weightCurrent[2];
+        const int issuePoints = blockCount + 1;  // equal for every consumer, as turn-taking needs
+        int turn = 0;
+        if (groupBlocks > 0) {
+            waitFull(0);
+            const TileDescriptors first = tile_descriptors(slotAddress(0));
             turns.wait();
             intfa_wgmma_fence();
-            issue_scores(s, q, current);
-            intfa_wgmma_commit();
-            issue_values(acc, pCurrent, previous);
+            issue_scores(s, q, first);
             intfa_wgmma_commit();
             turns.pass(++turn == issuePoints);
-            intfa_wgmma_wait<1>();
+            intfa_wgmma_wait<0>();
             intfa_fence_registers(s);
-            intfa_u32 pNext[2][4];
-            float alphaNext[2], weightNext[2];
-            softmax(s, block, pNext, alphaNext, weightNext);
+            softmax(s, 0, pCurrent, alphaCurrent, weightCurrent);
+
+            for (int block = 1; block < groupBlocks; ++block) {
+                waitFull(block);
+                const TileDescriptors current = tile_descriptors(slotAddress(block));
+                const TileDescriptors previous = tile_descriptors(slotAddress(block - 1));
+                turns.wait();
+                intfa_wgmma_fence();
+                issue_scores(s, q, current);
+                intfa_wgmma_commit();
+                issue_values(acc, pCurrent, previous);
+                intfa_wgmma_commit();
+                turns.pass(++turn == issuePoints);
+                intfa_wgmma_wait<1>();
+                intfa_fence_registers(s);
+                intfa_u32 pNext[2][4];
+                float alphaNext[2], weightNext[2];
+                softmax(s, block, pNext, alphaNext, weightNext);
+                intfa_wgmma_wait<0>();
+                intfa_fence_registers(acc);
+                release(block - 1);
+                fold_block(o, acc, pCurrent, alphaCurrent, weightCurrent, state);
+#pragma unroll
+                for (int c = 0; c < 2; ++c) {
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) pCurrent[c][i] = pNext[c][i];
+                }
+#pragma unroll
+                for (int r = 0; r < 2; ++r) alphaCurrent[r] = alphaNext[r], weightCurrent[r] = weightNext[r];
+            }
+
+            const TileDescriptors last = tile_descriptors(slotAddress(groupBlocks - 1));
+            turns.wait();
+            intfa_wgmma_fence();
+            issue_values(acc, pCurrent, last);
+            intfa_wgmma_commit();
+            turns.pass(++turn == issuePoints);
             intfa_wgmma_wait<0>();
             intfa_fence_registers(acc);
-            release(block - 1);
+            release(groupBlocks - 1);
             fold_block(o, acc, pCurrent, alphaCurrent, weightCurrent, state);
-#pragma unroll
-            for (int c = 0; c < 2; ++c) {
-#pragma unroll
-                for (int i = 0; i < 4; ++i) pCurrent[c][i] = pNext[c][i];
-            }
-#pragma unroll
-            for (int r = 0; r < 2; ++r) alphaCurrent[r] = alphaNext[r], weightCurrent[r] = weightNext[r];
+        }
+        // Blocks only later rows of the CTA see: keep the ring and the turns in step (one turn per
+        // block, so a group waiting here never holds back the turn another group needs first).
+        for (int block = groupBlocks; block < blockCount; ++block) {
+            waitFull(block);
+            release(block);
+            turns.wait();
+            turns.pass(++turn == issuePoints);
+        }
+        while (turn < issuePoints) {
+            turns.wait();
+            turns.pass(++turn == issuePoints);
         }
 
-        const TileDescriptors last = tile_descriptors(slotAddress(groupBlocks - 1));
-        turns.wait();
-        intfa_wgmma_fence();
-        issue_values(acc, pCurrent, last);
-        intfa_wgmma_commit();
-        turns.pass(++turn == issuePoints);
-        intfa_wgmma_wait<0>();
-        intfa_fence_registers(acc);
-        release(groupBlocks - 1);
-        fold_block(o, acc, pCurrent, alphaCurrent, weightCurrent, state);
-    }
-    // Blocks only later rows of the CTA see: keep the ring and the turns in step (one turn per
-    // block, so a group waiting here never holds back the turn another group needs first).
-    for (int block = groupBlocks; block < blockCount; ++block) {
-        waitFull(block);
-        release(block);
-        turns.wait();
-        turns.pass(++turn == issuePoints);
-    }
-    while (turn < issuePoints) {
-        turns.wait();
-        turns.pass(++turn == issuePoints);
-    }
-
-    // ---- Epilogue: O = (O' − 1.5·2^23 · W) · sV / l (0 when no key was visible), and the
-    // log-sum-exp.
-    // The block indices are read again rather than kept live across the key loop, where
-    // ptxas would rather spill them than hold registers the accumulators need.
-    const int headOut = intfa_block_index_y();
-    const float* vScale = (const float*)p.vScale + ((intfa_i64)batch * p.kvHeads + headOut / (int)(p.heads / p.kvHeads)) * kHeadDim;
-    unsigned char* outBase = (unsigned char*)p.out + ((intfa_i64)batch * p.oStrideBatch + (intfa_i64)headOut * p.oStrideHead) * 2;
+        // ---- Epilogue: O = (O' − 1.5·2^23 · W) · sV / l (0 when no key was visible), and the
+        // log-sum-exp.
+        const int headOut = head;
+        const float* vScale = (const float*)p.vScale + ((intfa_i64)batch * p.kvHeads + headOut / (int)(p.heads / p.kvHeads)) * kHeadDim;
+        unsigned char* outBase = (unsigned char*)p.out + ((intfa_i64)batch * p.oStrideBatch + (intfa_i64)headOut * p.oStrideHead) * 2;
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        float l = state.sum[r];
-        l += __shfl_xor_sync(0xFFFFFFFFu, l, 1);
-        l += __shfl_xor_sync(0xFFFFFFFFu, l, 2);
-        const int row = row0 + 8 * r;
-        if (row >= queryLength) continue;
-        // Approximate reciprocal and log (MUFU): the IEEE routines' slow paths cost registers
-        // that the D = 128 accumulators do not leave (ptxas spilled with them).
-        const float inverseSum = l > 0.0f ? __fdividef(1.0f, l) : 0.0f;
-        const float roundOffset = kRound * state.roundWeight[r];
-        intfa_u32* outRow = (intfa_u32*)(outBase + (intfa_i64)row * p.oStrideToken * 2);
+        for (int r = 0; r < 2; ++r) {
+            float l = state.sum[r];
+            l += __shfl_xor_sync(0xFFFFFFFFu, l, 1);
+            l += __shfl_xor_sync(0xFFFFFFFFu, l, 2);
+            const int row = row0 + 8 * r;
+            if (row >= queryLength) continue;
+            // Approximate reciprocal and log (MUFU): the IEEE routines' slow paths cost registers
+            // that the D = 128 accumulators do not leave (ptxas spilled with them).
+            const float inverseSum = l > 0.0f ? __fdividef(1.0f, l) : 0.0f;
+            const float roundOffset = kRound * state.roundWeight[r];
+            intfa_u32* outRow = (intfa_u32*)(outBase + (intfa_i64)row * p.oStrideToken * 2);
 #pragma unroll
-        for (int n = 0; n < kHeadDim / 8; ++n) {
-            const int channel = 8 * n + 2 * quad;
-            const float2 sv = *(const float2*)(vScale + channel);
-            const float value0 = (o[4 * n + 2 * r] - roundOffset) * sv.x * inverseSum;
-            const float value1 = (o[4 * n + 2 * r + 1] - roundOffset) * sv.y * inverseSum;
+            for (int n = 0; n < kHeadDim / 8; ++n) {
+                const int channel = 8 * n + 2 * quad;
+                const float2 sv = *(const float2*)(vScale + channel);
+                const float value0 = (o[4 * n + 2 * r] - roundOffset) * sv.x * inverseSum;
+                const float value1 = (o[4 * n + 2 * r + 1] - roundOffset) * sv.y * inverseSum;
 #if INTFA_OUT_BF16
-            outRow[channel / 2] = intfa_pack_bf162(value0, value1);
+                outRow[channel / 2] = intfa_pack_bf162(value0, value1);
 #else
-            outRow[channel / 2] = intfa_pack_half2(value0, value1);
+                outRow[channel / 2] = intfa_pack_half2(value0, value1);
 #endif
-        }
+            }
 #if INTFA_WRITE_LSE
-        if (quad == 0) {
-            float* lse = (float*)p.lse + ((intfa_i64)batch * p.heads + headOut) * p.queryLength;
-            lse[row] = l > 0.0f ? (state.max[r] + __log2f(l)) * (1.0f / INTFA_LOG2E) : kNegativeInfinity;
-        }
+            if (quad == 0) {
+                float* lse = (float*)p.lse + ((intfa_i64)batch * p.heads + headOut) * p.queryLength;
+                lse[row] = l > 0.0f ? (state.max[r] + __log2f(l)) * (1.0f / INTFA_LOG2E) : kNegativeInfinity;
+            }
 #endif
+        }
+        ringBlock0 += blockCount;
     }
 }
 

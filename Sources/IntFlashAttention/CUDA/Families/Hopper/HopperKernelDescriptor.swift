@@ -31,8 +31,8 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     /// Head dims with a Hopper kernel.
     public static let headDims = [64, 128]
 
-    /// Creates a descriptor; `tiles` defaults to `INTFA_WGMMA_TILES`, else `defaultTiles(headDim:causal:)`. Throws for head
-    /// dims or architectures without a kernel.
+    /// Creates a descriptor; `tiles` defaults to ``defaultTiles(headDim:causal:)``. Throws for
+    /// head dims or architectures without a kernel.
     public init(
         headDim: Int, causal: Bool, output: AttentionKernelDescriptor.Output = .float16,
         writesLogSumExp: Bool = false, arch: String = "sm_90a", tiles: Tiles? = nil, isLayoutTest: Bool = false
@@ -46,12 +46,7 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
         self.output = output
         self.writesLogSumExp = writesLogSumExp
         self.arch = arch
-        var chosen = Self.defaultTiles(headDim: headDim, causal: causal)
-        if let tiles {
-            chosen = tiles
-        } else if let forced = try Self.tiles(fromEnvironment: ProcessInfo.processInfo.environment) {
-            chosen = forced
-        }
+        let chosen = tiles ?? Self.defaultTiles(headDim: headDim, causal: causal)
         guard (2...8).contains(chosen.stages), chosen.consumers == 2 || (chosen.consumers == 3 && headDim == 64) else {
             throw .gpu("wgmma tiles \(chosen.stages) stages, \(chosen.consumers) consumers: 2-8 stages and 2 consumers (3 at D = 64) are supported")
         }
@@ -121,9 +116,39 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
         return tiles.stages * slot + 1024
     }
 
-    /// Grid for a problem: (query blocks, heads, batch).
-    public func grid(for problem: AttentionProblem) -> (x: Int, y: Int, z: Int) {
-        ((problem.queryLength + blockM - 1) / blockM, problem.heads, problem.batch)
+    /// CTA tiles of a problem: `blockM` query rows of one (batch, head) each.
+    public func tileCount(for problem: AttentionProblem) -> Int {
+        (problem.queryLength + blockM - 1) / blockM * problem.heads * problem.batch
+    }
+
+    /// How many CTAs a launch has; the kernel takes tiles `blockIdx.x`, `+ gridDim.x`, … .
+    public enum GridPolicy: String, Sendable, CaseIterable {
+        /// One CTA per SM (the consumers' registers leave room for no second), each looping
+        /// over tiles; its producer loads the next tile while the consumers finish this one.
+        case persistent
+        /// One CTA per tile: the hardware hands the next tile to whichever SM frees up.
+        case perTile = "tiles"
+
+        /// Persistent for full attention; one CTA per tile when causal, whose tiles differ in
+        /// length: a fixed stride would leave SMs idle behind the long ones, while the
+        /// hardware, given the longest tiles first (the kernel numbers them so), balances them.
+        public static func `default`(causal: Bool) -> GridPolicy { causal ? .perTile : .persistent }
+
+        /// The policy forced by `INTFA_WGMMA_GRID=persistent|tiles`, for tuning runs; nil when unset.
+        public static func fromEnvironment(_ environment: [String: String]) throws(AttentionError) -> GridPolicy? {
+            guard let text = environment["INTFA_WGMMA_GRID"], !text.isEmpty else { return nil }
+            guard let policy = GridPolicy(rawValue: text) else {
+                throw .gpu("INTFA_WGMMA_GRID=\(text): expected persistent or tiles")
+            }
+            return policy
+        }
+    }
+
+    /// CTAs for `problem` under `policy` (default: ``GridPolicy/default(causal:)``).
+    public func grid(for problem: AttentionProblem, multiprocessors: Int, policy: GridPolicy? = nil) -> Int {
+        let chosen = policy ?? .default(causal: causal)
+        let tiles = tileCount(for: problem)
+        return max(1, chosen == .persistent ? min(tiles, multiprocessors) : tiles)
     }
 
     /// Every attention variant (head dims × causal × output type × log-sum-exp) with default
