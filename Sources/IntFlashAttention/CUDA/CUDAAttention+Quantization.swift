@@ -11,9 +11,7 @@ extension CUDAAttention {
         _ method: AttentionMethod, problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor,
         destination: QuantizedDeviceInputs? = nil
     ) throws(AttentionError) -> AttentionParams {
-        for (name, tensor) in [("Q", q), ("K", k), ("V", v)] where tensor.elementType == .float32 {
-            throw .unsupportedMethod(method: method.rawValue, backend: "cuda", reason: "\(name) must be fp16 or bf16 on the GPU")
-        }
+        // The callers have run validateInputs (element types, alignment, strides).
         let b = problem.batch, h = problem.heads, hkv = problem.kvHeads, d = problem.headDim
         let nq = problem.queryLength, nk = problem.keyLength
         let nkPad = QuantizedDeviceInputs.paddedKeyLength(nk)
@@ -38,7 +36,7 @@ extension CUDAAttention {
             throw .shapeMismatch(tensor: "K/V", expected: "the element type of Q (\(q.elementType))", actual: "\(k.elementType)/\(v.elementType)")
         }
         let ws = workspace
-        func addr(_ slot: AttentionWorkspace.Slot, _ bytes: Int) throws(AttentionError) -> UInt64 {
+        func addr(_ slot: WorkspaceSlot, _ bytes: Int) throws(AttentionError) -> UInt64 {
             try cuda { () throws(CUDAError) in try ws.address(slot, byteCount: bytes) }
         }
         let statsQ = (mean: try addr(.qMean, b * h * d * 4), amax: try addr(.qAmax, b * h * d * 4))
@@ -95,19 +93,20 @@ extension CUDAAttention {
             p.statsChunks = Int64(chunks(p))
             let heads = Int(p.heads)
             if p.statsChunks > 0 {
-                try launch(make(.channelPartials), grid: LaunchDimensions((d + 31) / 32, Int(p.statsChunks), b * heads),
+                try launch(make(.channelPartials), grid: LaunchDimensions((d + 31) / 32, Self.gridLimited(Int(p.statsChunks)), Self.gridLimited(b * heads)),
                            block: LaunchDimensions(32, 8), params: p)
             }
-            try launch(make(.channelStats), grid: LaunchDimensions((d + 31) / 32, b * heads), block: LaunchDimensions(32), params: p)
+            try launch(make(.channelStats), grid: LaunchDimensions((d + 31) / 32, Self.gridLimited(b * heads)), block: LaunchDimensions(32), params: p)
         }
+        let rowsPerCTA = QuantizationKernelDescriptor.rowsPerCTA
         if nq > 0 {
             try launch(make(.rows(code, perTensor: perTensor, smooth: false)),
-                       grid: LaunchDimensions((nq + 7) / 8, b * h), block: LaunchDimensions(256), params: qp)
+                       grid: LaunchDimensions((nq + rowsPerCTA - 1) / rowsPerCTA, Self.gridLimited(b * h)), block: LaunchDimensions(256), params: qp)
         }
         try launch(make(.rows(code, perTensor: perTensor, smooth: method == .int8)),
-                   grid: LaunchDimensions((nkPad + 7) / 8, b * hkv), block: LaunchDimensions(256), params: kp)
+                   grid: LaunchDimensions((nkPad + rowsPerCTA - 1) / rowsPerCTA, Self.gridLimited(b * hkv)), block: LaunchDimensions(256), params: kp)
         try launch(make(.transposedV(code, perTensor: method != .int8)),
-                   grid: LaunchDimensions(nkPad / 64, (d + 63) / 64, b * hkv), block: LaunchDimensions(256), params: vp)
+                   grid: LaunchDimensions(nkPad / 64, (d + 63) / 64, Self.gridLimited(b * hkv)), block: LaunchDimensions(256), params: vp)
 
         (params.qStrideBatch, params.qStrideHead, params.qStrideToken) = (Int64(h * nq * d), Int64(nq * d), Int64(d))
         (params.kStrideBatch, params.kStrideHead, params.kStrideToken) = (Int64(hkv * nk * d), Int64(nk * d), Int64(d))
@@ -117,7 +116,7 @@ extension CUDAAttention {
 
     /// `tensor` itself when it is fp16, else an fp16 copy in the workspace.
     private func halfTensor(
-        _ tensor: DeviceTensor, heads: Int, tokens: Int, problem: AttentionProblem, slot: AttentionWorkspace.Slot
+        _ tensor: DeviceTensor, heads: Int, tokens: Int, problem: AttentionProblem, slot: WorkspaceSlot
     ) throws(AttentionError) -> DeviceTensor {
         guard tensor.elementType == .bfloat16 else { return tensor }
         let count = problem.batch * heads * tokens * problem.headDim
@@ -141,6 +140,9 @@ extension CUDAAttention {
         case .float32: throw .unsupportedMethod(method: "any", backend: "cuda", reason: "inputs must be fp16 or bf16 on the GPU")
         }
     }
+
+    /// A grid y or z extent: the quantization kernels loop over what lies beyond 65535.
+    static func gridLimited(_ count: Int) -> Int { min(count, 65_535) }
 
     static func strides(_ s: TensorStrides) -> (Int64, Int64, Int64) {
         (Int64(s.batch), Int64(s.head), Int64(s.token))

@@ -41,6 +41,8 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
 
     /// Tokens per chunk of the channel statistics (`kStatsChunkTokens` in quantize.cu).
     public static let statsChunkTokens = 256
+    /// Tokens per CTA of the rows kernels: 8 warps of `kRowsPerWarp` (8) tokens (quantize.cu).
+    public static let rowsPerCTA = 64
 
     private var code: Code {
         switch kind {

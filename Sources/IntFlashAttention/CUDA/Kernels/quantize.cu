@@ -88,9 +88,11 @@ static INTFA_DEVICE intfa_u32 encode(float x, float inv) {
     return 0u;  // never compiled for use: e4m3 needs sm_89 (the descriptor refuses it)
 #endif
 #else
-    int code = __float2int_rn(scaled);
-    code = code > 127 ? 127 : (code < -127 ? -127 : code);
-    return (intfa_u32)code & 0xFFu;
+    // Clamp, then round to nearest even by adding 1.5·2^23: the code is the low byte of the
+    // sum's bits (two's complement for negative codes). Same result as clamping rne(x) (127
+    // is exact), without the conversion unit.
+    const float clamped = fminf(fmaxf(scaled, -127.0f), 127.0f);
+    return __float_as_uint(__fadd_rn(clamped, 12582912.0f)) & 0xFFu;
 #endif
 }
 
@@ -100,23 +102,42 @@ static INTFA_DEVICE intfa_u32 encode(float x, float inv) {
 // exact for N ≤ 8192 (as on the CPU), so the mean does not depend on the order.
 #define kStatsChunkTokens 256
 
-// Grid (ceil(D/32), chunks, B·Hx); block (32, 8): x = channel, y = token slice.
-extern "C" __global__ void __launch_bounds__(256) INTFA_PARTIALS_KERNEL(const QuantizationParams p) {
+// One chunk's partial sums and maxima for 32 channels of one (batch, head).
+static INTFA_DEVICE void channel_partials(const QuantizationParams& p, intfa_i64 bh, intfa_i64 chunk) {
     __shared__ double partialSum[8][32];
     __shared__ float partialMax[8][32];
-    const intfa_i64 bh = blockIdx.z;
     const intfa_i64 b = bh / p.heads, h = bh % p.heads;
     const int c = blockIdx.x * 32 + threadIdx.x;
-    const intfa_i64 t0 = (intfa_i64)blockIdx.y * kStatsChunkTokens;
+    const intfa_i64 t0 = chunk * kStatsChunkTokens;
     const intfa_i64 t1 = t0 + kStatsChunkTokens < p.tokens ? t0 + kStatsChunkTokens : p.tokens;
     const intfa_u16* base = (const intfa_u16*)p.input + b * p.strideBatch + h * p.strideHead;
     double sum = 0.0;
     float amax = 0.0f;
     if (c < p.headDim) {
-        for (intfa_i64 t = t0 + threadIdx.y; t < t1; t += 8) {
-            const float x = load_input(base, t * p.strideToken + c);
-            sum += (double)x;
-            amax = fmaxf(amax, fabsf(x));
+        // The thread's tokens t0 + y, t0 + y + 8, …, summed in that order. Whole chunks load
+        // them 8 at a time before adding (the loads in flight set the rate).
+        const intfa_u16* element = base + (t0 + threadIdx.y) * p.strideToken + c;
+        const intfa_i64 step = 8 * p.strideToken;
+        if (t1 - t0 == kStatsChunkTokens) {
+            constexpr int kBatch = 8;
+#pragma unroll 1
+            for (int first = 0; first < kStatsChunkTokens / 8; first += kBatch) {
+                float x[kBatch];
+#pragma unroll
+                for (int i = 0; i < kBatch; ++i) x[i] = load_input(element + i * step, 0);
+                element += kBatch * step;
+#pragma unroll
+                for (int i = 0; i < kBatch; ++i) {
+                    sum += (double)x[i];
+                    amax = fmaxf(amax, fabsf(x[i]));
+                }
+            }
+        } else {
+            for (intfa_i64 t = t0 + threadIdx.y; t < t1; t += 8, element += step) {
+                const float x = load_input(element, 0);
+                sum += (double)x;
+                amax = fmaxf(amax, fabsf(x));
+            }
         }
     }
     partialSum[threadIdx.y][threadIdx.x] = sum;
@@ -127,29 +148,39 @@ extern "C" __global__ void __launch_bounds__(256) INTFA_PARTIALS_KERNEL(const Qu
             sum += partialSum[s][threadIdx.x];
             amax = fmaxf(amax, partialMax[s][threadIdx.x]);
         }
-        const intfa_i64 index = (bh * p.statsChunks + blockIdx.y) * p.headDim + c;
+        const intfa_i64 index = (bh * p.statsChunks + chunk) * p.headDim + c;
         ((double*)p.channelPartials)[index] = sum;
         ((float*)((double*)p.channelPartials + p.batch * p.heads * p.statsChunks * p.headDim))[index] = amax;
+    }
+    __syncthreads();  // the next chunk reuses the shared arrays
+}
+
+// Grid (ceil(D/32), min(chunks, 65535), min(B·Hx, 65535)); block (32, 8): x = channel,
+// y = token slice. CTAs loop over the chunks and heads beyond the grid's y and z limits.
+extern "C" __global__ void __launch_bounds__(256) INTFA_PARTIALS_KERNEL(const QuantizationParams p) {
+    for (intfa_i64 bh = blockIdx.z; bh < p.batch * p.heads; bh += gridDim.z) {
+        for (intfa_i64 chunk = blockIdx.y; chunk < p.statsChunks; chunk += gridDim.y) channel_partials(p, bh, chunk);
     }
 }
 
 // Per (batch·head, channel): the mean over the tokens and max |x|, from the chunks in order.
-// Grid (ceil(D/32), B·Hx); block 32.
+// Grid (ceil(D/32), min(B·Hx, 65535)); block 32.
 extern "C" __global__ void __launch_bounds__(32) INTFA_STATS_KERNEL(const QuantizationParams p) {
-    const intfa_i64 bh = blockIdx.y;
     const int c = blockIdx.x * 32 + threadIdx.x;
     if (c >= p.headDim) return;
-    const double* sums = (const double*)p.channelPartials;
-    const float* maxima = (const float*)(sums + p.batch * p.heads * p.statsChunks * p.headDim);
-    double sum = 0.0;
-    float amax = 0.0f;
-    for (intfa_i64 chunk = 0; chunk < p.statsChunks; ++chunk) {
-        const intfa_i64 index = (bh * p.statsChunks + chunk) * p.headDim + c;
-        sum += sums[index];
-        amax = fmaxf(amax, maxima[index]);
+    for (intfa_i64 bh = blockIdx.y; bh < p.batch * p.heads; bh += gridDim.y) {
+        const double* sums = (const double*)p.channelPartials;
+        const float* maxima = (const float*)(sums + p.batch * p.heads * p.statsChunks * p.headDim);
+        double sum = 0.0;
+        float amax = 0.0f;
+        for (intfa_i64 chunk = 0; chunk < p.statsChunks; ++chunk) {
+            const intfa_i64 index = (bh * p.statsChunks + chunk) * p.headDim + c;
+            sum += sums[index];
+            amax = fmaxf(amax, maxima[index]);
+        }
+        ((float*)p.channelMean)[bh * p.headDim + c] = (float)(sum / (double)p.tokens);
+        ((float*)p.channelAmax)[bh * p.headDim + c] = amax;
     }
-    ((float*)p.channelMean)[bh * p.headDim + c] = (float)(sum / (double)p.tokens);
-    ((float*)p.channelAmax)[bh * p.headDim + c] = amax;
 }
 
 // Max over the channel maxima of one (batch, head): the per-tensor amax.
@@ -160,58 +191,92 @@ static INTFA_DEVICE float tensor_amax(const QuantizationParams& p, intfa_i64 bh)
     return amax;
 }
 
-// One row (token) per warp. With kContiguous, D = 32·kPer and lane l owns channels
-// kPer·l … kPer·l + kPer − 1: one vector load and one vector store per lane. Otherwise lane l
-// owns channels l, l + 32, … (any D ≤ 256, any alignment). Same arithmetic either way.
-template <int kPer, bool kContiguous>
-static INTFA_DEVICE void quantize_row(const QuantizationParams& p, intfa_i64 bh, intfa_i64 t, int lane, float inv) {
+// Tokens one warp quantizes: their loads are all issued before the first reduction, so each
+// warp keeps several rows in flight (one row at a time leaves the loads latency-bound). The
+// rows stay in registers as 16-bit inputs, converted where used.
+#define kRowsPerWarp 8
+
+// kRows rows (tokens t0…) of one (batch, head), one warp. With kContiguous, D = 32·kPer and
+// lane l owns channels kPer·l … kPer·l + kPer − 1: one vector load and one vector store per
+// lane and row. Otherwise lane l owns channels l, l + 32, … (any D ≤ 256, any alignment).
+// Same arithmetic either way. `inv` is the per-tensor inverse scale.
+template <int kPer, bool kContiguous, int kRows>
+static INTFA_DEVICE void quantize_rows(const QuantizationParams& p, intfa_i64 bh, intfa_i64 t0, int lane, float inv) {
     const intfa_i64 b = bh / p.heads, h = bh % p.heads;
-    const intfa_u16* row = (const intfa_u16*)p.input + b * p.strideBatch + h * p.strideHead + t * p.strideToken;
+    const intfa_u16* base = (const intfa_u16*)p.input + b * p.strideBatch + h * p.strideHead;
     auto channel = [&](int i) { return kContiguous ? kPer * lane + i : lane + 32 * i; };
-    float values[kPer];
-    if (kContiguous) {
-        struct alignas(2 * kPer) Halves { intfa_u16 bits[kPer]; };
-        const Halves halves = *(const Halves*)(row + kPer * lane);
+    struct alignas(2 * kPer) Halves { intfa_u16 bits[kPer]; };
+    Halves raw[kRows];
 #pragma unroll
-        for (int i = 0; i < kPer; ++i) {
-#if INTFA_INPUT_BF16
-            values[i] = intfa_bf16_to_float(halves.bits[i]);
-#else
-            values[i] = intfa_half_to_float(halves.bits[i]);
-#endif
+    for (int r = 0; r < kRows; ++r) {
+        const intfa_i64 t = t0 + r;
+        const intfa_u16* row = base + (t < p.tokens ? t : 0) * p.strideToken;
+        if (kContiguous) {
+            raw[r] = *(const Halves*)(row + kPer * lane);
+        } else {
+#pragma unroll
+            for (int i = 0; i < kPer; ++i) raw[r].bits[i] = channel(i) < p.headDim ? row[channel(i)] : (intfa_u16)0;
         }
-    } else {
-#pragma unroll
-        for (int i = 0; i < kPer; ++i) values[i] = channel(i) < p.headDim ? load_input(row, channel(i)) : 0.0f;
     }
 #if INTFA_SMOOTH
+    float mean[kPer];
 #pragma unroll
-    for (int i = 0; i < kPer; ++i) {
-        if (channel(i) < p.headDim) values[i] = __fsub_rn(values[i], ((const float*)p.channelMean)[bh * p.headDim + channel(i)]);
+    for (int i = 0; i < kPer; ++i) mean[i] = channel(i) < p.headDim ? ((const float*)p.channelMean)[bh * p.headDim + channel(i)] : 0.0f;
+#endif
+    // Element i of row r, as the scheme quantizes it (mean subtracted for smoothed K).
+    auto value = [&](int r, int i) {
+#if INTFA_INPUT_BF16
+        float x = intfa_bf16_to_float(raw[r].bits[i]);
+#else
+        float x = intfa_half_to_float(raw[r].bits[i]);
+#endif
+#if INTFA_SMOOTH
+        x = __fsub_rn(x, mean[i]);
+#endif
+        return x;
+    };
+    float inverse[kRows];
+#if INTFA_PER_TENSOR
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) inverse[r] = inv;
+#else
+    float amax[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+        amax[r] = 0.0f;
+#pragma unroll
+        for (int i = 0; i < kPer; ++i) amax[r] = fmaxf(amax[r], fabsf(value(r, i)));
+    }
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) amax[r] = fmaxf(amax[r], __shfl_xor_sync(0xFFFFFFFFu, amax[r], offset));
+    }
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+        inverse[r] = inverse_scale(amax[r]);
+        // Lane r writes row r's scale.
+        if (lane == r && t0 + r < p.tokens) {
+            ((float*)p.scales)[bh * p.tokensPadded + t0 + r] = __fmul_rn(__fdiv_rn(amax[r], INTFA_LEVELS), p.scaleMultiplier);
+        }
     }
 #endif
-#if !INTFA_PER_TENSOR
-    float amax = 0.0f;
 #pragma unroll
-    for (int i = 0; i < kPer; ++i) amax = fmaxf(amax, fabsf(values[i]));
+    for (int r = 0; r < kRows; ++r) {
+        const intfa_i64 t = t0 + r;
+        if (t >= p.tokens) break;
+        intfa_u8* out = (intfa_u8*)p.codes + (bh * p.tokens + t) * p.headDim;
+        if (kContiguous) {
+            struct alignas(kPer) Bytes { intfa_u8 codes[kPer]; };
+            Bytes bytes;
 #pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, offset));
-    inv = inverse_scale(amax);
-    if (lane == 0) {
-        ((float*)p.scales)[bh * p.tokensPadded + t] = __fmul_rn(__fdiv_rn(amax, INTFA_LEVELS), p.scaleMultiplier);
-    }
-#endif
-    intfa_u8* out = (intfa_u8*)p.codes + (bh * p.tokens + t) * p.headDim;
-    if (kContiguous) {
-        struct alignas(kPer) Bytes { intfa_u8 codes[kPer]; };
-        Bytes bytes;
+            for (int i = 0; i < kPer; ++i) bytes.codes[i] = (intfa_u8)encode(value(r, i), inverse[r]);
+            *(Bytes*)(out + kPer * lane) = bytes;
+        } else {
 #pragma unroll
-        for (int i = 0; i < kPer; ++i) bytes.codes[i] = (intfa_u8)encode(values[i], inv);
-        *(Bytes*)(out + kPer * lane) = bytes;
-    } else {
-#pragma unroll
-        for (int i = 0; i < kPer; ++i) {
-            if (channel(i) < p.headDim) out[channel(i)] = (intfa_u8)encode(values[i], inv);
+            for (int i = 0; i < kPer; ++i) {
+                if (channel(i) < p.headDim) out[channel(i)] = (intfa_u8)encode(value(r, i), inverse[r]);
+            }
         }
     }
 }
@@ -223,36 +288,44 @@ static INTFA_DEVICE bool rows_contiguous(const QuantizationParams& p, int kPer) 
            ((p.strideBatch | p.strideHead | p.strideToken) * 2) % alignment == 0;
 }
 
-// Rows (Q, K): one warp per token. Grid (ceil(NPad / 8), B·Hx); block 256 (8 warps).
-// Writes codes [B, Hx, N, D] contiguous and scales [B, Hx, NPad] (per token, zero past N)
-// or [B, Hx] (per tensor).
-extern "C" __global__ void __launch_bounds__(256) INTFA_ROWS_KERNEL(const QuantizationParams p) {
+// Rows (Q, K): each warp takes kRowsPerWarp consecutive tokens. Grid
+// (ceil(NPad / (8·kRowsPerWarp)), min(B·Hx, 65535)); block 256 (8 warps); CTAs loop over the
+// heads beyond the grid's y limit. Writes codes [B, Hx, N, D] contiguous and scales
+// [B, Hx, NPad] (per token, zero past N) or [B, Hx] (per tensor).
+extern "C" __global__ void __launch_bounds__(256, 3) INTFA_ROWS_KERNEL(const QuantizationParams p) {
     const int lane = threadIdx.x & 31;
-    const intfa_i64 t = (intfa_i64)blockIdx.x * 8 + (threadIdx.x >> 5);
-    const intfa_i64 bh = blockIdx.y;
-    if (t >= p.tokensPadded) return;
-    float inv = 0.0f;  // per token: computed from the row
+    const intfa_i64 t0 = ((intfa_i64)blockIdx.x * 8 + (threadIdx.x >> 5)) * kRowsPerWarp;
+    if (t0 >= p.tokensPadded) return;
+    for (intfa_i64 bh = blockIdx.y; bh < p.batch * p.heads; bh += gridDim.y) {
+        float inv = 0.0f;  // per token: computed from each row
 #if INTFA_PER_TENSOR
-    const float amax = tensor_amax(p, bh);
-    inv = inverse_scale(amax);
-    if (t == 0 && lane == 0) {
-        ((float*)p.scales)[bh] = __fmul_rn(__fdiv_rn(amax, INTFA_LEVELS), p.scaleMultiplier);
-    }
-    if (t >= p.tokens) return;
+        const float amax = tensor_amax(p, bh);
+        inv = inverse_scale(amax);
+        if (t0 == 0 && lane == 0) {
+            ((float*)p.scales)[bh] = __fmul_rn(__fdiv_rn(amax, INTFA_LEVELS), p.scaleMultiplier);
+        }
 #else
-    if (t >= p.tokens) {
-        if (lane == 0) ((float*)p.scales)[bh * p.tokensPadded + t] = 0.0f;
-        return;
-    }
+        // Padding tokens [N, NPad) get scale 0.
+        if (lane < kRowsPerWarp && t0 + lane >= p.tokens && t0 + lane < p.tokensPadded) {
+            ((float*)p.scales)[bh * p.tokensPadded + t0 + lane] = 0.0f;
+        }
 #endif
-    if (rows_contiguous(p, 4)) {
-        quantize_row<4, true>(p, bh, t, lane, inv);
-    } else if (rows_contiguous(p, 2)) {
-        quantize_row<2, true>(p, bh, t, lane, inv);
-    } else if (rows_contiguous(p, 8)) {
-        quantize_row<8, true>(p, bh, t, lane, inv);
-    } else {
-        quantize_row<8, false>(p, bh, t, lane, inv);  // head dim ≤ 256
+        if (t0 >= p.tokens) continue;
+        if (rows_contiguous(p, 4)) {
+            quantize_rows<4, true, kRowsPerWarp>(p, bh, t0, lane, inv);
+        } else if (rows_contiguous(p, 2)) {
+            quantize_rows<2, true, kRowsPerWarp>(p, bh, t0, lane, inv);
+        } else if (rows_contiguous(p, 8)) {
+            // D = 256: two halves, for registers.
+            quantize_rows<8, true, kRowsPerWarp / 2>(p, bh, t0, lane, inv);
+            quantize_rows<8, true, kRowsPerWarp / 2>(p, bh, t0 + kRowsPerWarp / 2, lane, inv);
+        } else {
+            // Any head dim ≤ 256 and alignment, one row at a time (registers).
+#pragma unroll 1
+            for (int r = 0; r < kRowsPerWarp; ++r) {
+                if (t0 + r < p.tokens) quantize_rows<8, false, 1>(p, bh, t0 + r, lane, inv);
+            }
+        }
     }
 }
 
@@ -264,60 +337,100 @@ static INTFA_DEVICE int vt_position(int r) {
 }
 
 // V → Vt [B, Hx, D, NPad], keys permuted in groups of 32, zero past N; scales per channel
-// [B, Hx, D] or per tensor [B, Hx]. Grid (NPad/64, ceil(D/64), B·Hx); block 256.
+// [B, Hx, D] or per tensor [B, Hx]. One CTA per 64 tokens × 64 channels of one (batch, head):
+// read (4 channels per 8-byte load where V's alignment allows, all loads in flight at once),
+// encode into a shared tile in Vt order, write 16 bytes of one channel row per thread.
+// Grid (NPad/64, ceil(D/64), min(B·Hx, 65535)); block 256; CTAs loop over the heads beyond
+// the grid's z limit.
 extern "C" __global__ void __launch_bounds__(256) INTFA_VT_KERNEL(const QuantizationParams p) {
     __shared__ float inverse[64];
-    __shared__ intfa_u8 tile[64][64 + 4];  // [channel][position]
-    const intfa_i64 bh = blockIdx.z;
-    const intfa_i64 b = bh / p.heads, h = bh % p.heads;
+    // [channel][position]; rows of 68 bytes spread the byte writes of 16 channels 4 apart
+    // over 8 banks.
+    __shared__ __align__(16) intfa_u8 tile[64][64 + 4];
     const intfa_i64 t0 = (intfa_i64)blockIdx.x * 64;
     const int c0 = blockIdx.y * 64;
+    // 4 channels per load: D (a multiple of 8) covers whole groups, V must be 8-byte aligned.
+    const bool vectorLoads = p.input % 8 == 0 && ((p.strideBatch | p.strideHead | p.strideToken) % 4) == 0;
+    for (intfa_i64 bh = blockIdx.z; bh < p.batch * p.heads; bh += gridDim.z) {
+        const intfa_i64 b = bh / p.heads, h = bh % p.heads;
+        __syncthreads();  // the previous head's tile and scales are no longer read
 #if INTFA_PER_TENSOR
-    __shared__ float sharedAmax;
-    if (threadIdx.x == 0) {
-        const float amax = tensor_amax(p, bh);
-        sharedAmax = amax;
-        if (blockIdx.x == 0 && blockIdx.y == 0) {
-            ((float*)p.scales)[bh] = __fmul_rn(__fdiv_rn(amax, INTFA_LEVELS), p.scaleMultiplier);
+        __shared__ float sharedAmax;
+        if (threadIdx.x == 0) {
+            const float amax = tensor_amax(p, bh);
+            sharedAmax = amax;
+            if (blockIdx.x == 0 && blockIdx.y == 0) {
+                ((float*)p.scales)[bh] = __fmul_rn(__fdiv_rn(amax, INTFA_LEVELS), p.scaleMultiplier);
+            }
         }
-    }
-    __syncthreads();
-    if (threadIdx.x < 64) inverse[threadIdx.x] = inverse_scale(sharedAmax);
+        __syncthreads();
+        if (threadIdx.x < 64) inverse[threadIdx.x] = inverse_scale(sharedAmax);
 #else
-    if (threadIdx.x < 64) {
-        const int c = c0 + threadIdx.x;
-        if (c < p.headDim) {
-            const float amax = ((const float*)p.channelAmax)[bh * p.headDim + c];
-            inverse[threadIdx.x] = inverse_scale(amax);
-            if (blockIdx.x == 0) {
-                ((float*)p.scales)[bh * p.headDim + c] = __fmul_rn(__fdiv_rn(amax, INTFA_LEVELS), p.scaleMultiplier);
+        if (threadIdx.x < 64) {
+            const int c = c0 + threadIdx.x;
+            if (c < p.headDim) {
+                const float amax = ((const float*)p.channelAmax)[bh * p.headDim + c];
+                inverse[threadIdx.x] = inverse_scale(amax);
+                if (blockIdx.x == 0) {
+                    ((float*)p.scales)[bh * p.headDim + c] = __fmul_rn(__fdiv_rn(amax, INTFA_LEVELS), p.scaleMultiplier);
+                }
+            } else {
+                inverse[threadIdx.x] = 0.0f;
+            }
+        }
+#endif
+        __syncthreads();
+        const intfa_u16* base = (const intfa_u16*)p.input + b * p.strideBatch + h * p.strideHead;
+        if (vectorLoads) {
+            // Thread i reads channels 4·(i % 16) … + 3 of tokens i / 16 + 16·j.
+            const int cl = 4 * (threadIdx.x & 15);
+            const int tl0 = threadIdx.x >> 4;
+            intfa_u32 bits[4][2];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const intfa_i64 t = t0 + tl0 + 16 * j;
+                const bool valid = t < p.tokens && c0 + cl < p.headDim;
+                const uint2 word = valid ? *(const uint2*)(base + t * p.strideToken + c0 + cl) : make_uint2(0u, 0u);
+                bits[j][0] = word.x;
+                bits[j][1] = word.y;
+            }
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const int tl = tl0 + 16 * j;
+                const int position = (tl & 32) + vt_position(tl & 31);
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const intfa_u16 half = (intfa_u16)(bits[j][e >> 1] >> (16 * (e & 1)));
+#if INTFA_INPUT_BF16
+                    const float x = intfa_bf16_to_float(half);
+#else
+                    const float x = intfa_half_to_float(half);
+#endif
+                    // Padding tokens and channels past D hold 0 and encode to code 0.
+                    tile[cl + e][position] = (intfa_u8)encode(x, inverse[cl + e]);
+                }
             }
         } else {
-            inverse[threadIdx.x] = 0.0f;
+            // Consecutive threads take consecutive channels of one token.
+            for (int i = threadIdx.x; i < 64 * 64; i += 256) {
+                const int cl = i & 63, tl = i >> 6;
+                const intfa_i64 t = t0 + tl;
+                const int c = c0 + cl;
+                intfa_u32 code = 0;
+                if (t < p.tokens && c < p.headDim) code = encode(load_input(base, t * p.strideToken + c), inverse[cl]);
+                tile[cl][(tl & 32) + vt_position(tl & 31)] = (intfa_u8)code;
+            }
         }
-    }
-#endif
-    __syncthreads();
-    const intfa_u16* base = (const intfa_u16*)p.input + b * p.strideBatch + h * p.strideHead;
-    // Read: consecutive threads take consecutive channels of one token (coalesced).
-    for (int i = threadIdx.x; i < 64 * 64; i += 256) {
-        const int cl = i & 63, tl = i >> 6;
-        const intfa_i64 t = t0 + tl;
-        const int c = c0 + cl;
-        intfa_u32 code = 0;
-        if (t < p.tokens && c < p.headDim) code = encode(load_input(base, t * p.strideToken + c), inverse[cl]);
-        tile[cl][(tl & 32) + vt_position(tl & 31)] = (intfa_u8)code;
-    }
-    __syncthreads();
-    // Write: each thread stores 4 consecutive positions of one channel row.
-    intfa_u8* out = (intfa_u8*)p.codes + bh * p.headDim * p.tokensPadded;
-    for (int i = threadIdx.x; i < 64 * 16; i += 256) {
-        const int cl = i >> 4, word = i & 15;
-        const int c = c0 + cl;
-        if (c >= p.headDim) continue;
-        const intfa_u32 packed = (intfa_u32)tile[cl][4 * word] | ((intfa_u32)tile[cl][4 * word + 1] << 8) |
-                                 ((intfa_u32)tile[cl][4 * word + 2] << 16) | ((intfa_u32)tile[cl][4 * word + 3] << 24);
-        *(intfa_u32*)(out + (intfa_i64)c * p.tokensPadded + t0 + 4 * word) = packed;
+        __syncthreads();
+        // Write: each thread stores 4 consecutive positions of one channel row, 4 times.
+        intfa_u8* out = (intfa_u8*)p.codes + bh * p.headDim * p.tokensPadded;
+#pragma unroll
+        for (int i = threadIdx.x; i < 64 * 16; i += 256) {
+            const int cl = i >> 4, word = i & 15;
+            if (c0 + cl < p.headDim) {
+                *(intfa_u32*)(out + (intfa_i64)(c0 + cl) * p.tokensPadded + t0 + 4 * word) = *(const intfa_u32*)&tile[cl][4 * word];
+            }
+        }
     }
 }
 
