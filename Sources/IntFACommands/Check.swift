@@ -140,6 +140,15 @@ struct CheckCase {
                 }
             }
         }
+        // More (batch, head) pairs than a grid's y or z extent holds (65535): every kernel
+        // must loop over them, not fail at launch.
+        if !quick {
+            for family in methods.contains(.int8) ? families : [] {
+                cases.append(CheckCase(
+                    method: .int8, family: family, headDim: 64, causal: false, output: .float16, input: .float16,
+                    layout: .bhnd, batch: 2, heads: 32_800, kvHeads: 32_800, queryLength: 3, keyLength: 70))
+            }
+        }
         return cases
     }
 

@@ -99,6 +99,20 @@ public final class CUDAStream: @unchecked Sendable {
             context.api.memcpyHtoDAsync(destination.address, source.pointer, count, handle), "cuMemcpyHtoDAsync_v2")
     }
 
+    /// Queues a copy of `array` into `destination` at `byteOffset`. From pageable memory the
+    /// driver stages the bytes before returning, so the array may change or go away at once;
+    /// the device copy itself is ordered after the work already queued on this stream.
+    public func copy<T: BitwiseCopyable>(_ array: [T], to destination: DeviceBuffer, byteOffset: Int = 0) throws(CUDAError) {
+        let count = array.count * MemoryLayout<T>.stride
+        try destination.checkRange(byteOffset, count, "cuMemcpyHtoDAsync_v2")
+        guard count > 0 else { return }
+        try context.makeCurrent()
+        let api = context.api
+        let (target, stream) = (destination.address + UInt64(byteOffset), handle)
+        let result = array.withUnsafeBytes { api.memcpyHtoDAsync(target, $0.baseAddress, $0.count, stream) }
+        try api.check(result, "cuMemcpyHtoDAsync_v2")
+    }
+
     /// Queues a device-to-host copy into pinned memory; read it after synchronising.
     public func copy(_ source: DeviceBuffer, to destination: PinnedHostBuffer, byteCount: Int? = nil) throws(CUDAError) {
         let count = byteCount ?? source.byteCount

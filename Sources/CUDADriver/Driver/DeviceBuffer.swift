@@ -54,16 +54,17 @@ public final class DeviceBuffer: @unchecked Sendable {
         return DevicePointer(address: address + UInt64(byteOffset))
     }
 
-    /// Copies host bytes into the buffer at `byteOffset` (synchronous).
+    /// Copies host bytes into the buffer at `byteOffset`; complete on return.
     public func copy(fromHost bytes: UnsafeRawBufferPointer, byteOffset: Int = 0) throws(CUDAError) {
         try checkRange(byteOffset, bytes.count, "cuMemcpyHtoD_v2")
         guard bytes.count > 0 else { return }
         try context.makeCurrent()
         try context.api.check(
             context.api.memcpyHtoD(address + UInt64(byteOffset), bytes.baseAddress, bytes.count), "cuMemcpyHtoD_v2")
+        try finishLegacyStream()
     }
 
-    /// Copies `array` into the buffer starting at `byteOffset` (synchronous).
+    /// Copies `array` into the buffer starting at `byteOffset`; complete on return.
     public func copy<T: BitwiseCopyable>(from array: [T], byteOffset: Int = 0) throws(CUDAError) {
         let api = context.api
         try checkRange(byteOffset, array.count * MemoryLayout<T>.stride, "cuMemcpyHtoD_v2")
@@ -72,6 +73,7 @@ public final class DeviceBuffer: @unchecked Sendable {
         let target = address + UInt64(byteOffset)
         let result = array.withUnsafeBytes { api.memcpyHtoD(target, $0.baseAddress, $0.count) }
         try api.check(result, "cuMemcpyHtoD_v2")
+        try finishLegacyStream()
     }
 
     /// Copies buffer bytes at `byteOffset` into host memory (synchronous).
@@ -98,13 +100,15 @@ public final class DeviceBuffer: @unchecked Sendable {
         try context.makeCurrent()
         try context.api.check(
             context.api.memcpyDtoD(address + UInt64(byteOffset), source.address, source.byteCount), "cuMemcpyDtoD_v2")
+        try finishLegacyStream()
     }
 
-    /// Sets every byte to `value` (synchronous with respect to the host).
+    /// Sets every byte to `value`; complete on return.
     public func fill(byte value: UInt8) throws(CUDAError) {
         guard byteCount > 0 else { return }
         try context.makeCurrent()
         try context.api.check(context.api.memsetD8(address, value, byteCount), "cuMemsetD8_v2")
+        try finishLegacyStream()
     }
 
     /// Sets every 32-bit word to `value`; the byte count must be a multiple of 4.
@@ -115,11 +119,20 @@ public final class DeviceBuffer: @unchecked Sendable {
         guard byteCount > 0 else { return }
         try context.makeCurrent()
         try context.api.check(context.api.memsetD32(address, value, byteCount / 4), "cuMemsetD32_v2")
+        try finishLegacyStream()
     }
 
     /// Sets every 32-bit word to the bits of `value` (e.g. 0.0 or -infinity).
     public func fill(float value: Float) throws(CUDAError) {
         try fill(word: value.bitPattern)
+    }
+
+    /// Waits for the legacy default stream. The driver's "synchronous" copies from pageable
+    /// memory may return before the device holds the bytes, and its memsets return at once;
+    /// work on non-blocking streams is not ordered after either. Waiting here makes these
+    /// methods complete on return, so any stream may read the result.
+    private func finishLegacyStream() throws(CUDAError) {
+        try context.api.check(context.api.streamSynchronize(nil), "cuStreamSynchronize")
     }
 
     func checkRange(_ offset: Int, _ length: Int, _ call: String) throws(CUDAError) {

@@ -37,8 +37,8 @@ extension CUDAAttention {
         let (out, lse) = try cuda { () throws(CUDAError) in
             let out = try DeviceBuffer(context: context, byteCount: max(outputCount * 2, 2))
             let lse = try DeviceBuffer(context: context, byteCount: max(lseCount * 4, 4))
-            try out.fill(byte: 0xFF)  // NaN in fp16 and bf16
-            try lse.fill(byte: 0xFF)
+            try stream.fill(out, byte: 0xFF)  // NaN in fp16 and bf16
+            try stream.fill(lse, byte: 0xFF)
             return (out, lse)
         }
         let outTensor = DeviceTensor(
@@ -66,7 +66,9 @@ extension CUDAAttention {
         return CUDAAttentionResult(output: output, logSumExp: logSumExp)
     }
 
-    /// Copies a host tensor to the device as fp16 (fp32 is rounded) or bf16 bits.
+    /// Copies a host tensor to the device as fp16 (fp32 is rounded) or bf16 bits. The copy
+    /// is queued on ``stream``, like the fills and kernels after it: on the legacy stream
+    /// nothing would order it before them.
     func upload(_ tensor: AttentionTensor) throws(CUDAError) -> (DeviceBuffer, DeviceTensor) {
         let bits: [UInt16]
         let type: ElementType
@@ -75,7 +77,8 @@ extension CUDAAttention {
         case let .bfloat16(values): (bits, type) = (values.map(\.bitPattern), .bfloat16)
         case let .float32(values): (bits, type) = (values.map { Float16($0).bitPattern }, .float16)
         }
-        let buffer = try DeviceBuffer(context: context, copying: bits.isEmpty ? [0] : bits)
+        let buffer = try DeviceBuffer(context: context, byteCount: max(bits.count, 1) * 2)
+        try stream.copy(bits, to: buffer)
         let device = DeviceTensor(
             address: try buffer.pointer().address, elementType: type, layout: tensor.layout,
             heads: tensor.heads, tokens: tensor.tokens, headDim: tensor.headDim)

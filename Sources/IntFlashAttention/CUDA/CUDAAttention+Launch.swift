@@ -25,7 +25,7 @@ extension CUDAAttention {
         case .wgmma:
             return .wgmma(try HopperKernelDescriptor(
                 headDim: problem.headDim, causal: problem.causal, output: outputType,
-                writesLogSumExp: logSumExp != nil, arch: featureArchitecture))
+                writesLogSumExp: logSumExp != nil, arch: featureArchitecture, tiles: hopperTiles))
         case .mma:
             return .mma(try AttentionKernelDescriptor(
                 method: method, headDim: problem.headDim, causal: problem.causal, output: outputType,
@@ -35,7 +35,9 @@ extension CUDAAttention {
 
     /// The loaded function of `variant`, compiling (or reading the disk cache) on first use.
     func function(_ variant: some KernelVariant) throws(AttentionError) -> CUDAFunction {
-        if let entry = loaded[variant.kernelName] { return entry.function }
+        // Keyed by the whole descriptor: every option, spelled in the name or not.
+        let key = AnyHashable(variant)
+        if let entry = loaded[key] { return entry.function }
         let request = try variant.compilationRequest()
         return try cuda { () throws(CUDAError) in
             let module = try cache.kernel(for: request).load(into: context)
@@ -43,7 +45,7 @@ extension CUDAAttention {
             if variant.sharedMemoryBytes > 48 * 1024 {
                 try function.setMaxDynamicSharedMemory(bytes: variant.sharedMemoryBytes)
             }
-            loaded[variant.kernelName] = (module, function)
+            loaded[key] = (module, function)
             return function
         }
     }
@@ -75,9 +77,9 @@ extension CUDAAttention {
         params.softmaxScaleLog2 = problem.softmaxScale * Self.log2e
         switch kernel {
         case .wgmma(let kernel):
-            let grid = kernel.grid(for: problem)
+            let grid = kernel.grid(for: problem, multiprocessors: context.properties.multiprocessorCount, policy: hopperGrid)
             let hopperParams = try HopperAttentionParams(params, headDim: problem.headDim, context: context)
-            try launch(kernel, grid: LaunchDimensions(grid.x, grid.y, grid.z), block: LaunchDimensions(kernel.threadsPerBlock), params: hopperParams)
+            try launch(kernel, grid: LaunchDimensions(grid), block: LaunchDimensions(kernel.threadsPerBlock), params: hopperParams)
         case .mma(let kernel):
             let grid = kernel.grid(for: problem)
             try launch(kernel, grid: LaunchDimensions(grid.x, grid.y, grid.z), block: LaunchDimensions(kernel.threadsPerBlock), params: params)

@@ -17,18 +17,25 @@ public final class CUDAAttention: @unchecked Sendable {
     let cache: KernelCache
     // `lock` guards everything below and serializes calls (they share the workspace).
     private let lock = NSLock()
-    var loaded: [String: (module: CUDAModule, function: CUDAFunction)] = [:]
-    let workspace: AttentionWorkspace
+    var loaded: [AnyHashable: (module: CUDAModule, function: CUDAFunction)] = [:]
+    let workspace: AttentionWorkspace<StreamWorkspaceMemory>
     var requestedFamily: AttentionKernelFamily?
+    // Tuning overrides, read from the environment once (`INTFA_WGMMA_TILES`, `INTFA_WGMMA_GRID`):
+    // a call's host time is part of its latency.
+    let hopperTiles: HopperKernelDescriptor.Tiles?
+    let hopperGrid: HopperKernelDescriptor.GridPolicy?
 
     /// Opens device `device`; `cache` defaults to NVRTC with the on-disk cache. `kernelFamily`
     /// forces the wgmma or the mma kernels (default: `INTFA_KERNEL`, else chosen per problem).
     public init(device: Int = 0, cache: KernelCache? = nil, kernelFamily: AttentionKernelFamily? = nil) throws(AttentionError) {
+        let environment = ProcessInfo.processInfo.environment
         if let kernelFamily {
             requestedFamily = kernelFamily
         } else {
-            requestedFamily = try AttentionKernelFamily.fromEnvironment(ProcessInfo.processInfo.environment)
+            requestedFamily = try AttentionKernelFamily.fromEnvironment(environment)
         }
+        hopperTiles = try HopperKernelDescriptor.tiles(fromEnvironment: environment)
+        hopperGrid = try HopperKernelDescriptor.GridPolicy.fromEnvironment(environment)
         do throws(CUDAError) {
             context = try CUDAContext(device: device)
             architecture = context.properties.computeCapability.architecture
@@ -37,7 +44,7 @@ public final class CUDAAttention: @unchecked Sendable {
         } catch {
             throw AttentionError(error)
         }
-        workspace = AttentionWorkspace(context: context)
+        workspace = AttentionWorkspace(memory: StreamWorkspaceMemory(context: context, stream: stream))
     }
 
     /// The family every call uses, or nil to choose per problem (wgmma for `int8` at D = 64
@@ -75,6 +82,9 @@ public final class CUDAAttention: @unchecked Sendable {
         q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor, logSumExp: UInt64? = nil
     ) throws(AttentionError) {
         try problem.validate()
+        try Self.validateLimits(problem)
+        try Self.validateInputs(method, q: q, k: k, v: v)
+        try Self.validateOutput(output, logSumExp: logSumExp)
         guard problem.queryLength > 0 else { return }
         try serialized { () throws(AttentionError) in
             let kernel = try attentionKernel(method, problem: problem, output: output, logSumExp: logSumExp)
@@ -92,6 +102,9 @@ public final class CUDAAttention: @unchecked Sendable {
         guard inputs.method != .fp16 else {
             throw .unsupportedMethod(method: inputs.method.rawValue, backend: "cuda", reason: "fp16 has no quantized form")
         }
+        try Self.validateLimits(problem)
+        try Self.validateQuantized(inputs)
+        try Self.validateOutput(output, logSumExp: logSumExp)
         guard problem.queryLength > 0 else { return }
         try serialized { () throws(AttentionError) in
             let kernel = try attentionKernel(inputs.method, problem: problem, output: output, logSumExp: logSumExp)
@@ -112,6 +125,9 @@ public final class CUDAAttention: @unchecked Sendable {
         guard method != .fp16 else {
             throw .unsupportedMethod(method: method.rawValue, backend: "cuda", reason: "fp16 has no quantized form")
         }
+        try Self.validateLimits(problem)
+        try Self.validateInputs(method, q: q, k: k, v: v)
+        if let destination { try Self.validateQuantized(destination) }
         return try serialized { () throws(AttentionError) in
             let params = try prepareInputs(method, problem: problem, q: q, k: k, v: v, destination: destination)
             return QuantizedDeviceInputs(

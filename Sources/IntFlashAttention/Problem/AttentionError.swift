@@ -15,6 +15,9 @@ public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible 
     case nonFiniteInput(tensor: String, index: Int)
     /// The softmax scale is NaN, infinite, zero or negative.
     case invalidSoftmaxScale(Float)
+    /// A device tensor's address, alignment or strides cannot be read or written by the GPU
+    /// kernels; `reason` says which requirement fails.
+    case invalidDeviceTensor(tensor: String, reason: String)
     /// A `.npy` file cannot be used; `reason` says why.
     case malformedNPY(path: String, reason: String)
     /// The requested method does not exist on this backend.
@@ -38,6 +41,8 @@ public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible 
             return "\(tensor) has shape \(actual), expected \(expected)"
         case let .nonFiniteInput(tensor, index):
             return "\(tensor) holds a non-finite value (NaN or Inf) at element \(index)"
+        case let .invalidDeviceTensor(tensor, reason):
+            return "\(tensor): \(reason)"
         case let .invalidSoftmaxScale(scale):
             return "softmax scale \(scale) must be finite and positive"
         case let .malformedNPY(path, reason):

@@ -1,0 +1,87 @@
+/// What the GPU kernels need of a call beyond ``AttentionProblem/validate()``, checked before
+/// anything is queued: a kernel that reads a misaligned address stops with a sticky error that
+/// poisons the whole CUDA context, so every such case is refused here with its reason.
+extension CUDAAttention {
+    /// Longest Nq or Nk: the kernels index tokens with 32-bit integers, and Nk is rounded up
+    /// to a multiple of 64.
+    public static let maxSequenceLength = Int(Int32.max) - 64
+    /// Most heads and batch entries: the `mma.sync` kernels put them in grid y and z.
+    public static let maxGridExtent = 65_535
+
+    /// Sizes the kernels cannot index.
+    static func validateLimits(_ problem: AttentionProblem) throws(AttentionError) {
+        for (name, value) in [("queryLength", problem.queryLength), ("keyLength", problem.keyLength)]
+        where value > maxSequenceLength {
+            throw .invalidDimension(
+                name: name, value: value,
+                requirement: "must be at most \(maxSequenceLength) on the GPU (tokens are 32-bit indices)")
+        }
+        for (name, value) in [("batch", problem.batch), ("heads", problem.heads)] where value > maxGridExtent {
+            throw .invalidDimension(name: name, value: value, requirement: "must be at most \(maxGridExtent) on the GPU")
+        }
+    }
+
+    /// The fp16/bf16 inputs of ``forward(_:problem:q:k:v:output:logSumExp:)``: element
+    /// aligned with non-negative strides everywhere; 16-byte rows where the `fp16` kernel
+    /// copies them straight into shared memory (fp16 inputs of the `fp16` method).
+    static func validateInputs(_ method: AttentionMethod, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor) throws(AttentionError) {
+        for (name, tensor) in [("Q", q), ("K", k), ("V", v)] {
+            guard tensor.elementType != .float32 else {
+                throw .unsupportedMethod(method: method.rawValue, backend: "cuda", reason: "\(name) must be fp16 or bf16 on the GPU")
+            }
+            try validateStrides(tensor, name)
+            try validateAlignment(tensor.address, bytes: 2, name, what: "its address")
+            if method == .fp16 && tensor.elementType == .float16 {
+                try validateAlignment(
+                    tensor.address, bytes: 16, name,
+                    what: "the fp16 kernel copies rows in 16-byte pieces, so its address")
+                try validateStrideMultiple(tensor, of: 8, name, because: "the fp16 kernel copies rows in 16-byte pieces")
+            }
+        }
+    }
+
+    /// The output (fp16/bf16, written two elements at a time) and the log-sum-exp (fp32).
+    static func validateOutput(_ output: DeviceTensor, logSumExp: UInt64?) throws(AttentionError) {
+        try validateStrides(output, "output")
+        try validateAlignment(output.address, bytes: 4, "output", what: "the kernels write pairs of elements, so its address")
+        try validateStrideMultiple(output, of: 2, "output", because: "the kernels write pairs of elements")
+        if let logSumExp { try validateAlignment(logSumExp, bytes: 4, "logSumExp", what: "its address") }
+    }
+
+    /// Pre-quantized inputs: codes and K scales are copied in 16-byte pieces (by TMA on
+    /// Hopper), the other scales read as fp32.
+    static func validateQuantized(_ inputs: QuantizedDeviceInputs) throws(AttentionError) {
+        let pieces = "the kernels copy it in 16-byte pieces, so its address"
+        try validateAlignment(inputs.q, bytes: 16, "quantized Q", what: pieces)
+        try validateAlignment(inputs.k, bytes: 16, "quantized K", what: pieces)
+        try validateAlignment(inputs.vt, bytes: 16, "quantized Vt", what: pieces)
+        try validateAlignment(inputs.kScale, bytes: 16, "K scales", what: pieces)
+        try validateAlignment(inputs.qScale, bytes: 4, "Q scales", what: "its address")
+        try validateAlignment(inputs.vScale, bytes: 4, "V scales", what: "its address")
+    }
+
+    private static func validateAlignment(_ address: UInt64, bytes: UInt64, _ name: String, what: String) throws(AttentionError) {
+        guard address != 0 else { throw .invalidDeviceTensor(tensor: name, reason: "the device address is null") }
+        guard address % bytes == 0 else {
+            throw .invalidDeviceTensor(
+                tensor: name, reason: "\(what) must be \(bytes)-byte aligned (it is 0x\(String(address, radix: 16)))")
+        }
+    }
+
+    private static func validateStrides(_ tensor: DeviceTensor, _ name: String) throws(AttentionError) {
+        let s = tensor.strides
+        guard s.batch >= 0, s.head >= 0, s.token >= 0 else {
+            throw .invalidDeviceTensor(
+                tensor: name, reason: "negative strides are not supported (batch \(s.batch), head \(s.head), token \(s.token))")
+        }
+    }
+
+    private static func validateStrideMultiple(_ tensor: DeviceTensor, of n: Int, _ name: String, because: String) throws(AttentionError) {
+        let s = tensor.strides
+        guard s.batch % n == 0, s.head % n == 0, s.token % n == 0 else {
+            throw .invalidDeviceTensor(
+                tensor: name,
+                reason: "\(because): its strides must be multiples of \(n) elements (batch \(s.batch), head \(s.head), token \(s.token))")
+        }
+    }
+}
