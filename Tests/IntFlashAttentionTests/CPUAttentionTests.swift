@@ -21,6 +21,24 @@ import Testing
         }
     }
 
+    /// Without a log-sum-exp the kernels must get no LSE pointer: an empty array's buffer is
+    /// the runtime's shared empty storage, and writing there broke every later empty array
+    /// (and the dictionaries beside it) in the process.
+    @Test(arguments: [AttentionMethod.fp32, .int8])
+    func runWithoutLogSumExpWritesNothingElse(method: AttentionMethod) throws {
+        let p = try AttentionProblem(batch: 1, heads: 4, kvHeads: 2, queryLength: 100, keyLength: 100, headDim: 64)
+        let (q, k, v) = randomInputs(p, seed: 77)
+        let with = try CPUAttention.run(method, problem: p, q: q, k: k, v: v)
+        let without = try CPUAttention.run(method, problem: p, q: q, k: k, v: v, isa: .selected, computeLogSumExp: false)
+        #expect(without.logSumExp.isEmpty)
+        #expect(without.output == with.output)
+        let empty: [Float] = []
+        #expect(empty.count == 0 && empty.first == nil)
+        var table: [String: Int] = [:]
+        for index in 0..<100 { table["key \(index)"] = index }
+        #expect(table.count == 100 && table["key 42"] == 42)
+    }
+
     @Test(arguments: [(1, 1), (63, 65), (65, 63), (127, 1), (1, 1000), (100, 1000), (1000, 127)])
     func fp32MatchesFloat64OnOddShapes(nq: Int, nk: Int) throws {
         for causal in [false, true] {

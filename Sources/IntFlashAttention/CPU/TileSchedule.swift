@@ -31,7 +31,9 @@ struct TileSchedule {
         output.withUnsafeMutableBufferPointer { outputBuffer in
             logSumExp.withUnsafeMutableBufferPointer { lseBuffer in
                 let out = SharedMutablePointer(base: outputBuffer.baseAddress!)
-                let lse = lseBuffer.baseAddress.map { SharedMutablePointer(base: $0) }
+                // Not the buffer of an empty array: its base address is the runtime's shared
+                // empty-array storage, which the kernels would overwrite.
+                let lse = options.computeLogSumExp ? lseBuffer.baseAddress.map { SharedMutablePointer(base: $0) } : nil
                 ParallelWork.forEach(count: p.batch * p.heads * blocksPerHead, threads: options.threads) { item in
                     let batchHead = item / blocksPerHead
                     let firstRow = (item % blocksPerHead) * CPUAttention.queryBlock
