@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "IntFlashAttention", targets: ["IntFlashAttention"]),
+        // The C interface (include/intfa.h) as a shared library: libintfa_c.so.
+        .library(name: "intfa_c", type: .dynamic, targets: ["IntFlashAttentionC"]),
         .executable(name: "intfa", targets: ["intfa"]),
     ],
     dependencies: [
@@ -14,10 +16,7 @@ let package = Package(
     targets: [
         // Vectorized CPU micro-kernels (AVX-512 VNNI / AVX-VNNI / AVX2 / scalar),
         // chosen at run time from the CPU's features.
-        .target(
-            name: "CIntFlashAttentionCPU",
-            cSettings: [.unsafeFlags(["-O3"])]
-        ),
+        .target(name: "CIntFlashAttentionCPU"),
         // dlopen layer over the CUDA driver API and NVRTC: building needs no CUDA.
         .target(name: "CUDADriver"),
         // Turns the `.cu` kernel sources into Swift string constants at build time,
@@ -33,6 +32,10 @@ let package = Package(
             dependencies: ["CIntFlashAttentionCPU", "CUDADriver"],
             plugins: ["EmbedKernelSources"]
         ),
+        // The types of include/intfa.h, shared by the C interface and its callers.
+        .target(name: "CIntFlashAttentionABI"),
+        // intfa.h's functions, exported from Swift with @_cdecl.
+        .target(name: "IntFlashAttentionC", dependencies: ["IntFlashAttention", "CIntFlashAttentionABI", "CUDADriver"]),
         .target(
             name: "IntFACommands",
             dependencies: [

@@ -19,3 +19,17 @@ export INTFA_CACHE_DIR="${INTFA_CACHE_DIR:-$PWD/.build/test-kernel-cache}"
 
 swift build --build-tests "$@"
 swift test --skip-build "$@"
+
+# The C interface and the Python package over it (CPU path, error paths, ctypes layer), on
+# the release library that the wheel ships.
+./scripts/build-library.sh
+python_dir="$PWD/.tools/python"
+if ! python3 -c "import numpy, pytest" 2>/dev/null; then
+    if [ ! -e "$python_dir/pytest" ]; then
+        echo "Installing numpy and pytest into .tools/python"
+        python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+            --target "$python_dir" "numpy==2.2.6" "pytest==8.4.2"
+    fi
+    export PYTHONPATH="$python_dir${PYTHONPATH:+:$PYTHONPATH}"
+fi
+INTFA_LIBRARY="$PWD/.build/release/libintfa_c.so" python3 -m pytest -q -p no:cacheprovider python/tests

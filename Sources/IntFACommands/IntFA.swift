@@ -1,4 +1,5 @@
 import ArgumentParser
+import IntFlashAttention
 
 /// The `intfa` command: INT8 FlashAttention accuracy, speed and diagnostics.
 public struct IntFA: ParsableCommand {
@@ -9,7 +10,7 @@ public struct IntFA: ParsableCommand {
             Methods: fp32 (CPU only), fp16, fp8-e4m3, fp8-e5m2, int8-paper, int8 (default scheme), \
             int4 (CPU only). See docs/SCHEMES.md for their exact arithmetic.
             """,
-        version: "0.1.0",
+        version: intFlashAttentionVersion,
         subcommands: [Accuracy.self, Bench.self, Check.self, Compile.self, Info.self]
     )
 

@@ -20,6 +20,8 @@ public final class CUDAStream: @unchecked Sendable {
     /// The context the stream belongs to.
     public let context: CUDAContext
     let handle: OpaquePointer?
+    /// Whether this object created the stream (and destroys it when released).
+    private let owned: Bool
 
     /// Creates a stream; `nonBlocking` streams do not synchronise with the legacy default
     /// stream (`CU_STREAM_NON_BLOCKING`).
@@ -29,9 +31,19 @@ public final class CUDAStream: @unchecked Sendable {
         try context.api.check(context.api.streamCreate(&stream, nonBlocking ? 1 : 0), "cuStreamCreate")
         self.context = context
         self.handle = stream
+        self.owned = true
+    }
+
+    /// Wraps a stream someone else created (a `CUstream`, e.g. PyTorch's current stream; nil
+    /// is the legacy default stream) without taking ownership: it must outlive this object.
+    public init(borrowing stream: OpaquePointer?, context: CUDAContext) {
+        self.context = context
+        self.handle = stream
+        self.owned = false
     }
 
     deinit {
+        guard owned else { return }
         _ = context.api.ctxSetCurrent(context.handle)
         _ = context.api.streamDestroy(handle)
     }

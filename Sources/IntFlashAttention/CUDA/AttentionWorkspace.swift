@@ -11,14 +11,13 @@ protocol WorkspaceMemory {
     func waitForQueuedWork() throws(CUDAError)
 }
 
-/// Workspace buffers in device memory, read by kernels queued on one stream.
-struct StreamWorkspaceMemory: WorkspaceMemory {
+/// Workspace buffers in device memory, read by kernels on any stream of one context.
+struct ContextWorkspaceMemory: WorkspaceMemory {
     let context: CUDAContext
-    let stream: CUDAStream
     func allocate(byteCount: Int) throws(CUDAError) -> DeviceBuffer { try DeviceBuffer(context: context, byteCount: byteCount) }
     func address(of buffer: DeviceBuffer) throws(CUDAError) -> UInt64 { try buffer.pointer().address }
     func byteCount(of buffer: DeviceBuffer) -> Int { buffer.byteCount }
-    func waitForQueuedWork() throws(CUDAError) { try stream.synchronize() }
+    func waitForQueuedWork() throws(CUDAError) { try context.synchronize() }
 }
 
 /// The buffers of an attention call's workspace.
@@ -50,5 +49,43 @@ final class AttentionWorkspace<Memory: WorkspaceMemory> {
         let buffer = try memory.allocate(byteCount: max(byteCount, 256))
         buffers[slot] = buffer
         return try memory.address(of: buffer)
+    }
+}
+
+/// Device memory a caller lends one call for its intermediate buffers (quantized codes and
+/// scales, channel statistics, fp16 copies of bf16 inputs), so that the call allocates
+/// nothing: size it with ``CUDAAttention/workspaceByteCount(_:problem:inputType:)``. The
+/// call's kernels use it until they finish on the call's stream.
+public struct DeviceWorkspace: Sendable, Hashable {
+    /// Device address of the first byte.
+    public var address: UInt64
+    public var byteCount: Int
+
+    public init(address: UInt64, byteCount: Int) {
+        self.address = address
+        self.byteCount = byteCount
+    }
+
+    /// Slot offsets are multiples of this (and the address is rounded up to it first).
+    static let alignment = 256
+
+    /// The address of each requested slot, laid out in order; throws when it does not fit.
+    func addresses(for requests: [(WorkspaceSlot, Int)]) throws(AttentionError) -> [WorkspaceSlot: UInt64] {
+        let required = Self.byteCount(for: requests)
+        guard required <= byteCount else { throw .workspaceTooSmall(required: required, provided: byteCount) }
+        let a = UInt64(Self.alignment)
+        var next = (address + a - 1) / a * a
+        var result: [WorkspaceSlot: UInt64] = [:]
+        for (slot, bytes) in requests {
+            result[slot] = next
+            next += UInt64((bytes + Self.alignment - 1) / Self.alignment * Self.alignment)
+        }
+        return result
+    }
+
+    /// Bytes that hold `requests` at any address (alignment slack included).
+    static func byteCount(for requests: [(WorkspaceSlot, Int)]) -> Int {
+        guard !requests.isEmpty else { return 0 }
+        return requests.reduce(alignment) { $0 + ($1.1 + alignment - 1) / alignment * alignment }
     }
 }

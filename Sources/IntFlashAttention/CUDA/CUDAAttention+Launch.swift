@@ -55,7 +55,7 @@ extension CUDAAttention {
     ) throws(AttentionError) {
         let function = try function(variant)
         try cuda { () throws(CUDAError) in
-            try stream.launch(
+            try callStream.launch(
                 function, grid: grid, block: block, sharedMemoryBytes: variant.sharedMemoryBytes,
                 arguments: [KernelStruct(params)])
         }

@@ -17,11 +17,13 @@ extension CUDAAttention {
         let nkPad = QuantizedDeviceInputs.paddedKeyLength(nk)
         let smL = problem.softmaxScale * Self.log2e
 
+        let slots = try workspaceAddresses(
+            Self.workspaceRequests(method, problem: problem, inputType: q.elementType, quantizedInto: destination != nil))
         if method == .fp16 {
             var params = AttentionParams()
-            let (qf, kf, vf) = try (halfTensor(q, heads: h, tokens: nq, problem: problem, slot: .qCodes),
-                                    halfTensor(k, heads: hkv, tokens: nk, problem: problem, slot: .kCodes),
-                                    halfTensor(v, heads: hkv, tokens: nk, problem: problem, slot: .vCodes))
+            let (qf, kf, vf) = try (halfTensor(q, heads: h, tokens: nq, problem: problem, into: slots[.qCodes]),
+                                    halfTensor(k, heads: hkv, tokens: nk, problem: problem, into: slots[.kCodes]),
+                                    halfTensor(v, heads: hkv, tokens: nk, problem: problem, into: slots[.vCodes]))
             (params.q, params.k, params.v) = (qf.address, kf.address, vf.address)
             (params.qStrideBatch, params.qStrideHead, params.qStrideToken) = Self.strides(qf.strides)
             (params.kStrideBatch, params.kStrideHead, params.kStrideToken) = Self.strides(kf.strides)
@@ -35,25 +37,17 @@ extension CUDAAttention {
         guard k.elementType == q.elementType, v.elementType == q.elementType else {
             throw .shapeMismatch(tensor: "K/V", expected: "the element type of Q (\(q.elementType))", actual: "\(k.elementType)/\(v.elementType)")
         }
-        let ws = workspace
-        func addr(_ slot: WorkspaceSlot, _ bytes: Int) throws(AttentionError) -> UInt64 {
-            try cuda { () throws(CUDAError) in try ws.address(slot, byteCount: bytes) }
-        }
-        let statsQ = (mean: try addr(.qMean, b * h * d * 4), amax: try addr(.qAmax, b * h * d * 4))
-        let statsK = (mean: try addr(.kMean, b * hkv * d * 4), amax: try addr(.kAmax, b * hkv * d * 4))
-        let statsV = (mean: try addr(.vMean, b * hkv * d * 4), amax: try addr(.vAmax, b * hkv * d * 4))
+        func addr(_ slot: WorkspaceSlot) -> UInt64 { slots[slot] ?? 0 }
+        let statsQ = (mean: addr(.qMean), amax: addr(.qAmax))
+        let statsK = (mean: addr(.kMean), amax: addr(.kAmax))
+        let statsV = (mean: addr(.vMean), amax: addr(.vAmax))
         var params = AttentionParams()
         if let destination {
             (params.q, params.qScale, params.k) = (destination.q, destination.qScale, destination.k)
             (params.kScale, params.v, params.vScale) = (destination.kScale, destination.vt, destination.vScale)
         } else {
-            let bytes = QuantizedDeviceInputs.byteCounts(method: method, problem: problem)
-            params.q = try addr(.qCodes, bytes.q)
-            params.qScale = try addr(.qScales, bytes.qScale)
-            params.k = try addr(.kCodes, bytes.k)
-            params.kScale = try addr(.kScales, bytes.kScale)
-            params.v = try addr(.vCodes, bytes.vt)
-            params.vScale = try addr(.vScales, bytes.vScale)
+            (params.q, params.qScale, params.k) = (addr(.qCodes), addr(.qScales), addr(.kCodes))
+            (params.kScale, params.v, params.vScale) = (addr(.kScales), addr(.vCodes), addr(.vScales))
         }
 
         func quantizationParams(
@@ -83,11 +77,9 @@ extension CUDAAttention {
         var statistics: [QuantizationParams] = [vp]
         if method == .int8 || method == .fp8E4M3 { statistics.append(kp) }
         if method == .fp8E4M3 { statistics.append(qp) }
-        // One partials buffer, sized once for the largest tensor (they run in order on the
-        // stream; growing it between launches would free memory a queued kernel still reads).
-        let chunks = { (p: QuantizationParams) in (Int(p.tokens) + QuantizationKernelDescriptor.statsChunkTokens - 1) / QuantizationKernelDescriptor.statsChunkTokens }
-        let partialsBytes = statistics.map { b * Int($0.heads) * max(chunks($0), 1) * d * 12 }.max() ?? 0
-        let partials = try addr(.statsPartials, partialsBytes)
+        // One partials buffer, sized for the largest tensor (they run in order on the stream).
+        let chunks = { (p: QuantizationParams) in Self.statsChunks(tokens: Int(p.tokens)) }
+        let partials = addr(.statsPartials)
         for var p in statistics {
             p.channelPartials = partials
             p.statsChunks = Int64(chunks(p))
@@ -114,13 +106,12 @@ extension CUDAAttention {
         return params
     }
 
-    /// `tensor` itself when it is fp16, else an fp16 copy in the workspace.
+    /// `tensor` itself when it is fp16, else an fp16 copy at `address` (its workspace slot).
     private func halfTensor(
-        _ tensor: DeviceTensor, heads: Int, tokens: Int, problem: AttentionProblem, slot: WorkspaceSlot
+        _ tensor: DeviceTensor, heads: Int, tokens: Int, problem: AttentionProblem, into address: UInt64?
     ) throws(AttentionError) -> DeviceTensor {
-        guard tensor.elementType == .bfloat16 else { return tensor }
+        guard tensor.elementType == .bfloat16, let address else { return tensor }
         let count = problem.batch * heads * tokens * problem.headDim
-        let address = try cuda { () throws(CUDAError) in try workspace.address(slot, byteCount: count * 2) }
         var p = QuantizationParams()
         p.input = tensor.address
         p.codes = address
@@ -139,6 +130,59 @@ extension CUDAAttention {
         case .bfloat16: return .bfloat16
         case .float32: throw .unsupportedMethod(method: "any", backend: "cuda", reason: "inputs must be fp16 or bf16 on the GPU")
         }
+    }
+
+    /// The workspace slots (and their sizes in bytes) that preparing `method`'s inputs uses:
+    /// fp16 copies of bf16 inputs for `fp16`; otherwise channel statistics, the partial sums
+    /// behind them, and the codes and scales unless they go to the caller's buffers.
+    static func workspaceRequests(
+        _ method: AttentionMethod, problem: AttentionProblem, inputType: ElementType, quantizedInto destination: Bool
+    ) -> [(WorkspaceSlot, Int)] {
+        let b = problem.batch, h = problem.heads, hkv = problem.kvHeads, d = problem.headDim
+        let nq = problem.queryLength, nk = problem.keyLength
+        if method == .fp16 {
+            guard inputType == .bfloat16 else { return [] }
+            return [(.qCodes, b * h * nq * d * 2), (.kCodes, b * hkv * nk * d * 2), (.vCodes, b * hkv * nk * d * 2)]
+        }
+        var requests: [(WorkspaceSlot, Int)] = [
+            (.qMean, b * h * d * 4), (.qAmax, b * h * d * 4), (.kMean, b * hkv * d * 4),
+            (.kAmax, b * hkv * d * 4), (.vMean, b * hkv * d * 4), (.vAmax, b * hkv * d * 4),
+        ]
+        if !destination {
+            let bytes = QuantizedDeviceInputs.byteCounts(method: method, problem: problem)
+            requests += [(.qCodes, bytes.q), (.qScales, bytes.qScale), (.kCodes, bytes.k),
+                         (.kScales, bytes.kScale), (.vCodes, bytes.vt), (.vScales, bytes.vScale)]
+        }
+        // Statistics of V always, of K for int8 and fp8, of Q for fp8: fp64 sums and fp32 maxima.
+        var tensors = [(hkv, nk)]
+        if method == .int8 || method == .fp8E4M3 { tensors.append((hkv, nk)) }
+        if method == .fp8E4M3 { tensors.append((h, nq)) }
+        let partials = tensors.map { b * $0.0 * max(statsChunks(tokens: $0.1), 1) * d * 12 }.max() ?? 0
+        requests.append((.statsPartials, partials))
+        return requests
+    }
+
+    /// Chunks of the channel-statistics partial sums for `tokens` tokens.
+    static func statsChunks(tokens: Int) -> Int {
+        (tokens + QuantizationKernelDescriptor.statsChunkTokens - 1) / QuantizationKernelDescriptor.statsChunkTokens
+    }
+
+    /// Device memory a caller must lend ``forward(_:problem:q:k:v:output:logSumExp:stream:workspace:)``
+    /// (or ``quantize(_:problem:q:k:v:into:stream:workspace:)`` without a destination) for
+    /// `problem` with inputs of `inputType`. 0 when the call needs none.
+    public static func workspaceByteCount(_ method: AttentionMethod, problem: AttentionProblem, inputType: ElementType) -> Int {
+        DeviceWorkspace.byteCount(for: workspaceRequests(method, problem: problem, inputType: inputType, quantizedInto: false))
+    }
+
+    /// Addresses for `requests`: in the caller's workspace when the call has one, else in
+    /// this instance's own (grown as needed).
+    func workspaceAddresses(_ requests: [(WorkspaceSlot, Int)]) throws(AttentionError) -> [WorkspaceSlot: UInt64] {
+        if let callWorkspace { return try callWorkspace.addresses(for: requests) }
+        var result: [WorkspaceSlot: UInt64] = [:]
+        for (slot, bytes) in requests {
+            result[slot] = try cuda { () throws(CUDAError) in try workspace.address(slot, byteCount: bytes) }
+        }
+        return result
     }
 
     /// A grid y or z extent: the quantization kernels loop over what lies beyond 65535.

@@ -18,12 +18,15 @@ public final class CUDAAttention: @unchecked Sendable {
     // `lock` guards everything below and serializes calls (they share the workspace).
     private let lock = NSLock()
     var loaded: [AnyHashable: (module: CUDAModule, function: CUDAFunction)] = [:]
-    let workspace: AttentionWorkspace<StreamWorkspaceMemory>
+    let workspace: AttentionWorkspace<ContextWorkspaceMemory>
     var requestedFamily: AttentionKernelFamily?
     // Tuning overrides, read from the environment once (`INTFA_WGMMA_TILES`, `INTFA_WGMMA_GRID`):
     // a call's host time is part of its latency.
     let hopperTiles: HopperKernelDescriptor.Tiles?
     let hopperGrid: HopperKernelDescriptor.GridPolicy?
+    // The stream and lent workspace of the call in progress.
+    var callStream: CUDAStream
+    var callWorkspace: DeviceWorkspace?
 
     /// Opens device `device`; `cache` defaults to NVRTC with the on-disk cache. `kernelFamily`
     /// forces the wgmma or the mma kernels (default: `INTFA_KERNEL`, else chosen per problem).
@@ -40,11 +43,12 @@ public final class CUDAAttention: @unchecked Sendable {
             context = try CUDAContext(device: device)
             architecture = context.properties.computeCapability.architecture
             stream = try CUDAStream(context: context)
+            callStream = stream
             if let cache { self.cache = cache } else { self.cache = try KernelCache() }
         } catch {
             throw AttentionError(error)
         }
-        workspace = AttentionWorkspace(memory: StreamWorkspaceMemory(context: context, stream: stream))
+        workspace = AttentionWorkspace(memory: ContextWorkspaceMemory(context: context))
     }
 
     /// The family every call uses, or nil to choose per problem (wgmma for `int8` at D = 64
@@ -76,27 +80,32 @@ public final class CUDAAttention: @unchecked Sendable {
     /// Attention on fp16/bf16 device tensors, quantizing inside with `method`'s scheme.
     /// `output` must be fp16 or bf16; `logSumExp`, when given, receives fp32 [B, H, Nq]
     /// natural-log values. Inputs are not checked for NaN/Inf. Returns once the work is
-    /// issued on ``stream``.
+    /// issued on `stream` (default: ``stream``). With a `workspace` (sized by
+    /// ``workspaceByteCount(_:problem:inputType:)``) the call allocates no device memory and
+    /// never waits for the device, so it can be captured in a CUDA graph; without one it uses
+    /// this instance's own workspace, which may grow.
     public func forward(
         _ method: AttentionMethod, problem: AttentionProblem,
-        q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor, logSumExp: UInt64? = nil
+        q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor, logSumExp: UInt64? = nil,
+        stream: CUDAStream? = nil, workspace: DeviceWorkspace? = nil
     ) throws(AttentionError) {
         try problem.validate()
         try Self.validateLimits(problem)
         try Self.validateInputs(method, q: q, k: k, v: v)
         try Self.validateOutput(output, logSumExp: logSumExp)
         guard problem.queryLength > 0 else { return }
-        try serialized { () throws(AttentionError) in
+        try serialized(stream: stream, workspace: workspace) { () throws(AttentionError) in
             let kernel = try attentionKernel(method, problem: problem, output: output, logSumExp: logSumExp)
             var params = try prepareInputs(method, problem: problem, q: q, k: k, v: v)
             try launchAttention(kernel, problem: problem, params: &params, output: output, logSumExp: logSumExp)
         }
     }
 
-    /// Attention on INT8 inputs already in the layout of docs/SCHEMES.md.
+    /// Attention on INT8 inputs already in the layout of docs/SCHEMES.md, issued on `stream`
+    /// (default: ``stream``); it needs no workspace.
     public func forward(
         quantized inputs: QuantizedDeviceInputs, problem: AttentionProblem,
-        output: DeviceTensor, logSumExp: UInt64? = nil
+        output: DeviceTensor, logSumExp: UInt64? = nil, stream: CUDAStream? = nil
     ) throws(AttentionError) {
         try problem.validate()
         guard inputs.method != .fp16 else {
@@ -106,7 +115,7 @@ public final class CUDAAttention: @unchecked Sendable {
         try Self.validateQuantized(inputs)
         try Self.validateOutput(output, logSumExp: logSumExp)
         guard problem.queryLength > 0 else { return }
-        try serialized { () throws(AttentionError) in
+        try serialized(stream: stream, workspace: nil) { () throws(AttentionError) in
             let kernel = try attentionKernel(inputs.method, problem: problem, output: output, logSumExp: logSumExp)
             var params = quantizedParams(inputs, problem: problem)
             try launchAttention(kernel, problem: problem, params: &params, output: output, logSumExp: logSumExp)
@@ -115,11 +124,12 @@ public final class CUDAAttention: @unchecked Sendable {
 
     /// Quantizes fp16/bf16 device tensors with `method`'s scheme (INT8 or FP8) and returns
     /// them in the pre-quantized form: into `destination`'s buffers when given (sized by
-    /// ``QuantizedDeviceInputs/byteCounts(method:problem:)``), else into this instance's
-    /// workspace, valid until its next call.
+    /// ``QuantizedDeviceInputs/byteCounts(method:problem:)``), else into the workspace (the
+    /// lent one, or this instance's own, valid until its next call). Issued on `stream`
+    /// (default: ``stream``).
     public func quantize(
         _ method: AttentionMethod, problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor,
-        into destination: QuantizedDeviceInputs? = nil
+        into destination: QuantizedDeviceInputs? = nil, stream: CUDAStream? = nil, workspace: DeviceWorkspace? = nil
     ) throws(AttentionError) -> QuantizedDeviceInputs {
         try problem.validate()
         guard method != .fp16 else {
@@ -128,7 +138,7 @@ public final class CUDAAttention: @unchecked Sendable {
         try Self.validateLimits(problem)
         try Self.validateInputs(method, q: q, k: k, v: v)
         if let destination { try Self.validateQuantized(destination) }
-        return try serialized { () throws(AttentionError) in
+        return try serialized(stream: stream, workspace: workspace) { () throws(AttentionError) in
             let params = try prepareInputs(method, problem: problem, q: q, k: k, v: v, destination: destination)
             return QuantizedDeviceInputs(
                 method: method, q: params.q, qScale: params.qScale, k: params.k, kScale: params.kScale,
@@ -136,10 +146,19 @@ public final class CUDAAttention: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` holding the instance's lock.
-    private func serialized<T>(_ body: () throws(AttentionError) -> T) throws(AttentionError) -> T {
+    /// Runs `body` holding the instance's lock, with the call's stream and workspace.
+    private func serialized<T>(
+        stream: CUDAStream?, workspace: DeviceWorkspace?, _ body: () throws(AttentionError) -> T
+    ) throws(AttentionError) -> T {
+        if let stream, stream.context !== context {
+            throw .gpu("the stream belongs to device \(stream.context.ordinal), this instance to device \(context.ordinal)")
+        }
         lock.lock()
-        defer { lock.unlock() }
+        defer {
+            (callStream, callWorkspace) = (self.stream, nil)
+            lock.unlock()
+        }
+        (callStream, callWorkspace) = (stream ?? self.stream, workspace)
         return try body()
     }
 }

@@ -18,6 +18,8 @@ public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible 
     /// A device tensor's address, alignment or strides cannot be read or written by the GPU
     /// kernels; `reason` says which requirement fails.
     case invalidDeviceTensor(tensor: String, reason: String)
+    /// The workspace a caller lent a call is smaller than the call needs.
+    case workspaceTooSmall(required: Int, provided: Int)
     /// A `.npy` file cannot be used; `reason` says why.
     case malformedNPY(path: String, reason: String)
     /// The requested method does not exist on this backend.
@@ -43,6 +45,8 @@ public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible 
             return "\(tensor) holds a non-finite value (NaN or Inf) at element \(index)"
         case let .invalidDeviceTensor(tensor, reason):
             return "\(tensor): \(reason)"
+        case let .workspaceTooSmall(required, provided):
+            return "the workspace holds \(provided) bytes; this call needs \(required)"
         case let .invalidSoftmaxScale(scale):
             return "softmax scale \(scale) must be finite and positive"
         case let .malformedNPY(path, reason):

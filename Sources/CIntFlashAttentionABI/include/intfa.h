@@ -1,0 +1,150 @@
+/*
+ * intfa.h: the C interface of IntFlashAttention (libintfa.so).
+ *
+ * FlashAttention forward with 8-bit integer arithmetic: on NVIDIA GPUs (kernels compiled at
+ * run time by NVRTC, launched through the CUDA driver API; both loaded on first use) and on
+ * the CPU. Every function returns an intfa_status; on failure intfa_last_error_message()
+ * says what went wrong (per thread, valid until the thread's next call).
+ *
+ * Tensors are logical [batch, heads, tokens, head_dim] with the head dim contiguous and the
+ * other three dimensions given by element strides, so BHND, BNHD and sliced views all work
+ * without copies. Causal masking is bottom-right aligned: query row i sees key j iff
+ * j <= i + key_length - query_length (the convention of FlashAttention 2 and of
+ * torch.nn.functional.scaled_dot_product_attention for equal lengths).
+ */
+#ifndef INTFA_H
+#define INTFA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define INTFA_ABI_VERSION 1
+
+typedef enum intfa_status {
+    INTFA_SUCCESS = 0,
+    /* A dimension, stride, alignment, pointer or enum value is invalid. */
+    INTFA_ERROR_INVALID_ARGUMENT = 1,
+    /* Valid, but this method, head dim, element type or device has no kernel. */
+    INTFA_ERROR_UNSUPPORTED = 2,
+    /* An input holds NaN or +-Inf (checked where the call asks for validation). */
+    INTFA_ERROR_NON_FINITE_INPUT = 3,
+    /* No CUDA driver or NVRTC, or a CUDA call failed. */
+    INTFA_ERROR_GPU = 4,
+    INTFA_ERROR_OUT_OF_MEMORY = 5,
+    /* The workspace passed is smaller than intfa_workspace_size() asks for. */
+    INTFA_ERROR_WORKSPACE_TOO_SMALL = 6,
+} intfa_status;
+
+typedef enum intfa_dtype {
+    INTFA_DTYPE_FLOAT16 = 0,
+    INTFA_DTYPE_BFLOAT16 = 1,
+    INTFA_DTYPE_FLOAT32 = 2, /* host calls only */
+} intfa_dtype;
+
+typedef enum intfa_method {
+    /* The default INT8 scheme: smoothed per-token K, per-channel V, u8 P with a row scale per
+       64 keys (docs/SCHEMES.md). */
+    INTFA_METHOD_INT8 = 0,
+    /* The INT-FlashAttention paper's scheme: per-token Q and K, per-tensor V. */
+    INTFA_METHOD_INT8_PAPER = 1,
+    /* FP8 E4M3 with per-tensor scales (GPUs of compute capability 8.9 and later, and the CPU). */
+    INTFA_METHOD_FP8_E4M3 = 2,
+    /* fp16 inputs and P, fp32 accumulation. */
+    INTFA_METHOD_FP16 = 3,
+    /* fp32 throughout (host calls only). */
+    INTFA_METHOD_FP32 = 4,
+} intfa_method;
+
+typedef struct intfa_problem {
+    int64_t batch;
+    int64_t heads;        /* query heads */
+    int64_t kv_heads;     /* key/value heads; heads must be a multiple (GQA, MQA) */
+    int64_t query_length;
+    int64_t key_length;
+    int64_t head_dim;
+    float softmax_scale;  /* <= 0 selects 1/sqrt(head_dim) */
+    int32_t causal;       /* nonzero: bottom-right aligned causal mask */
+    int32_t method;       /* intfa_method */
+    int32_t reserved;     /* 0 */
+} intfa_problem;
+
+typedef struct intfa_tensor {
+    void* data;           /* element (0, 0, 0, 0); read-only for inputs */
+    int32_t dtype;        /* intfa_dtype */
+    int32_t reserved;     /* 0 */
+    int64_t stride_batch; /* in elements */
+    int64_t stride_head;
+    int64_t stride_token;
+} intfa_tensor;
+
+/* Pre-quantized inputs in the GPU layout of docs/SCHEMES.md: contiguous codes and fp32
+   scales, Vt transposed with keys permuted in groups of 32. 16-byte aligned (codes, K scales). */
+typedef struct intfa_quantized {
+    void* q;        /* s8 [B, H, Nq, D] */
+    float* q_scale; /* [B, H, Nq], times softmax_scale * log2(e) */
+    void* k;        /* s8 [B, Hkv, Nk, D] */
+    float* k_scale; /* [B, Hkv, NkPad], NkPad = Nk rounded up to 64, zero past Nk */
+    void* vt;       /* s8 [B, Hkv, D, NkPad] */
+    float* v_scale; /* [B, Hkv, D] (int8) or [B, Hkv] (int8-paper) */
+} intfa_quantized;
+
+typedef struct intfa_quantized_sizes {
+    size_t q, q_scale, k, k_scale, vt, v_scale; /* bytes */
+} intfa_quantized_sizes;
+
+typedef struct intfa_context intfa_context;
+
+/* The library's version, e.g. "0.3.0". */
+const char* intfa_version(void);
+
+/* What the calling thread's last failed call reported ("" after a success). */
+const char* intfa_last_error_message(void);
+
+/* Opens CUDA device `device` (its primary context, shared with the CUDA runtime and PyTorch).
+   Fails with INTFA_ERROR_GPU when no driver or device is usable. */
+intfa_status intfa_context_create(int32_t device, intfa_context** context);
+void intfa_context_destroy(intfa_context* context);
+
+/* Device memory intfa_attention needs as `workspace` for this problem and input dtype. */
+intfa_status intfa_workspace_size(const intfa_problem* problem, int32_t input_dtype, size_t* bytes);
+
+/* Attention on device memory: fp16/bf16 q, k, v and out (any strides, head dim
+   contiguous), optional fp32 log-sum-exp [B, H, Nq] (natural log, contiguous; NULL for none).
+   Queued on `stream` (a CUstream; NULL is the legacy default stream) with `workspace` lent
+   for the call: it allocates nothing and never waits for the device, so it can be captured
+   in a CUDA graph. The first call of each kernel variant compiles it (NVRTC, cached on disk). */
+intfa_status intfa_attention(
+    intfa_context* context, const intfa_problem* problem,
+    const intfa_tensor* q, const intfa_tensor* k, const intfa_tensor* v, const intfa_tensor* out,
+    float* lse, void* workspace, size_t workspace_bytes, void* stream);
+
+/* Attention on host memory with the CPU kernels (every thread unless `threads` > 0): fp32,
+   fp16 or bf16 tensors, out of any of them. With `validate_inputs`, NaN/Inf inputs fail. */
+intfa_status intfa_attention_host(
+    const intfa_problem* problem,
+    const intfa_tensor* q, const intfa_tensor* k, const intfa_tensor* v, const intfa_tensor* out,
+    float* lse, int32_t validate_inputs, int32_t threads);
+
+/* Buffer sizes of the pre-quantized form of a problem under its method. */
+intfa_status intfa_quantized_byte_counts(const intfa_problem* problem, intfa_quantized_sizes* sizes);
+
+/* Quantizes device q, k, v (fp16/bf16) into `destination` on `stream`. */
+intfa_status intfa_quantize(
+    intfa_context* context, const intfa_problem* problem,
+    const intfa_tensor* q, const intfa_tensor* k, const intfa_tensor* v,
+    const intfa_quantized* destination, void* workspace, size_t workspace_bytes, void* stream);
+
+/* Attention on pre-quantized device inputs (e.g. an INT8 K/V cache) on `stream`. */
+intfa_status intfa_attention_quantized(
+    intfa_context* context, const intfa_problem* problem, const intfa_quantized* inputs,
+    const intfa_tensor* out, float* lse, void* stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* INTFA_H */

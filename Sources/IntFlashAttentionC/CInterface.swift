@@ -1,0 +1,153 @@
+import CIntFlashAttentionABI
+import CUDADriver
+import IntFlashAttention
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The functions of intfa.h. Each converts its arguments, runs the Swift API and reports a
+// failure as an intfa_status plus the thread's last error message; none lets an error or a
+// trap escape to the caller.
+
+/// What an `intfa_context*` points at: the GPU engine of one device.
+final class InterfaceContext {
+    let attention: CUDAAttention
+    init(attention: CUDAAttention) { self.attention = attention }
+
+    static func from(_ pointer: OpaquePointer?) throws(AttentionError) -> InterfaceContext {
+        guard let pointer else { throw .invalid("context") }
+        return Unmanaged<InterfaceContext>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
+    }
+
+    /// The caller's stream (nil: the legacy default stream), borrowed for one call.
+    func stream(_ handle: UnsafeMutableRawPointer?) -> CUDAStream {
+        CUDAStream(borrowing: handle.map(OpaquePointer.init), context: attention.context)
+    }
+}
+
+// Never freed or written: a C string that lives as long as the library.
+nonisolated(unsafe) private let versionString = UnsafePointer(strdup(intFlashAttentionVersion)!)
+
+@_cdecl("intfa_version")
+public func intfa_version() -> UnsafePointer<CChar> { versionString }
+
+@_cdecl("intfa_last_error_message")
+public func intfa_last_error_message() -> UnsafePointer<CChar> { LastError.message }
+
+@_cdecl("intfa_context_create")
+public func intfa_context_create(_ device: Int32, _ context: UnsafeMutablePointer<OpaquePointer?>?) -> intfa_status {
+    reporting { () throws(AttentionError) in
+        guard let context else { throw .invalid("context") }
+        context.pointee = nil
+        guard device >= 0 else { throw .invalidDimension(name: "device", value: Int(device), requirement: "must not be negative") }
+        let engine = try CUDAAttention(device: Int(device))
+        context.pointee = OpaquePointer(Unmanaged.passRetained(InterfaceContext(attention: engine)).toOpaque())
+    }
+}
+
+@_cdecl("intfa_context_destroy")
+public func intfa_context_destroy(_ context: OpaquePointer?) {
+    guard let context else { return }
+    Unmanaged<InterfaceContext>.fromOpaque(UnsafeRawPointer(context)).release()
+}
+
+@_cdecl("intfa_workspace_size")
+public func intfa_workspace_size(
+    _ problem: UnsafePointer<intfa_problem>?, _ inputType: Int32, _ bytes: UnsafeMutablePointer<Int>?
+) -> intfa_status {
+    reporting { () throws(AttentionError) in
+        let (problem, method) = try AttentionProblem.from(problem)
+        guard let bytes else { throw .invalid("bytes") }
+        let type = try ElementType(c: inputType, tensor: "input_dtype")
+        bytes.pointee = CUDAAttention.workspaceByteCount(method, problem: problem, inputType: type)
+    }
+}
+
+@_cdecl("intfa_attention")
+public func intfa_attention(
+    _ context: OpaquePointer?, _ problem: UnsafePointer<intfa_problem>?,
+    _ q: UnsafePointer<intfa_tensor>?, _ k: UnsafePointer<intfa_tensor>?, _ v: UnsafePointer<intfa_tensor>?,
+    _ out: UnsafePointer<intfa_tensor>?, _ lse: UnsafeMutablePointer<Float>?,
+    _ workspace: UnsafeMutableRawPointer?, _ workspaceBytes: Int, _ stream: UnsafeMutableRawPointer?
+) -> intfa_status {
+    reporting { () throws(AttentionError) in
+        let engine = try InterfaceContext.from(context)
+        let (problem, method) = try AttentionProblem.from(problem)
+        try engine.attention.forward(
+            method, problem: problem, q: .from(q, name: "q"), k: .from(k, name: "k"), v: .from(v, name: "v"),
+            output: .from(out, name: "out"), logSumExp: lse.map { UInt64(UInt(bitPattern: $0)) },
+            stream: engine.stream(stream),
+            workspace: DeviceWorkspace(address: UInt64(UInt(bitPattern: workspace)), byteCount: workspaceBytes))
+    }
+}
+
+@_cdecl("intfa_attention_host")
+public func intfa_attention_host(
+    _ problem: UnsafePointer<intfa_problem>?,
+    _ q: UnsafePointer<intfa_tensor>?, _ k: UnsafePointer<intfa_tensor>?, _ v: UnsafePointer<intfa_tensor>?,
+    _ out: UnsafePointer<intfa_tensor>?, _ lse: UnsafeMutablePointer<Float>?, _ validateInputs: Int32, _ threads: Int32
+) -> intfa_status {
+    reporting { () throws(AttentionError) in
+        let (p, method) = try AttentionProblem.from(problem)
+        let (qh, kh, vh, oh) = try (HostTensor(q, name: "q"), HostTensor(k, name: "k"), HostTensor(v, name: "v"), HostTensor(out, name: "out"))
+        let qv = qh.read(batch: p.batch, heads: p.heads, tokens: p.queryLength, headDim: p.headDim)
+        let kv = kh.read(batch: p.batch, heads: p.kvHeads, tokens: p.keyLength, headDim: p.headDim)
+        let vv = vh.read(batch: p.batch, heads: p.kvHeads, tokens: p.keyLength, headDim: p.headDim)
+        if validateInputs != 0 {
+            for (name, values) in [("q", qv), ("k", kv), ("v", vv)] {
+                if let index = values.firstIndex(where: { !$0.isFinite }) { throw .nonFiniteInput(tensor: name, index: index) }
+            }
+        }
+        let result = try CPUAttention.run(
+            method, problem: p, q: qv, k: kv, v: vv, threads: threads > 0 ? Int(threads) : nil,
+            isa: .selected, computeLogSumExp: lse != nil)
+        oh.write(result.output, batch: p.batch, heads: p.heads, tokens: p.queryLength, headDim: p.headDim)
+        if let lse { result.logSumExp.withUnsafeBufferPointer { lse.update(from: $0.baseAddress!, count: $0.count) } }
+    }
+}
+
+@_cdecl("intfa_quantized_byte_counts")
+public func intfa_quantized_byte_counts(
+    _ problem: UnsafePointer<intfa_problem>?, _ sizes: UnsafeMutablePointer<intfa_quantized_sizes>?
+) -> intfa_status {
+    reporting { () throws(AttentionError) in
+        let (problem, method) = try AttentionProblem.from(problem)
+        guard let sizes else { throw .invalid("sizes") }
+        guard [.int8, .int8Paper, .fp8E4M3].contains(method) else {
+            throw .unsupportedMethod(method: method.rawValue, backend: "cuda", reason: "it has no quantized form")
+        }
+        let b = QuantizedDeviceInputs.byteCounts(method: method, problem: problem)
+        sizes.pointee = intfa_quantized_sizes(q: b.q, q_scale: b.qScale, k: b.k, k_scale: b.kScale, vt: b.vt, v_scale: b.vScale)
+    }
+}
+
+@_cdecl("intfa_quantize")
+public func intfa_quantize(
+    _ context: OpaquePointer?, _ problem: UnsafePointer<intfa_problem>?,
+    _ q: UnsafePointer<intfa_tensor>?, _ k: UnsafePointer<intfa_tensor>?, _ v: UnsafePointer<intfa_tensor>?,
+    _ destination: UnsafePointer<intfa_quantized>?,
+    _ workspace: UnsafeMutableRawPointer?, _ workspaceBytes: Int, _ stream: UnsafeMutableRawPointer?
+) -> intfa_status {
+    reporting { () throws(AttentionError) in
+        let engine = try InterfaceContext.from(context)
+        let (problem, method) = try AttentionProblem.from(problem)
+        _ = try engine.attention.quantize(
+            method, problem: problem, q: .from(q, name: "q"), k: .from(k, name: "k"), v: .from(v, name: "v"),
+            into: .from(destination, method: method), stream: engine.stream(stream),
+            workspace: DeviceWorkspace(address: UInt64(UInt(bitPattern: workspace)), byteCount: workspaceBytes))
+    }
+}
+
+@_cdecl("intfa_attention_quantized")
+public func intfa_attention_quantized(
+    _ context: OpaquePointer?, _ problem: UnsafePointer<intfa_problem>?, _ inputs: UnsafePointer<intfa_quantized>?,
+    _ out: UnsafePointer<intfa_tensor>?, _ lse: UnsafeMutablePointer<Float>?, _ stream: UnsafeMutableRawPointer?
+) -> intfa_status {
+    reporting { () throws(AttentionError) in
+        let engine = try InterfaceContext.from(context)
+        let (problem, method) = try AttentionProblem.from(problem)
+        try engine.attention.forward(
+            quantized: .from(inputs, method: method), problem: problem, output: .from(out, name: "out"),
+            logSumExp: lse.map { UInt64(UInt(bitPattern: $0)) }, stream: engine.stream(stream))
+    }
+}

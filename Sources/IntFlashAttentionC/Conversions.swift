@@ -1,0 +1,165 @@
+import CIntFlashAttentionABI
+import IntFlashAttention
+
+/// The C structs of intfa.h as the library's types, each refusing what it cannot represent.
+extension AttentionError {
+    /// The `intfa_status` a failure reports.
+    var status: intfa_status {
+        switch self {
+        case .invalidDimension, .headsNotDivisible, .shapeMismatch, .invalidSoftmaxScale, .invalidDeviceTensor,
+             .malformedNPY, .io:
+            return INTFA_ERROR_INVALID_ARGUMENT
+        case .unsupportedHeadDim, .unsupportedMethod: return INTFA_ERROR_UNSUPPORTED
+        case .nonFiniteInput: return INTFA_ERROR_NON_FINITE_INPUT
+        case .gpu: return INTFA_ERROR_GPU
+        case .gpuOutOfMemory: return INTFA_ERROR_OUT_OF_MEMORY
+        case .workspaceTooSmall: return INTFA_ERROR_WORKSPACE_TOO_SMALL
+        }
+    }
+
+    static func invalid(_ what: String) -> AttentionError {
+        .invalidDimension(name: what, value: 0, requirement: "must not be NULL")
+    }
+}
+
+/// Runs an entry point's body: success clears the thread's message, a failure records it.
+func reporting(_ body: () throws(AttentionError) -> Void) -> intfa_status {
+    do throws(AttentionError) {
+        try body()
+        LastError.clear()
+        return INTFA_SUCCESS
+    } catch {
+        LastError.set(error.description)
+        return error.status
+    }
+}
+
+extension AttentionMethod {
+    init(c value: Int32) throws(AttentionError) {
+        switch UInt32(bitPattern: value) {
+        case INTFA_METHOD_INT8.rawValue: self = .int8
+        case INTFA_METHOD_INT8_PAPER.rawValue: self = .int8Paper
+        case INTFA_METHOD_FP8_E4M3.rawValue: self = .fp8E4M3
+        case INTFA_METHOD_FP16.rawValue: self = .fp16
+        case INTFA_METHOD_FP32.rawValue: self = .fp32
+        default: throw .unsupportedMethod(method: "\(value)", backend: "c", reason: "not an intfa_method value")
+        }
+    }
+}
+
+extension ElementType {
+    init(c value: Int32, tensor: String) throws(AttentionError) {
+        switch UInt32(bitPattern: value) {
+        case INTFA_DTYPE_FLOAT16.rawValue: self = .float16
+        case INTFA_DTYPE_BFLOAT16.rawValue: self = .bfloat16
+        case INTFA_DTYPE_FLOAT32.rawValue: self = .float32
+        default: throw .invalidDeviceTensor(tensor: tensor, reason: "dtype \(value) is not an intfa_dtype value")
+        }
+    }
+
+    var byteWidth: Int { self == .float32 ? 4 : 2 }
+}
+
+extension AttentionProblem {
+    /// The problem and method of an `intfa_problem`.
+    static func from(_ pointer: UnsafePointer<intfa_problem>?) throws(AttentionError) -> (AttentionProblem, AttentionMethod) {
+        guard let p = pointer?.pointee else { throw .invalid("problem") }
+        func int(_ value: Int64, _ name: String) throws(AttentionError) -> Int {
+            guard let result = Int(exactly: value) else {
+                throw .invalidDimension(name: name, value: Int(truncatingIfNeeded: value), requirement: "out of range")
+            }
+            return result
+        }
+        let problem = try AttentionProblem(
+            batch: int(p.batch, "batch"), heads: int(p.heads, "heads"), kvHeads: int(p.kv_heads, "kv_heads"),
+            queryLength: int(p.query_length, "query_length"), keyLength: int(p.key_length, "key_length"),
+            headDim: int(p.head_dim, "head_dim"), softmaxScale: p.softmax_scale > 0 ? p.softmax_scale : nil,
+            causal: p.causal != 0)
+        return (problem, try AttentionMethod(c: p.method))
+    }
+}
+
+extension DeviceTensor {
+    /// A device tensor from an `intfa_tensor` (validated later, with the call's requirements).
+    static func from(_ pointer: UnsafePointer<intfa_tensor>?, name: String) throws(AttentionError) -> DeviceTensor {
+        guard let t = pointer?.pointee else { throw .invalid(name) }
+        return DeviceTensor(
+            address: UInt64(UInt(bitPattern: t.data)), elementType: try ElementType(c: t.dtype, tensor: name),
+            strides: TensorStrides(batch: Int(t.stride_batch), head: Int(t.stride_head), token: Int(t.stride_token)))
+    }
+}
+
+extension QuantizedDeviceInputs {
+    static func from(_ pointer: UnsafePointer<intfa_quantized>?, method: AttentionMethod) throws(AttentionError) -> QuantizedDeviceInputs {
+        guard let c = pointer?.pointee else { throw .invalid("quantized inputs") }
+        func address(_ p: UnsafeMutableRawPointer?) -> UInt64 { UInt64(UInt(bitPattern: p)) }
+        return QuantizedDeviceInputs(
+            method: method, q: address(c.q), qScale: address(c.q_scale), k: address(c.k),
+            kScale: address(c.k_scale), vt: address(c.vt), vScale: address(c.v_scale))
+    }
+}
+
+/// A host tensor of intfa.h read into, or written from, fp32 values in BHND order.
+struct HostTensor {
+    let data: UnsafeMutableRawPointer
+    let type: ElementType
+    let strides: TensorStrides
+
+    init(_ pointer: UnsafePointer<intfa_tensor>?, name: String) throws(AttentionError) {
+        guard let t = pointer?.pointee else { throw .invalid(name) }
+        guard let data = t.data else { throw .invalidDeviceTensor(tensor: name, reason: "the data pointer is NULL") }
+        self.type = try ElementType(c: t.dtype, tensor: name)
+        guard Int(bitPattern: data) % type.byteWidth == 0 else {
+            throw .invalidDeviceTensor(tensor: name, reason: "the data pointer is not aligned to its \(type.byteWidth)-byte elements")
+        }
+        guard t.stride_batch >= 0, t.stride_head >= 0, t.stride_token >= 0 else {
+            throw .invalidDeviceTensor(tensor: name, reason: "negative strides are not supported")
+        }
+        self.data = data
+        self.strides = TensorStrides(batch: Int(t.stride_batch), head: Int(t.stride_head), token: Int(t.stride_token))
+    }
+
+    /// Element offsets of every row (b, h, n) in BHND order.
+    private func rows(batch: Int, heads: Int, tokens: Int) -> [Int] {
+        var offsets: [Int] = []
+        offsets.reserveCapacity(batch * heads * tokens)
+        for b in 0..<batch {
+            for h in 0..<heads {
+                for n in 0..<tokens { offsets.append(strides.offset(batch: b, head: h, token: n)) }
+            }
+        }
+        return offsets
+    }
+
+    func read(batch: Int, heads: Int, tokens: Int, headDim: Int) -> [Float] {
+        var values = [Float](repeating: 0, count: batch * heads * tokens * headDim)
+        var index = 0
+        for row in rows(batch: batch, heads: heads, tokens: tokens) {
+            for d in 0..<headDim {
+                let e = row + d
+                switch type {
+                case .float32: values[index] = data.load(fromByteOffset: 4 * e, as: Float.self)
+                case .float16: values[index] = Float(Float16(bitPattern: data.load(fromByteOffset: 2 * e, as: UInt16.self)))
+                case .bfloat16: values[index] = BFloat16(bitPattern: data.load(fromByteOffset: 2 * e, as: UInt16.self)).float
+                }
+                index += 1
+            }
+        }
+        return values
+    }
+
+    func write(_ values: [Float], batch: Int, heads: Int, tokens: Int, headDim: Int) {
+        var index = 0
+        for row in rows(batch: batch, heads: heads, tokens: tokens) {
+            for d in 0..<headDim {
+                let e = row + d
+                switch type {
+                case .float32: data.storeBytes(of: values[index], toByteOffset: 4 * e, as: Float.self)
+                case .float16: data.storeBytes(of: Float16(values[index]).bitPattern, toByteOffset: 2 * e, as: UInt16.self)
+                case .bfloat16: data.storeBytes(of: BFloat16(values[index]).bitPattern, toByteOffset: 2 * e, as: UInt16.self)
+                }
+                index += 1
+            }
+        }
+    }
+}

@@ -1,0 +1,1 @@
+../Sources/CIntFlashAttentionABI/include/intfa.h
