@@ -1,0 +1,1 @@
+"""Integrations of intfa with other libraries."""

@@ -1,0 +1,131 @@
+"""The Python package on the GPU (torch CUDA tensors): against SDPA on float32 copies of the
+inputs, on other streams, inside a CUDA graph, on views, GQA and causal. Skipped without CUDA."""
+import pytest
+
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    pytest.skip("no CUDA device", allow_module_level=True)
+
+import torch.nn.functional as F
+
+import intfa
+
+TOLERANCE = {"int8": 0.03, "int8-paper": 0.05, "fp16": 3e-3}
+
+
+def reference(q, k, v, causal=False, scale=None):
+    """SDPA in float32, GQA by repetition, bottom-right causal mask."""
+    q, k, v = (x.float() for x in (q, k, v))
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
+    mask = None
+    if causal:
+        nq, nk = q.shape[2], k.shape[2]
+        mask = torch.ones(nq, nk, dtype=torch.bool, device=q.device).tril(diagonal=nk - nq)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+
+
+def rel_l1(a, b):
+    return ((a.float() - b).abs().sum() / b.abs().sum()).item()
+
+
+def inputs(b=2, h=4, hkv=None, nq=256, nk=None, d=128, dtype=torch.float16, seed=0):
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    hkv, nk = hkv or h, nk or nq
+    make = lambda *shape: torch.randn(*shape, device="cuda", dtype=dtype, generator=g)
+    return make(b, h, nq, d), make(b, hkv, nk, d), make(b, hkv, nk, d)
+
+
+@pytest.mark.parametrize("method", list(TOLERANCE))
+@pytest.mark.parametrize("d", [64, 128])
+@pytest.mark.parametrize("causal", [False, True])
+def test_matches_sdpa(method, d, causal):
+    q, k, v = inputs(d=d, seed=d + causal)
+    out = intfa.attention(q, k, v, is_causal=causal, method=method)
+    assert out.shape == q.shape and out.dtype == q.dtype and out.is_cuda
+    assert rel_l1(out, reference(q, k, v, causal)) < TOLERANCE[method]
+
+
+@pytest.mark.parametrize("nq,nk", [(1, 1), (63, 65), (200, 65), (65, 1000), (1000, 1000)])
+def test_gqa_unequal_lengths_bf16(nq, nk):
+    q, k, v = inputs(h=8, hkv=2, nq=nq, nk=nk, dtype=torch.bfloat16, seed=nq * 7 + nk)
+    for causal in (False, True):
+        out = intfa.attention(q, k, v, is_causal=causal, scale=0.1)
+        ref = reference(q, k, v, causal, scale=0.1)
+        visible = ~torch.isnan(ref[..., 0])  # rows that see no key: SDPA gives NaN, intfa 0
+        assert out.dtype == torch.bfloat16
+        assert rel_l1(out[visible], ref[visible]) < TOLERANCE["int8"]
+        assert torch.all(out[~visible] == 0)
+
+
+def test_log_sum_exp():
+    q, k, v = inputs(nq=300, nk=500)
+    _, lse = intfa.attention(q, k, v, method="fp16", return_lse=True)
+    s = torch.einsum("bhnd,bhmd->bhnm", q.float(), k.float()) / q.shape[-1] ** 0.5
+    assert (lse - torch.logsumexp(s, -1)).abs().max().item() < 1e-2
+
+
+def test_views_and_bnhd():
+    q, k, v = inputs(nq=512)
+    ref = reference(q, k, v)
+    views = [x[:, :, ::2] for x in (q, k, v)]  # every other token: strides, no copy
+    assert rel_l1(intfa.attention(*views), reference(*views)) < TOLERANCE["int8"]
+    bnhd = [x.transpose(1, 2) for x in (q, k, v)]  # a non-contiguous BNHD view
+    out = intfa.attention(*bnhd, layout="bnhd")
+    assert out.shape == bnhd[0].shape
+    assert rel_l1(out.transpose(1, 2), ref) < TOLERANCE["int8"]
+
+
+def test_other_stream_and_ordering():
+    q, k, v = inputs(nq=1024)
+    expected = intfa.attention(q, k, v)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        doubled = q * 2  # queued on the side stream, just before the attention that reads it
+        out = intfa.attention(doubled / 2, k, v)
+    torch.cuda.current_stream().wait_stream(stream)
+    assert torch.equal(out, expected)
+
+
+def test_cuda_graph_capture():
+    q, k, v = inputs(nq=512)
+    static = [x.clone() for x in (q, k, v)]
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        intfa.attention(*static)  # compile and load outside the capture
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = intfa.attention(*static)
+    fresh = inputs(nq=512, seed=99)
+    for target, source in zip(static, fresh):
+        target.copy_(source)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(out, intfa.attention(*fresh))
+
+
+def test_quantized_entry_point():
+    q, k, v = inputs(nq=384, nk=640)
+    quantized = intfa.quantize(q, k, v)
+    for causal in (False, True):
+        direct = intfa.attention(q, k, v, is_causal=causal)
+        assert torch.equal(intfa.attention_quantized(quantized, is_causal=causal), direct)
+
+
+def test_errors():
+    q, k, v = inputs(nq=64)
+    with pytest.raises(ValueError, match="CPU"):
+        intfa.attention(q, k.cpu(), v)
+    with pytest.raises(TypeError, match="float16 or bfloat16"):
+        intfa.attention(q.float(), k.float(), v.float())
+    with pytest.raises(TypeError):
+        intfa.attention(*inputs(nq=64, d=40))  # no GPU kernel for this head dim
+    with pytest.raises(ValueError, match="contiguous"):
+        intfa.attention(q.transpose(2, 3).contiguous().transpose(2, 3), k, v)
+    bad = q.clone()
+    bad[0, 0, 3, 5] = float("inf")
+    with pytest.raises(ValueError, match="non-finite"):
+        intfa.attention(bad, k, v, validate=True)
