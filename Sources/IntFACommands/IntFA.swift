@@ -3,6 +3,7 @@ import IntFlashAttention
 
 /// The `intfa` command: INT8 FlashAttention accuracy, speed and diagnostics.
 public struct IntFA: ParsableCommand {
+    /// The command's name, help text, version and subcommands.
     public static let configuration = CommandConfiguration(
         commandName: "intfa",
         abstract: "INT8 FlashAttention: accuracy experiments, benchmarks and GPU checks.",
@@ -14,5 +15,6 @@ public struct IntFA: ParsableCommand {
         subcommands: [Accuracy.self, Bench.self, Check.self, Compile.self, Info.self]
     )
 
+    /// Creates the command (ArgumentParser fills it from the command line).
     public init() {}
 }

@@ -28,12 +28,15 @@ final class InterfaceContext {
 // Never freed or written: a C string that lives as long as the library.
 nonisolated(unsafe) private let versionString = UnsafePointer(strdup(intFlashAttentionVersion)!)
 
+/// `intfa_version` (intfa.h): the library version as a C string owned by the library.
 @_cdecl("intfa_version")
 public func intfa_version() -> UnsafePointer<CChar> { versionString }
 
+/// `intfa_last_error_message` (intfa.h): the calling thread's last error, "" after a success.
 @_cdecl("intfa_last_error_message")
 public func intfa_last_error_message() -> UnsafePointer<CChar> { LastError.message }
 
+/// `intfa_context_create` (intfa.h): a GPU engine for one device, or INTFA_ERROR_GPU.
 @_cdecl("intfa_context_create")
 public func intfa_context_create(_ device: Int32, _ context: UnsafeMutablePointer<OpaquePointer?>?) -> intfa_status {
     reporting { () throws(AttentionError) in
@@ -45,12 +48,14 @@ public func intfa_context_create(_ device: Int32, _ context: UnsafeMutablePointe
     }
 }
 
+/// `intfa_context_destroy` (intfa.h): releases a context (NULL is ignored).
 @_cdecl("intfa_context_destroy")
 public func intfa_context_destroy(_ context: OpaquePointer?) {
     guard let context else { return }
     Unmanaged<InterfaceContext>.fromOpaque(UnsafeRawPointer(context)).release()
 }
 
+/// `intfa_workspace_size` (intfa.h): the device workspace a problem needs.
 @_cdecl("intfa_workspace_size")
 public func intfa_workspace_size(
     _ problem: UnsafePointer<intfa_problem>?, _ inputType: Int32, _ bytes: UnsafeMutablePointer<Int>?
@@ -63,6 +68,7 @@ public func intfa_workspace_size(
     }
 }
 
+/// `intfa_attention` (intfa.h): attention on device memory, queued on the caller's stream.
 @_cdecl("intfa_attention")
 public func intfa_attention(
     _ context: OpaquePointer?, _ problem: UnsafePointer<intfa_problem>?,
@@ -81,6 +87,7 @@ public func intfa_attention(
     }
 }
 
+/// `intfa_attention_host` (intfa.h): attention on host memory with the CPU kernels.
 @_cdecl("intfa_attention_host")
 public func intfa_attention_host(
     _ problem: UnsafePointer<intfa_problem>?,
@@ -106,6 +113,7 @@ public func intfa_attention_host(
     }
 }
 
+/// `intfa_quantized_byte_counts` (intfa.h): buffer sizes of the pre-quantized form.
 @_cdecl("intfa_quantized_byte_counts")
 public func intfa_quantized_byte_counts(
     _ problem: UnsafePointer<intfa_problem>?, _ sizes: UnsafeMutablePointer<intfa_quantized_sizes>?
@@ -121,6 +129,7 @@ public func intfa_quantized_byte_counts(
     }
 }
 
+/// `intfa_quantize` (intfa.h): device q, k, v into the caller's pre-quantized buffers.
 @_cdecl("intfa_quantize")
 public func intfa_quantize(
     _ context: OpaquePointer?, _ problem: UnsafePointer<intfa_problem>?,
@@ -138,6 +147,7 @@ public func intfa_quantize(
     }
 }
 
+/// `intfa_attention_quantized` (intfa.h): attention on pre-quantized device inputs.
 @_cdecl("intfa_attention_quantized")
 public func intfa_attention_quantized(
     _ context: OpaquePointer?, _ problem: UnsafePointer<intfa_problem>?, _ inputs: UnsafePointer<intfa_quantized>?,

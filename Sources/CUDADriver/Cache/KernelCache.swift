@@ -16,6 +16,7 @@ public struct KernelCacheStatistics: Sendable, Equatable {
     /// Disk writes that failed (the kernel was still returned).
     public var diskWriteFailures = 0
 
+    /// Statistics with every counter at zero.
     public init() {}
 }
 

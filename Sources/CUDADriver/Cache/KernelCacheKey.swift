@@ -33,5 +33,6 @@ public struct KernelCacheKey: Sendable, Hashable, CustomStringConvertible {
     /// The entry's file name in the disk cache.
     public var fileName: String { "\(architecture)-\(digest).intfa-cubin" }
 
+    /// `<architecture>/<first 16 hex digits of the digest>`, for logs.
     public var description: String { "\(architecture)/\(digest.prefix(16))" }
 }

@@ -8,6 +8,7 @@ public protocol KernelCompiling: Sendable {
 }
 
 extension NVRTCCompiler: KernelCompiling {
+    /// `nvrtc-<major>.<minor>`, e.g. `nvrtc-13.0`.
     public var cacheIdentity: String {
         let (major, minor) = version
         return "nvrtc-\(major).\(minor)"

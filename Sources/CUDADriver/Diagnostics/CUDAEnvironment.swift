@@ -19,14 +19,19 @@ public struct CUDAEnvironment: Sendable {
     public struct Compiler: Sendable {
         /// The loaded library's path.
         public var path: String?
+        /// NVRTC's version, e.g. (13, 0); nil when unavailable.
         public var version: (major: Int, minor: Int)?
+        /// The `sm_XX` targets NVRTC can compile for, oldest first; empty when unavailable.
         public var supportedArchitectures: [String]
+        /// Why NVRTC (or a query of it) failed, if it did.
         public var error: CUDAError?
         /// Where libnvrtc was looked for.
         public var search: LibrarySearchReport
     }
 
+    /// The driver and its devices.
     public var driver: Driver
+    /// The NVRTC run-time compiler.
     public var nvrtc: Compiler
 
     /// Loads (once) and queries both libraries; never throws, reporting failures instead.

@@ -1,8 +1,11 @@
 /// A GPU's compute capability, e.g. 9.0 for H100/H200.
 public struct ComputeCapability: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// Major version, e.g. 9 for Hopper.
     public var major: Int
+    /// Minor version, e.g. 0 for 9.0.
     public var minor: Int
 
+    /// Creates a compute capability from its fields.
     public init(major: Int, minor: Int) {
         self.major = major
         self.minor = minor
@@ -12,8 +15,10 @@ public struct ComputeCapability: Sendable, Hashable, Comparable, CustomStringCon
     /// architecture-specific features; append it where a kernel needs them).
     public var architecture: String { "sm_\(major)\(minor)" }
 
+    /// `9.0`, for logs.
     public var description: String { "\(major).\(minor)" }
 
+    /// Orders by major, then minor version.
     public static func < (lhs: Self, rhs: Self) -> Bool {
         (lhs.major, lhs.minor) < (rhs.major, rhs.minor)
     }
@@ -25,6 +30,7 @@ public struct CUDADeviceProperties: Sendable, Equatable {
     public var ordinal: Int
     /// The marketing name, e.g. `NVIDIA H200`.
     public var name: String
+    /// The compute capability, e.g. 9.0.
     public var computeCapability: ComputeCapability
     /// Streaming multiprocessors.
     public var multiprocessorCount: Int
@@ -32,8 +38,11 @@ public struct CUDADeviceProperties: Sendable, Equatable {
     public var maxSharedMemoryPerBlockOptIn: Int
     /// Shared memory a block may use without opting in (usually 48 KiB).
     public var maxSharedMemoryPerBlock: Int
+    /// Shared memory per streaming multiprocessor, in bytes.
     public var maxSharedMemoryPerMultiprocessor: Int
+    /// Most threads a block may have.
     public var maxThreadsPerBlock: Int
+    /// L2 cache size in bytes.
     public var l2CacheBytes: Int
     /// Device memory in bytes.
     public var totalMemory: Int

@@ -1,9 +1,13 @@
 /// Grid or block dimensions of a launch.
 public struct LaunchDimensions: Sendable, Equatable {
+    /// Extent along x.
     public var x: Int
+    /// Extent along y.
     public var y: Int
+    /// Extent along z.
     public var z: Int
 
+    /// Dimensions `x`×`y`×`z`; `y` and `z` default to 1.
     public init(_ x: Int, _ y: Int = 1, _ z: Int = 1) {
         self.x = x
         self.y = y

@@ -9,9 +9,13 @@ public struct CUDATensorMap: BitwiseCopyable, Sendable {
     /// The swizzle of the shared-memory tile (`CUtensorMapSwizzle`): the tile's inner
     /// dimension must span at most that many bytes.
     public enum Swizzle: Int32, Sendable {
+        /// No swizzle.
         case none = 0
+        /// 32-byte swizzle.
         case bytes32 = 1
+        /// 64-byte swizzle.
         case bytes64 = 2
+        /// 128-byte swizzle.
         case bytes128 = 3
     }
 

@@ -12,7 +12,9 @@ public protocol KernelArgument {
 
 /// The bytes of one kernel parameter, copied so the argument's lifetime does not matter.
 public struct KernelArgumentBytes: Sendable, Equatable {
+    /// The value's bytes, as laid out in memory.
     public var bytes: [UInt8]
+    /// The value's alignment in bytes.
     public var alignment: Int
 
     /// Copies the bytes of `value`.
@@ -23,6 +25,7 @@ public struct KernelArgumentBytes: Sendable, Equatable {
 }
 
 extension KernelArgument where Self: BitwiseCopyable {
+    /// The value's own bytes and alignment.
     public var kernelArgumentBytes: KernelArgumentBytes { KernelArgumentBytes(copying: self) }
 }
 
@@ -42,10 +45,12 @@ public struct DevicePointer: KernelArgument, BitwiseCopyable, Sendable, Hashable
     /// The raw device address (`CUdeviceptr`).
     public var address: UInt64
 
+    /// Wraps a device address.
     public init(address: UInt64) {
         self.address = address
     }
 
+    /// The address as a 64-bit pointer parameter.
     public var kernelArgumentBytes: KernelArgumentBytes { KernelArgumentBytes(copying: address) }
 }
 
@@ -60,12 +65,15 @@ extension DeviceBuffer: KernelArgument {
 /// struct of scalars in declaration order with natural alignment, as C does, but add
 /// explicit padding fields where the C side has them and check `MemoryLayout<T>.size`.
 public struct KernelStruct<T: BitwiseCopyable>: KernelArgument {
+    /// The struct passed by value.
     public var value: T
 
+    /// Wraps `value`.
     public init(_ value: T) {
         self.value = value
     }
 
+    /// The struct's bytes, with its alignment.
     public var kernelArgumentBytes: KernelArgumentBytes { KernelArgumentBytes(copying: value) }
 }
 

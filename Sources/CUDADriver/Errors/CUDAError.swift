@@ -79,6 +79,7 @@ public struct CUDAError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// `library: call failed (NAME code): message`, then the compile log if there is one.
     public var description: String {
         var text = "\(library.rawValue): \(call) failed"
         if code != 0 || !name.isEmpty {

@@ -12,6 +12,7 @@ public struct LibrarySearchContext: Sendable {
     /// The home folder, for `~/.local` Python packages.
     public var homeDirectory: String?
 
+    /// Creates a context from its fields.
     public init(
         environment: [String: String], currentDirectory: String,
         executablePath: String? = nil, homeDirectory: String? = nil

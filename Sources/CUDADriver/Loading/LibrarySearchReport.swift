@@ -17,11 +17,13 @@ public struct LibrarySearchAttempt: Sendable, Equatable, CustomStringConvertible
     /// What happened there.
     public var outcome: Outcome
 
+    /// Creates an attempt from its fields.
     public init(place: String, outcome: Outcome) {
         self.place = place
         self.outcome = outcome
     }
 
+    /// `place: outcome`, one line for reports.
     public var description: String {
         switch outcome {
         case .loaded: return "\(place): loaded"
@@ -40,6 +42,7 @@ public struct LibrarySearchReport: Sendable, Equatable {
     /// Every place tried, in order.
     public var attempts: [LibrarySearchAttempt]
 
+    /// Creates a report from its fields.
     public init(loadedFrom: String?, attempts: [LibrarySearchAttempt]) {
         self.loadedFrom = loadedFrom
         self.attempts = attempts

@@ -15,6 +15,7 @@ public struct CompilationRequest: Sendable, Hashable {
     /// templated kernels.
     public var nameExpressions: [String]
 
+    /// Creates a request; only the source and the architecture are required.
     public init(
         source: String, name: String = "kernel.cu", headers: [String: String] = [:],
         options: [String] = [], architecture: String, nameExpressions: [String] = []
@@ -50,6 +51,7 @@ public struct CompiledKernel: Sendable, Equatable, Codable {
     /// Name expression → mangled symbol, for ``CompilationRequest/nameExpressions``.
     public var loweredNames: [String: String]
 
+    /// Creates a compiled kernel from its fields.
     public init(cubin: [UInt8], log: String, report: PtxasReport, architecture: String, loweredNames: [String: String] = [:]) {
         self.cubin = cubin
         self.log = log

@@ -15,12 +15,16 @@ public struct KernelResourceUsage: Sendable, Equatable, Codable {
     public var sharedMemoryBytes: Int
     /// Constant bank 0 (kernel parameters and the like).
     public var constantMemoryBytes: Int
+    /// Stack frame per thread, in bytes.
     public var stackFrameBytes: Int
+    /// Cumulative stack size ptxas reports, in bytes.
     public var cumulativeStackBytes: Int
     /// Register spills: any non-zero value usually means a tile size is too large.
     public var spillStoreBytes: Int
+    /// Bytes loaded back from spilled registers.
     public var spillLoadBytes: Int
 
+    /// Usage of `name` with every count zero and no architecture.
     public init(name: String, isEntry: Bool) {
         self.name = name
         self.isEntry = isEntry
@@ -44,6 +48,7 @@ public struct PtxasReport: Sendable, Equatable, Codable {
     /// Every function ptxas reported on.
     public var functions: [String: KernelResourceUsage]
 
+    /// Creates a report from its functions, keyed by symbol.
     public init(functions: [String: KernelResourceUsage] = [:]) {
         self.functions = functions
     }

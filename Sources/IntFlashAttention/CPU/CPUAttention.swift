@@ -6,6 +6,7 @@ public struct CPUAttentionOutput: Sendable {
     /// no key); empty when not requested.
     public var logSumExp: [Float]
 
+    /// Creates an output from its fields.
     public init(output: [Float], logSumExp: [Float]) {
         self.output = output
         self.logSumExp = logSumExp

@@ -40,6 +40,7 @@ public enum CPUKernelISA: String, CaseIterable, Sendable, Hashable, Comparable {
     /// The supported instruction set closest to `self` from below.
     public var clampedToSupported: CPUKernelISA { CPUKernelISA(intfa_cpu_clamp_isa(cValue)) }
 
+    /// Orders from the lowest instruction set to the highest.
     public static func < (lhs: CPUKernelISA, rhs: CPUKernelISA) -> Bool {
         lhs.cValue.rawValue < rhs.cValue.rawValue
     }

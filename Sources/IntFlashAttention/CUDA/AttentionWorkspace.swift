@@ -59,8 +59,10 @@ final class AttentionWorkspace<Memory: WorkspaceMemory> {
 public struct DeviceWorkspace: Sendable, Hashable {
     /// Device address of the first byte.
     public var address: UInt64
+    /// Bytes available from `address`.
     public var byteCount: Int
 
+    /// Lends `byteCount` bytes of device memory at `address`.
     public init(address: UInt64, byteCount: Int) {
         self.address = address
         self.byteCount = byteCount

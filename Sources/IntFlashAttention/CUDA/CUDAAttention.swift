@@ -9,6 +9,7 @@ import Foundation
 /// on already-quantized INT8 tensors, and ``run(_:problem:q:k:v:computeLogSumExp:validateInputs:)``
 /// on host tensors. Calls on one instance are serialized; they are ordered on ``stream``.
 public final class CUDAAttention: @unchecked Sendable {
+    /// The device's primary context (shared with the CUDA runtime and PyTorch).
     public let context: CUDAContext
     /// The architecture kernels are compiled for, e.g. `sm_90`.
     public let architecture: String

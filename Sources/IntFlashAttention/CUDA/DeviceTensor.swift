@@ -6,8 +6,10 @@ public struct DeviceTensor: Sendable, Hashable {
     public var address: UInt64
     /// fp16 or bf16.
     public var elementType: ElementType
+    /// Element strides between batches, heads and tokens.
     public var strides: TensorStrides
 
+    /// Creates a tensor from its fields.
     public init(address: UInt64, elementType: ElementType, strides: TensorStrides) {
         self.address = address
         self.elementType = elementType
@@ -41,6 +43,7 @@ public struct QuantizedDeviceInputs: Sendable, Hashable {
     /// fp32 [B, Hkv, D] (`int8`) or [B, Hkv] (`int8-paper`).
     public var vScale: UInt64
 
+    /// Creates the inputs from their device addresses.
     public init(method: AttentionMethod, q: UInt64, qScale: UInt64, k: UInt64, kScale: UInt64, vt: UInt64, vScale: UInt64) {
         self.method = method
         self.q = q

@@ -22,30 +22,48 @@ public struct AttentionParams: Sendable, Equatable, BitwiseCopyable {
     public var out: UInt64 = 0
     /// Log-sum-exp, fp32 [B, H, Nq], natural log (kernels built with `writesLogSumExp`).
     public var lse: UInt64 = 0
+    /// Batch size (B).
     public var batch: Int64 = 0
+    /// Query heads (H).
     public var heads: Int64 = 0
+    /// Key/value heads (Hkv).
     public var kvHeads: Int64 = 0
+    /// Tokens in the query sequence (Nq).
     public var queryLength: Int64 = 0
+    /// Tokens in the key/value sequence (Nk).
     public var keyLength: Int64 = 0
     /// `keyLength` rounded up to a multiple of 64.
     public var keyLengthPadded: Int64 = 0
+    /// Element stride of Q between batches.
     public var qStrideBatch: Int64 = 0
+    /// Element stride of Q between heads.
     public var qStrideHead: Int64 = 0
+    /// Element stride of Q between tokens.
     public var qStrideToken: Int64 = 0
+    /// Element stride of K between batches.
     public var kStrideBatch: Int64 = 0
+    /// Element stride of K between heads.
     public var kStrideHead: Int64 = 0
+    /// Element stride of K between tokens.
     public var kStrideToken: Int64 = 0
+    /// Element stride of V (or Vt) between batches.
     public var vStrideBatch: Int64 = 0
+    /// Element stride of V (or Vt) between heads.
     public var vStrideHead: Int64 = 0
     /// Between Vt channel rows (NkPad) for 8-bit methods; between tokens for fp16 V.
     public var vStrideRow: Int64 = 0
+    /// Element stride of O between batches.
     public var oStrideBatch: Int64 = 0
+    /// Element stride of O between heads.
     public var oStrideHead: Int64 = 0
+    /// Element stride of O between tokens.
     public var oStrideToken: Int64 = 0
     /// Softmax scale times log2(e), an fp32 product (fp16 method; 8-bit Q scales carry it).
     public var softmaxScaleLog2: Float = 0
+    /// Pads `softmaxScaleLog2` to 8 bytes; unused.
     public var reserved0: Float = 0
 
+    /// A block with every field zero.
     public init() {}
 
     /// Size of the C struct in bytes.
@@ -64,24 +82,34 @@ public struct QuantizationParams: Sendable, Equatable, BitwiseCopyable {
     public var channelMean: UInt64 = 0
     /// fp32 [B, Hx, D] channel max |x| (written by the stats kernel).
     public var channelAmax: UInt64 = 0
+    /// Batch size (B).
     public var batch: Int64 = 0
+    /// Heads of the tensor (Hx: H for Q, Hkv for K and V).
     public var heads: Int64 = 0
+    /// Tokens of the tensor (N).
     public var tokens: Int64 = 0
+    /// Head dimension (D).
     public var headDim: Int64 = 0
     /// Rows of the per-token scale array: NkPad for K (so it can be copied in 16-byte
     /// pieces), N for Q; the Vt row length for V.
     public var tokensPadded: Int64 = 0
+    /// Element stride of the input between batches.
     public var strideBatch: Int64 = 0
+    /// Element stride of the input between heads.
     public var strideHead: Int64 = 0
+    /// Element stride of the input between tokens.
     public var strideToken: Int64 = 0
     /// Multiplies each stored scale: sm·L for Q, 1 otherwise.
     public var scaleMultiplier: Float = 1
+    /// Pads `scaleMultiplier` to 8 bytes; unused.
     public var reserved0: Float = 0
     /// Per-chunk channel statistics: fp64 sums [B, Hx, chunks, D], then fp32 max |x|
     /// [B, Hx, chunks, D] (``statsChunks`` chunks of ``QuantizationKernelDescriptor/statsChunkTokens``).
     public var channelPartials: UInt64 = 0
+    /// Chunks of channel statistics per (batch, head) in `channelPartials`.
     public var statsChunks: Int64 = 0
 
+    /// A block with every field zero but `scaleMultiplier` (1).
     public init() {}
 
     /// Size of the C struct in bytes.

@@ -3,9 +3,13 @@ import CUDADriver
 /// One kernel of the embedded `.cu` sources, compiled with its own `-D` options for one
 /// architecture: what the kernel cache needs to build it and the launcher to find it.
 public protocol KernelVariant: Hashable, Sendable, CustomStringConvertible {
+    /// File name of the embedded `.cu` source, e.g. `attention.cu`.
     var sourceFile: String { get }
+    /// The kernel's `extern "C"` name in the compiled module.
     var kernelName: String { get }
+    /// NVRTC options: `-arch`, the language standard and the variant's `-D` macros.
     var compileOptions: [String] { get }
+    /// NVRTC architecture, e.g. `sm_90`.
     var arch: String { get }
     /// Dynamic shared memory a launch asks for.
     var sharedMemoryBytes: Int { get }
@@ -14,6 +18,7 @@ public protocol KernelVariant: Hashable, Sendable, CustomStringConvertible {
 extension AttentionKernelDescriptor: KernelVariant {}
 
 extension QuantizationKernelDescriptor: KernelVariant {
+    /// Zero: the quantization kernels need no dynamic shared memory.
     public var sharedMemoryBytes: Int { 0 }
 }
 

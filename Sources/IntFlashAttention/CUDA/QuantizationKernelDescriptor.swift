@@ -2,12 +2,16 @@
 /// scales of docs/SCHEMES.md. A method's preparation runs `channelPartials` and `channelStats` on each tensor that
 /// needs channel statistics, then `rows` for Q and K and `transposedV` for V.
 public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConvertible {
+    /// Element type of the codes a kernel writes.
     public enum Code: String, Hashable, Sendable {
+        /// Signed 8-bit integers.
         case int8 = "s8"
+        /// FP8 E4M3.
         case e4m3 = "e4m3"
         var levelsName: String { rawValue }
     }
 
+    /// What a quantization kernel computes, with its launch shape.
     public enum Kind: Hashable, Sendable {
         /// Per (batch, head, chunk of ``statsChunkTokens`` tokens, channel): double sum and
         /// max |x|. Grid (ceil(D/32), chunks, B·Hx), block (32, 8).
@@ -26,17 +30,21 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
         case convertToHalf
     }
 
+    /// What the kernel computes.
     public var kind: Kind
     /// Element type of the input tensor (fp16 or bf16).
     public var input: AttentionKernelDescriptor.Output
+    /// NVRTC architecture, e.g. `sm_90`.
     public var arch: String
 
+    /// Creates a descriptor from its fields.
     public init(kind: Kind, input: AttentionKernelDescriptor.Output, arch: String) {
         self.kind = kind
         self.input = input
         self.arch = arch
     }
 
+    /// The embedded source, `Kernels/quantize.cu`.
     public var sourceFile: String { "quantize.cu" }
 
     /// Tokens per chunk of the channel statistics (`kStatsChunkTokens` in quantize.cu).
@@ -63,6 +71,7 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
         return false
     }
 
+    /// The `extern "C"` name; `quantize.cu` builds the same string from its macros.
     public var kernelName: String {
         let suffix = input.rawValue
         switch kind {
@@ -76,6 +85,7 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
         }
     }
 
+    /// NVRTC options: the architecture, C++17, and the variant's `-D` macros.
     public var compileOptions: [String] {
         [
             "-arch=\(arch)", "-std=c++17",
@@ -128,5 +138,6 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
         return result
     }
 
+    /// `kernelName [arch]`, for logs.
     public var description: String { "\(kernelName) [\(arch)]" }
 }

@@ -31,6 +31,7 @@ public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible 
     /// A file could not be read or written.
     case io(path: String, reason: String)
 
+    /// A one-line message naming the problem, for users.
     public var description: String {
         switch self {
         case let .invalidDimension(name, value, requirement):

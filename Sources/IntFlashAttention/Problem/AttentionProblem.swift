@@ -8,14 +8,21 @@
 /// row `i` sees key `j` when `j <= i + keyLength - queryLength`. When `queryLength > keyLength`
 /// the first rows see no key at all; their output is zero (and their log-sum-exp −∞).
 public struct AttentionProblem: Hashable, Sendable, CustomStringConvertible {
+    /// Batch size (B).
     public var batch: Int
+    /// Query heads (H).
     public var heads: Int
+    /// Key/value heads (Hkv); divides `heads`.
     public var kvHeads: Int
+    /// Tokens in the query sequence (Nq).
     public var queryLength: Int
+    /// Tokens in the key/value sequence (Nk).
     public var keyLength: Int
+    /// Channels per head (D).
     public var headDim: Int
     /// Multiplies Q·Kᵀ before the softmax.
     public var softmaxScale: Float
+    /// Whether the bottom-right-aligned causal mask applies.
     public var causal: Bool
 
     /// Creates and validates a problem. `softmaxScale` defaults to 1/√headDim and
@@ -88,6 +95,7 @@ public struct AttentionProblem: Hashable, Sendable, CustomStringConvertible {
         return causal ? full / 2 : full
     }
 
+    /// `B=1 H=16 [Hkv=4] Nq=… Nk=… D=128 [causal]`, for logs.
     public var description: String {
         var text = "B=\(batch) H=\(heads)"
         if kvHeads != heads { text += " Hkv=\(kvHeads)" }

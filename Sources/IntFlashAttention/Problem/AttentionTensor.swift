@@ -3,16 +3,25 @@
 public struct AttentionTensor: Sendable {
     /// The elements, in `layout` order.
     public enum Storage: Sendable {
+        /// fp16 elements.
         case float16([Float16])
+        /// bf16 elements.
         case bfloat16([BFloat16])
+        /// fp32 elements.
         case float32([Float])
     }
 
+    /// The elements, in `layout` order.
     public var storage: Storage
+    /// Batch size (B).
     public var batch: Int
+    /// Heads (H or Hkv).
     public var heads: Int
+    /// Tokens in the sequence (N).
     public var tokens: Int
+    /// Channels per head (D).
     public var headDim: Int
+    /// Memory order of the elements.
     public var layout: TensorLayout
 
     /// Wraps existing storage; throws when its count does not match the shape.
@@ -47,6 +56,7 @@ public struct AttentionTensor: Sendable {
         try self.init(storage: storage, batch: batch, heads: heads, tokens: tokens, headDim: headDim, layout: layout)
     }
 
+    /// The element type of `storage`.
     public var elementType: ElementType {
         switch storage {
         case .float16: return .float16
@@ -55,13 +65,16 @@ public struct AttentionTensor: Sendable {
         }
     }
 
+    /// Number of elements.
     public var count: Int { storage.count }
 
+    /// The shape in memory order and the layout, e.g. `[1, 16, 128, 64] (bhnd)`, for messages.
     public var shapeDescription: String {
         let dims = layout == .bhnd ? [batch, heads, tokens, headDim] : [batch, tokens, heads, headDim]
         return "[" + dims.map(String.init).joined(separator: ", ") + "] (\(layout.rawValue))"
     }
 
+    /// Element strides of this shape in `layout`.
     public var strides: TensorStrides { layout.strides(heads: heads, tokens: tokens, headDim: headDim) }
 
     /// The elements widened to fp32, in `layout` order.
@@ -93,6 +106,7 @@ public struct AttentionTensor: Sendable {
 }
 
 extension AttentionTensor.Storage {
+    /// Number of elements stored.
     public var count: Int {
         switch self {
         case let .float16(values): return values.count

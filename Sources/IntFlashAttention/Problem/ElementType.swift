@@ -1,7 +1,10 @@
 /// Floating-point element type of attention inputs and outputs.
 public enum ElementType: String, CaseIterable, Sendable, Hashable, Codable {
+    /// IEEE binary16.
     case float16
+    /// bfloat16 (see ``BFloat16``).
     case bfloat16
+    /// IEEE binary32.
     case float32
 
     /// Bytes per element.

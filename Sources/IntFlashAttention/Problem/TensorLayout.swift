@@ -18,10 +18,14 @@ public enum TensorLayout: String, CaseIterable, Sendable, Hashable, Codable {
 
 /// Element strides of a [batch, heads, tokens, headDim] tensor whose head dim is contiguous.
 public struct TensorStrides: Hashable, Sendable {
+    /// Elements between batches.
     public var batch: Int
+    /// Elements between heads.
     public var head: Int
+    /// Elements between tokens.
     public var token: Int
 
+    /// Creates strides from their fields.
     public init(batch: Int, head: Int, token: Int) {
         self.batch = batch
         self.head = head

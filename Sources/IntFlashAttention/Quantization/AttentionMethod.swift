@@ -16,6 +16,7 @@ public enum AttentionMethod: String, CaseIterable, Sendable, Hashable, Codable, 
     /// INT4 per-token Q and K (K smoothed), P·V as `int8`.
     case int4
 
+    /// The raw value, e.g. `int8-paper`.
     public var description: String { rawValue }
 
     /// Keys per block: the granularity of the running maximum and of the P scales.

@@ -2,7 +2,9 @@
 /// `fp8-e4m3` / `fp8-e5m2`): one scale per (batch, head) of Q and per (batch, kv head) of K
 /// and V. Codes keep the BHND order of the inputs.
 public struct FP8AttentionInputs: Sendable {
+    /// The FP8 format of the codes.
     public var format: FP8Format
+    /// The problem the inputs belong to.
     public var problem: AttentionProblem
     /// [B, H, Nq, D] codes.
     public var queryCodes: [UInt8]

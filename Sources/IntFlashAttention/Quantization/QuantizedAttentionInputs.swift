@@ -11,13 +11,21 @@ import CIntFlashAttentionCPU
 /// * `valueCodesTransposed`: s8 [B, Hkv, D, NkPad], NkPad = Nk rounded up to 64, zero padded.
 /// * `valueScales`: fp32 [B, Hkv, D] (per channel: `int8`, `int4`) or [B, Hkv] (`int8-paper`).
 public struct QuantizedAttentionInputs: Sendable {
+    /// The integer method the inputs are quantized for.
     public var method: AttentionMethod
+    /// The problem the inputs belong to.
     public var problem: AttentionProblem
+    /// s8 [B, H, Nq, D] (`int4`: two codes per byte, [B, H, Nq, D/2]).
     public var queryCodes: [Int8]
+    /// fp32 [B, H, Nq], already multiplied by `softmaxScale · log2(e)`.
     public var queryScales: [Float]
+    /// s8 [B, Hkv, Nk, D] (`int4`: [B, Hkv, Nk, D/2]); smoothed first for `int8`, `int4`.
     public var keyCodes: [Int8]
+    /// fp32 [B, Hkv, Nk].
     public var keyScales: [Float]
+    /// s8 [B, Hkv, D, NkPad], zero padded past Nk.
     public var valueCodesTransposed: [Int8]
+    /// fp32 [B, Hkv, D] (per channel: `int8`, `int4`) or [B, Hkv] (`int8-paper`).
     public var valueScales: [Float]
 
     /// Nk rounded up to a multiple of the key block (64): the row length of `valueCodesTransposed`.

@@ -8,9 +8,13 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     /// Pipeline shape: ring slots of 64 keys, consumer warpgroups, and whether consumers take
     /// turns issuing their GEMMs (ping-pong).
     public struct Tiles: Hashable, Sendable {
+        /// Ring slots of 64 keys (K tile, Vt tile and K scales each).
         public var stages: Int
+        /// Consumer warpgroups, 64 query rows each.
         public var consumers: Int
+        /// Whether consumers take turns issuing their GEMMs.
         public var pingPong: Bool
+        /// Creates tiles from their fields.
         public init(stages: Int, consumers: Int, pingPong: Bool) {
             self.stages = stages
             self.consumers = consumers
@@ -18,12 +22,17 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
         }
     }
 
+    /// Head dimension (D): 64 or 128.
     public var headDim: Int
+    /// Whether the bottom-right-aligned causal mask applies.
     public var causal: Bool
+    /// Element type of the output tensor.
     public var output: AttentionKernelDescriptor.Output
+    /// Whether the kernel also writes the fp32 log-sum-exp of each query row.
     public var writesLogSumExp: Bool
     /// NVRTC architecture: `sm_90a` (wgmma and setmaxnreg need the `a` feature set).
     public var arch: String
+    /// Pipeline shape.
     public var tiles: Tiles
     /// Compiles the fragment-layout test kernel of the same source instead of attention.
     public var isLayoutTest: Bool
@@ -81,6 +90,7 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
         return Tiles(stages: fields[0], consumers: fields[1], pingPong: fields[2] == 1)
     }
 
+    /// The embedded source, `Kernels/attention_wgmma.cu`.
     public var sourceFile: String { "attention_wgmma.cu" }
 
     /// The `extern "C"` name; `attention_wgmma.cu` builds the same string from its macros.
@@ -175,6 +185,7 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
         return variants
     }
 
+    /// `kernelName [arch]`, for logs.
     public var description: String { "\(kernelName) [\(arch)]" }
 }
 

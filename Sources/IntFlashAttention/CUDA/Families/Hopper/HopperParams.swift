@@ -4,8 +4,11 @@ import CUDADriver
 /// maps at offsets 0 and 128 (64-byte aligned, as TMA requires), then the shared
 /// ``AttentionParams`` at 256, padded to the struct's 64-byte alignment (512 bytes).
 public struct HopperAttentionParams: BitwiseCopyable, Sendable {
+    /// TMA map of the K codes [B, Hkv, Nk, D], at offset 0.
     public var keys: CUDATensorMap
+    /// TMA map of the permuted Vt codes [B, Hkv, D, NkPad], at offset 128.
     public var values: CUDATensorMap
+    /// The shared attention parameters, at offset 256.
     public var attention: AttentionParams
     var padding: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
 

@@ -3,31 +3,44 @@
 public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvertible {
     /// GPU element type of the output tensor.
     public enum Output: String, Hashable, Sendable, CaseIterable {
+        /// fp16.
         case float16 = "f16"
+        /// bf16.
         case bfloat16 = "bf16"
     }
 
     /// Query rows per CTA (one warp per 16 rows), the K/V pipeline depth, and whether the
     /// CTA's Q fragments stay in registers or are re-read from shared memory per key block.
     public struct Tiles: Hashable, Sendable {
+        /// Query rows per CTA, a multiple of 16.
         public var blockM: Int
+        /// K/V pipeline depth: shared-memory ring slots of 64 keys.
         public var stages: Int
+        /// Whether Q fragments stay in registers instead of being re-read per key block.
         public var qInRegisters: Bool
+        /// Creates tiles from their fields.
         public init(blockM: Int, stages: Int, qInRegisters: Bool) {
             self.blockM = blockM
             self.stages = stages
             self.qInRegisters = qInRegisters
         }
+        /// Warps per CTA, one per 16 query rows.
         public var warps: Int { blockM / 16 }
     }
 
+    /// The attention scheme the kernel computes.
     public var method: AttentionMethod
+    /// Head dimension (D).
     public var headDim: Int
+    /// Whether the bottom-right-aligned causal mask applies.
     public var causal: Bool
+    /// Element type of the output tensor.
     public var output: Output
+    /// Whether the kernel also writes the fp32 log-sum-exp of each query row.
     public var writesLogSumExp: Bool
     /// NVRTC architecture, e.g. "sm_90".
     public var arch: String
+    /// CTA shape and pipeline depth.
     public var tiles: Tiles
 
     /// Creates a descriptor; `tiles` defaults to `defaultTiles(method:headDim:arch:)`.
@@ -77,6 +90,7 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         return Tiles(blockM: 64, stages: 2, qInRegisters: rowBytes <= 64)
     }
 
+    /// The embedded source, `Kernels/attention.cu`.
     public var sourceFile: String { "attention.cu" }
 
     private var methodName: String {
@@ -115,6 +129,7 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         ]
     }
 
+    /// Threads per CTA: 32 per warp.
     public var threadsPerBlock: Int { tiles.warps * 32 }
 
     /// Dynamic shared memory, mirroring `kSharedBytes` of `attention.cu`: a ring of `stages`
@@ -162,5 +177,6 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         return Int(digits)
     }
 
+    /// `kernelName [arch]`, for logs.
     public var description: String { "\(kernelName) [\(arch)]" }
 }
