@@ -134,15 +134,23 @@ public func intfa_quantized_byte_counts(
 public func intfa_quantize(
     _ context: OpaquePointer?, _ problem: UnsafePointer<intfa_problem>?,
     _ q: UnsafePointer<intfa_tensor>?, _ k: UnsafePointer<intfa_tensor>?, _ v: UnsafePointer<intfa_tensor>?,
+    _ keyMean: UnsafePointer<Float>?, _ valueAmax: UnsafePointer<Float>?,
     _ destination: UnsafePointer<intfa_quantized>?,
     _ workspace: UnsafeMutableRawPointer?, _ workspaceBytes: Int, _ stream: UnsafeMutableRawPointer?
 ) -> intfa_status {
     reporting { () throws(AttentionError) in
         let engine = try InterfaceContext.from(context)
         let (problem, method) = try AttentionProblem.from(problem)
+        var statistics: ChannelStatistics?
+        switch (keyMean, valueAmax) {
+        case (nil, nil): statistics = nil
+        case let (mean?, amax?):
+            statistics = ChannelStatistics(keyMean: UInt64(UInt(bitPattern: mean)), valueAmax: UInt64(UInt(bitPattern: amax)))
+        default: throw .invalidDeviceTensor(tensor: "k_mean/v_amax", reason: "give both channel statistics or neither")
+        }
         _ = try engine.attention.quantize(
             method, problem: problem, q: .from(q, name: "q"), k: .from(k, name: "k"), v: .from(v, name: "v"),
-            into: .from(destination, method: method), stream: engine.stream(stream),
+            into: .from(destination, method: method), statistics: statistics, stream: engine.stream(stream),
             workspace: DeviceWorkspace(address: UInt64(UInt(bitPattern: workspace)), byteCount: workspaceBytes))
     }
 }

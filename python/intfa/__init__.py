@@ -120,8 +120,8 @@ def attention(q, k, v, *, is_causal=False, scale=None, method="int8", layout="bh
     sees key j iff j <= i + Nk - Nq (SDPA's convention when Nq == Nk). ``scale`` defaults to
     1/sqrt(D). ``method``: "int8" (default scheme), "int8-paper", "fp8-e4m3", "fp16", and
     "fp32" on the CPU. Returns the output in q's layout and dtype, and with ``return_lse`` also
-    the log-sum-exp [B, H, Nq] (float32, natural log; for "int8" that of the smoothed scores,
-    which differ from the exact ones by -scale * (q . mean(K)) per row, docs/SCHEMES.md).
+    the log-sum-exp of each row's scaled scores [B, H, Nq] (float32, natural log; -inf for a
+    row that sees no key), so that partial results over key blocks merge exactly.
 
     torch CUDA tensors run on the GPU, queued on torch's current stream without host
     synchronization (the workspace comes from torch's caching allocator). numpy arrays and
@@ -162,7 +162,28 @@ def _attention_host(q, k, v, is_causal, scale, method, layout, return_lse, valid
     c = [x.c() for x in views] + [out_view.c()]
     _lib.check(_lib.library().intfa_attention_host(
         ctypes.byref(problem), *(ctypes.byref(t) for t in c), lse_pointer, int(validate), 0))
+    if return_lse and method == "int8":
+        _unsmooth(lse, q, k, layout, problem)
     return (out, lse) if return_lse else out
+
+
+def _unsmooth(lse, q, k, layout, problem):
+    """The int8 scheme subtracts K's channel mean before quantizing (docs/SCHEMES.md), which
+    shifts every score of a row by -scale * (q . mean(K)): the softmax is unchanged, and the
+    kernels' log-sum-exp is the shifted one. Adds the shift back, in place."""
+    scale = problem.softmax_scale or 1.0 / math.sqrt(problem.head_dim)
+    group = problem.heads // problem.kv_heads
+    if _is_torch(lse):
+        torch = _torch()
+        qb, kb = (q, k) if layout == "bhnd" else (q.transpose(1, 2), k.transpose(1, 2))
+        mean = kb.float().mean(dim=2).repeat_interleave(group, dim=1)  # [B, H, D]
+        shift = torch.einsum("bhnd,bhd->bhn", qb.float(), mean) * scale
+    else:
+        import numpy
+        qb, kb = (q, k) if layout == "bhnd" else (q.transpose(0, 2, 1, 3), k.transpose(0, 2, 1, 3))
+        mean = numpy.repeat(kb.astype(numpy.float64).mean(axis=2), group, axis=1)
+        shift = (numpy.einsum("bhnd,bhd->bhn", qb.astype(numpy.float64), mean) * scale).astype(numpy.float32)
+    lse += shift
 
 
 def _check_finite(tensors):
@@ -195,6 +216,8 @@ def _attention_cuda(q, k, v, is_causal, scale, method, layout, return_lse, valid
     _lib.check(_lib.library().intfa_attention(
         _lib.context(device.index), ctypes.byref(problem), *(ctypes.byref(t) for t in c),
         lse.data_ptr() if lse is not None else None, workspace.data_ptr(), workspace_bytes, stream))
+    if return_lse and method == "int8":
+        _unsmooth(lse, q, k, layout, problem)
     return (out, lse) if return_lse else out
 
 
@@ -227,9 +250,13 @@ class QuantizedInputs:
                             self.head_dim, float(self.scale or 0.0), int(bool(is_causal)), _lib.METHODS[self.method], 0)
 
 
-def quantize(q, k, v, *, method="int8", scale=None, layout="bhnd"):
+def quantize(q, k, v, *, method="int8", scale=None, layout="bhnd", k_mean=None, v_amax=None):
     """Quantizes CUDA q, k, v (fp16/bf16) into the form ``attention_quantized`` reads, on
-    torch's current stream: for callers that keep INT8 K/V caches, or produce INT8 directly."""
+    torch's current stream: for callers that keep INT8 K/V caches, or produce INT8 directly.
+
+    ``k_mean`` (K's per-channel mean over the tokens) and ``v_amax`` (V's per-channel max |v|),
+    float32 CUDA tensors [B, Hkv, D], both or neither, replace the statistics measured from k
+    and v: pieces of one sequence then quantize exactly as the whole sequence would."""
     _check_layout(layout)
     torch = _torch()
     if not all(_is_torch(x) and x.is_cuda for x in (q, k, v)):
@@ -249,17 +276,29 @@ def quantize(q, k, v, *, method="int8", scale=None, layout="bhnd"):
         buffer(sizes.k_scale, torch.float32), buffer(sizes.vt, torch.int8), buffer(sizes.v_scale, torch.float32),
         problem.batch, problem.heads, problem.kv_heads, problem.query_length, problem.key_length, problem.head_dim,
         scale)
+    statistics = [None, None]
+    if (k_mean is None) != (v_amax is None):
+        raise ValueError("give both k_mean and v_amax, or neither")
+    if k_mean is not None:
+        shape = (problem.batch, problem.kv_heads, problem.head_dim)
+        for name, x in (("k_mean", k_mean), ("v_amax", v_amax)):
+            if not (_is_torch(x) and x.is_cuda and x.dtype == torch.float32 and tuple(x.shape) == shape
+                    and x.is_contiguous() and x.device == device):
+                raise ValueError(f"{name} must be a contiguous float32 CUDA tensor {list(shape)} on {device}")
+        statistics = [k_mean.data_ptr(), v_amax.data_ptr()]
     workspace, workspace_bytes = _workspace(torch, problem, views[0].dtype, device)
     destination = result._c()
     _lib.check(_lib.library().intfa_quantize(
-        _lib.context(device.index), ctypes.byref(problem), *(ctypes.byref(x.c()) for x in views),
+        _lib.context(device.index), ctypes.byref(problem), *(ctypes.byref(x.c()) for x in views), *statistics,
         ctypes.byref(destination), workspace.data_ptr(), workspace_bytes, torch.cuda.current_stream(device).cuda_stream))
     return result
 
 
 def attention_quantized(inputs, *, is_causal=False, dtype=None, layout="bhnd", return_lse=False):
     """Attention on ``quantize``'s result; the output is fp16 (or ``dtype``: torch.float16 or
-    torch.bfloat16) in ``layout``."""
+    torch.bfloat16) in ``layout``. With "int8" the log-sum-exp is that of the smoothed scores:
+    the exact one minus scale * (q . mean(K)) per row (K's channel mean, docs/SCHEMES.md),
+    since the codes no longer hold q or the mean."""
     _check_layout(layout)
     torch = _torch()
     if not isinstance(inputs, QuantizedInputs):

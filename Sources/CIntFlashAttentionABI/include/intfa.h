@@ -132,10 +132,14 @@ intfa_status intfa_attention_host(
 /* Buffer sizes of the pre-quantized form of a problem under its method. */
 intfa_status intfa_quantized_byte_counts(const intfa_problem* problem, intfa_quantized_sizes* sizes);
 
-/* Quantizes device q, k, v (fp16/bf16) into `destination` on `stream`. */
+/* Quantizes device q, k, v (fp16/bf16) into `destination` on `stream`. `k_mean` and `v_amax`
+   (fp32 [B, Hkv, D] device buffers, both or neither; int8 methods only) replace the channel
+   statistics measured from k and v: shards of one sequence then quantize exactly as the whole
+   sequence (reduce the shards' sums and maxima across ranks first). */
 intfa_status intfa_quantize(
     intfa_context* context, const intfa_problem* problem,
     const intfa_tensor* q, const intfa_tensor* k, const intfa_tensor* v,
+    const float* k_mean, const float* v_amax,
     const intfa_quantized* destination, void* workspace, size_t workspace_bytes, void* stream);
 
 /* Attention on pre-quantized device inputs (e.g. an INT8 K/V cache) on `stream`. */

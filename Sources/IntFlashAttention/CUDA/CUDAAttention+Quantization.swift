@@ -9,7 +9,7 @@ extension CUDAAttention {
     /// the attention parameters that read their results.
     func prepareInputs(
         _ method: AttentionMethod, problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor,
-        destination: QuantizedDeviceInputs? = nil
+        destination: QuantizedDeviceInputs? = nil, statistics: ChannelStatistics? = nil
     ) throws(AttentionError) -> AttentionParams {
         // The callers have run validateInputs (element types, alignment, strides).
         let b = problem.batch, h = problem.heads, hkv = problem.kvHeads, d = problem.headDim
@@ -39,8 +39,8 @@ extension CUDAAttention {
         }
         func addr(_ slot: WorkspaceSlot) -> UInt64 { slots[slot] ?? 0 }
         let statsQ = (mean: addr(.qMean), amax: addr(.qAmax))
-        let statsK = (mean: addr(.kMean), amax: addr(.kAmax))
-        let statsV = (mean: addr(.vMean), amax: addr(.vAmax))
+        let statsK = (mean: statistics?.keyMean ?? addr(.kMean), amax: addr(.kAmax))
+        let statsV = (mean: addr(.vMean), amax: statistics?.valueAmax ?? addr(.vAmax))
         var params = AttentionParams()
         if let destination {
             (params.q, params.qScale, params.k) = (destination.q, destination.qScale, destination.k)
@@ -74,13 +74,14 @@ extension CUDAAttention {
         }
         // Channel statistics: K's mean for smoothing, V's amax for its scales, and every
         // tensor's amax for the per-tensor FP8 scales.
-        var statistics: [QuantizationParams] = [vp]
-        if method == .int8 || method == .fp8E4M3 { statistics.append(kp) }
-        if method == .fp8E4M3 { statistics.append(qp) }
+        // Given statistics replace K's and V's (int8 schemes only, checked by the callers).
+        var measured: [QuantizationParams] = statistics == nil ? [vp] : []
+        if (method == .int8 && statistics == nil) || method == .fp8E4M3 { measured.append(kp) }
+        if method == .fp8E4M3 { measured.append(qp) }
         // One partials buffer, sized for the largest tensor (they run in order on the stream).
         let chunks = { (p: QuantizationParams) in Self.statsChunks(tokens: Int(p.tokens)) }
         let partials = addr(.statsPartials)
-        for var p in statistics {
+        for var p in measured {
             p.channelPartials = partials
             p.statsChunks = Int64(chunks(p))
             let heads = Int(p.heads)

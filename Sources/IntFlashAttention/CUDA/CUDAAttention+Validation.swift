@@ -60,6 +60,12 @@ extension CUDAAttention {
         try validateAlignment(inputs.vScale, bytes: 4, "V scales", what: "its address")
     }
 
+    /// Caller-supplied channel statistics: fp32 buffers.
+    static func validateStatistics(_ statistics: ChannelStatistics) throws(AttentionError) {
+        try validateAlignment(statistics.keyMean, bytes: 4, "K channel mean", what: "its address")
+        try validateAlignment(statistics.valueAmax, bytes: 4, "V channel amax", what: "its address")
+    }
+
     private static func validateAlignment(_ address: UInt64, bytes: UInt64, _ name: String, what: String) throws(AttentionError) {
         guard address != 0 else { throw .invalidDeviceTensor(tensor: name, reason: "the device address is null") }
         guard address % bytes == 0 else {

@@ -127,10 +127,12 @@ public final class CUDAAttention: @unchecked Sendable {
     /// them in the pre-quantized form: into `destination`'s buffers when given (sized by
     /// ``QuantizedDeviceInputs/byteCounts(method:problem:)``), else into the workspace (the
     /// lent one, or this instance's own, valid until its next call). Issued on `stream`
-    /// (default: ``stream``).
+    /// (default: ``stream``). With `statistics` (`int8` and `int8-paper` only), K's channel
+    /// mean and V's channel amax come from the caller instead of from k and v.
     public func quantize(
         _ method: AttentionMethod, problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor,
-        into destination: QuantizedDeviceInputs? = nil, stream: CUDAStream? = nil, workspace: DeviceWorkspace? = nil
+        into destination: QuantizedDeviceInputs? = nil, statistics: ChannelStatistics? = nil,
+        stream: CUDAStream? = nil, workspace: DeviceWorkspace? = nil
     ) throws(AttentionError) -> QuantizedDeviceInputs {
         try problem.validate()
         guard method != .fp16 else {
@@ -139,8 +141,15 @@ public final class CUDAAttention: @unchecked Sendable {
         try Self.validateLimits(problem)
         try Self.validateInputs(method, q: q, k: k, v: v)
         if let destination { try Self.validateQuantized(destination) }
+        if let statistics {
+            guard method == .int8 || method == .int8Paper else {
+                throw .unsupportedMethod(method: method.rawValue, backend: "cuda", reason: "only the int8 schemes take channel statistics")
+            }
+            try Self.validateStatistics(statistics)
+        }
         return try serialized(stream: stream, workspace: workspace) { () throws(AttentionError) in
-            let params = try prepareInputs(method, problem: problem, q: q, k: k, v: v, destination: destination)
+            let params = try prepareInputs(
+                method, problem: problem, q: q, k: k, v: v, destination: destination, statistics: statistics)
             return QuantizedDeviceInputs(
                 method: method, q: params.q, qScale: params.qScale, k: params.k, kScale: params.kScale,
                 vt: params.v, vScale: params.vScale)
