@@ -14,15 +14,16 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 import intfa
-from intfa.distributed import ring_attention, zigzag_shard
+from intfa.distributed import even_bounds, ring_attention, zigzag_shard
 
 
 def shard(x, rank, world, causal):
-    """Zigzag shards when causal; otherwise uneven contiguous slices (rank r: n·r/P … n·(r+1)/P)."""
+    """Zigzag shards when causal; otherwise contiguous slices on 64-token boundaries (uneven
+    when n is not a multiple of 64·world)."""
     if causal:
         return zigzag_shard(x, rank, world)
-    n = x.shape[2]
-    return x[:, :, n * rank // world: n * (rank + 1) // world]
+    a, z = even_bounds(x.shape[2], world)[rank]
+    return x[:, :, a:z]
 
 
 def inputs(b, h, hkv, n, d, seed):
@@ -55,7 +56,7 @@ def check(rank, world, report):
         reference = float64_rows(q, k, v, causal, subset)
         for kv_format in ("int8", "fp16"):
             out = ring_attention(*(shard(x, rank, world, causal) for x in (q, k, v)), is_causal=causal, kv_format=kv_format)
-            pick = torch.searchsorted(positions, subset)
+            pick = torch.searchsorted(positions.contiguous(), subset.contiguous())
             record = dict(kind="check", world=world, rank=rank, batch=b, heads=h, kv_heads=hkv, seqlen=n, head_dim=d,
                           causal=causal, kv_format=kv_format, vs_single_gpu=rel_l1(out, mine),
                           vs_float64=rel_l1(out[:, :, pick], reference), single_gpu_vs_float64=rel_l1(mine[:, :, pick], reference))
@@ -79,13 +80,14 @@ def timed(function, repeats):
     return times[len(times) // 2]
 
 
-def bench(rank, world, seqlens, repeats, report):
-    for h, hkv in ((16, 16), (32, 8)):
+def bench(rank, world, seqlens, repeats, heads, report):
+    for h, hkv in heads:
         for n in seqlens:
             for causal in (False, True):
                 q, k, v = inputs(1, h, hkv, n, 128, seed=1)
                 parts = [shard(x, rank, world, causal) for x in (q, k, v)]
-                record = dict(kind="bench", world=world, heads=h, kv_heads=hkv, seqlen=n, head_dim=128, causal=causal)
+                record = dict(kind="bench", world=world, heads=h, kv_heads=hkv, seqlen=n, head_dim=128, causal=causal,
+                              grid=os.environ.get("INTFA_WGMMA_GRID", "default"))
                 for kv_format in ("int8", "fp16"):
                     record[f"ring_{kv_format}_ms"] = timed(
                         lambda: ring_attention(*parts, is_causal=causal, kv_format=kv_format), repeats)
@@ -109,6 +111,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-check", action="store_true")
     parser.add_argument("--skip-bench", action="store_true")
+    parser.add_argument("--heads", default="16/16,32/8", help="query/kv head pairs to time")
     args = parser.parse_args()
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
@@ -126,7 +129,8 @@ def main():
     if not args.skip_check:
         check(rank, world, report)
     if not args.skip_bench:
-        bench(rank, world, [int(x) for x in args.seqlens.split(",")], args.repeats, report)
+        heads = [tuple(int(x) for x in pair.split("/")) for pair in args.heads.split(",")]
+        bench(rank, world, [int(x) for x in args.seqlens.split(",")], args.repeats, heads, report)
     dist.destroy_process_group()
 
 

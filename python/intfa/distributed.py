@@ -11,9 +11,13 @@ each rank quantizes its K and V once and the INT8 codes and scales travel, about
 bytes of fp16 K/V; ``kv_format="fp16"`` sends the fp16 tensors instead (each block is then
 quantized where it arrives).
 
-Causal attention uses zigzag sharding so no rank idles: the sequence is cut into 2P chunks and
-rank r holds chunks r and 2P-1-r (``zigzag_shard`` / ``zigzag_unshard``). Shards may be
-unequal (any N).
+Causal attention uses zigzag sharding so no rank idles: the sequence is cut into 2P chunks on
+64-token boundaries and rank r holds chunks r and 2P-1-r (``zigzag_shard`` /
+``zigzag_unshard``); the last chunk takes any tail, so N need not divide evenly.
+
+Set ``INTFA_WGMMA_GRID=tiles`` in the environment of ring processes (scripts/ring-attention.sh
+does): NCCL's kernels share the SMs with attention, and the persistent grid's statically
+scheduled CTAs that start late behind them hold back the whole kernel.
 """
 
 import math
@@ -25,11 +29,21 @@ import torch.distributed as dist
 import intfa
 
 
+BLOCK = 64  # the key block of the int8 scheme's P scales
+
+
+def even_bounds(n, parts):
+    """Token ranges of `parts` slices of n tokens whose boundaries fall on multiples of 64: the
+    key blocks of the int8 scheme's P scales, so each slice's blocks are the whole sequence's
+    and results match one GPU's to rounding. The last slice also takes the n mod 64 tail."""
+    blocks = n // BLOCK
+    edges = [BLOCK * (blocks * i // parts) for i in range(parts)] + [n]
+    return [(edges[i], edges[i + 1]) for i in range(parts)]
+
+
 def zigzag_bounds(n, world):
-    """Token ranges of the 2·world zigzag chunks of a sequence of n tokens (sizes differ by ≤ 1)."""
-    chunks = 2 * world
-    edges = [i * n // chunks for i in range(chunks + 1)]
-    return [(edges[i], edges[i + 1]) for i in range(chunks)]
+    """Token ranges of the 2·world zigzag chunks of a sequence of n tokens (see ``even_bounds``)."""
+    return even_bounds(n, 2 * world)
 
 
 def zigzag_shard(x, rank, world, dim=2):
@@ -143,8 +157,9 @@ def ring_attention(q, k, v, *, group=None, is_causal=False, scale=None, kv_forma
         raise ValueError("each rank's q and k/v shards must hold the same tokens")
     if is_causal:
         total = sum(kv_lengths)
-        if total < 2 * world:
-            raise ValueError(f"causal ring attention needs at least {2 * world} tokens on {world} ranks, not {total}")
+        if total < BLOCK * 2 * world:
+            raise ValueError(f"causal ring attention on {world} ranks needs at least {BLOCK * 2 * world} tokens "
+                             f"(64 per zigzag chunk), not {total}")
         bounds = zigzag_bounds(total, world)
         chunk_lengths = [(bounds[r][1] - bounds[r][0], bounds[2 * world - 1 - r][1] - bounds[2 * world - 1 - r][0])
                          for r in range(world)]
