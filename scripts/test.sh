@@ -33,3 +33,8 @@ if ! python3 -c "import numpy, pytest" 2>/dev/null; then
     export PYTHONPATH="$python_dir${PYTHONPATH:+:$PYTHONPATH}"
 fi
 INTFA_LIBRARY="$PWD/.build/release/libintfa_c.so" python3 -m pytest -q -p no:cacheprovider python/tests
+
+# A C caller of the same library, built with the system C compiler.
+cc -I include examples/c/attention_host.c -L .build/release -lintfa_c \
+    -Wl,-rpath,"$PWD/.build/release" -lm -o .build/attention_host
+.build/attention_host
