@@ -15,7 +15,7 @@ final class InterfaceContext {
     init(attention: CUDAAttention) { self.attention = attention }
 
     static func from(_ pointer: OpaquePointer?) throws(AttentionError) -> InterfaceContext {
-        guard let pointer else { throw .invalid("context") }
+        guard let pointer else { throw .missingArgument("context") }
         return Unmanaged<InterfaceContext>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
     }
 
@@ -40,7 +40,7 @@ public func intfa_last_error_message() -> UnsafePointer<CChar> { LastError.messa
 @_cdecl("intfa_context_create")
 public func intfa_context_create(_ device: Int32, _ context: UnsafeMutablePointer<OpaquePointer?>?) -> intfa_status {
     reporting { () throws(AttentionError) in
-        guard let context else { throw .invalid("context") }
+        guard let context else { throw .missingArgument("context") }
         context.pointee = nil
         guard device >= 0 else { throw .invalidDimension(name: "device", value: Int(device), requirement: "must not be negative") }
         let engine = try CUDAAttention(device: Int(device))
@@ -62,7 +62,7 @@ public func intfa_workspace_size(
 ) -> intfa_status {
     reporting { () throws(AttentionError) in
         let (problem, method) = try AttentionProblem.from(problem)
-        guard let bytes else { throw .invalid("bytes") }
+        guard let bytes else { throw .missingArgument("bytes") }
         let type = try ElementType(c: inputType, tensor: "input_dtype")
         bytes.pointee = CUDAAttention.workspaceByteCount(method, problem: problem, inputType: type)
     }
@@ -120,7 +120,7 @@ public func intfa_quantized_byte_counts(
 ) -> intfa_status {
     reporting { () throws(AttentionError) in
         let (problem, method) = try AttentionProblem.from(problem)
-        guard let sizes else { throw .invalid("sizes") }
+        guard let sizes else { throw .missingArgument("sizes") }
         guard [.int8, .int8Paper, .fp8E4M3].contains(method) else {
             throw .unsupportedMethod(method: method.rawValue, backend: "cuda", reason: "it has no quantized form")
         }

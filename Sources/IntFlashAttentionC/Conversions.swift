@@ -7,7 +7,7 @@ extension AttentionError {
     var status: intfa_status {
         switch self {
         case .invalidDimension, .headsNotDivisible, .shapeMismatch, .invalidSoftmaxScale, .invalidDeviceTensor,
-             .malformedNPY, .io:
+             .missingArgument, .malformedNPY, .io:
             return INTFA_ERROR_INVALID_ARGUMENT
         case .unsupportedHeadDim, .unsupportedMethod: return INTFA_ERROR_UNSUPPORTED
         case .nonFiniteInput: return INTFA_ERROR_NON_FINITE_INPUT
@@ -17,9 +17,6 @@ extension AttentionError {
         }
     }
 
-    static func invalid(_ what: String) -> AttentionError {
-        .invalidDimension(name: what, value: 0, requirement: "must not be NULL")
-    }
 }
 
 /// Runs an entry point's body: success clears the thread's message, a failure records it.
@@ -63,7 +60,7 @@ extension ElementType {
 extension AttentionProblem {
     /// The problem and method of an `intfa_problem`.
     static func from(_ pointer: UnsafePointer<intfa_problem>?) throws(AttentionError) -> (AttentionProblem, AttentionMethod) {
-        guard let p = pointer?.pointee else { throw .invalid("problem") }
+        guard let p = pointer?.pointee else { throw .missingArgument("problem") }
         func int(_ value: Int64, _ name: String) throws(AttentionError) -> Int {
             guard let result = Int(exactly: value) else {
                 throw .invalidDimension(name: name, value: Int(truncatingIfNeeded: value), requirement: "out of range")
@@ -82,7 +79,7 @@ extension AttentionProblem {
 extension DeviceTensor {
     /// A device tensor from an `intfa_tensor` (validated later, with the call's requirements).
     static func from(_ pointer: UnsafePointer<intfa_tensor>?, name: String) throws(AttentionError) -> DeviceTensor {
-        guard let t = pointer?.pointee else { throw .invalid(name) }
+        guard let t = pointer?.pointee else { throw .missingArgument(name) }
         return DeviceTensor(
             address: UInt64(UInt(bitPattern: t.data)), elementType: try ElementType(c: t.dtype, tensor: name),
             strides: TensorStrides(batch: Int(t.stride_batch), head: Int(t.stride_head), token: Int(t.stride_token)))
@@ -91,7 +88,7 @@ extension DeviceTensor {
 
 extension QuantizedDeviceInputs {
     static func from(_ pointer: UnsafePointer<intfa_quantized>?, method: AttentionMethod) throws(AttentionError) -> QuantizedDeviceInputs {
-        guard let c = pointer?.pointee else { throw .invalid("quantized inputs") }
+        guard let c = pointer?.pointee else { throw .missingArgument("quantized inputs") }
         func address(_ p: UnsafeMutableRawPointer?) -> UInt64 { UInt64(UInt(bitPattern: p)) }
         return QuantizedDeviceInputs(
             method: method, q: address(c.q), qScale: address(c.q_scale), k: address(c.k),
@@ -106,7 +103,7 @@ struct HostTensor {
     let strides: TensorStrides
 
     init(_ pointer: UnsafePointer<intfa_tensor>?, name: String) throws(AttentionError) {
-        guard let t = pointer?.pointee else { throw .invalid(name) }
+        guard let t = pointer?.pointee else { throw .missingArgument(name) }
         guard let data = t.data else { throw .invalidDeviceTensor(tensor: name, reason: "the data pointer is NULL") }
         self.type = try ElementType(c: t.dtype, tensor: name)
         guard Int(bitPattern: data) % type.byteWidth == 0 else {

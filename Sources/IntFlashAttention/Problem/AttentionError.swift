@@ -20,6 +20,8 @@ public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible 
     case invalidDeviceTensor(tensor: String, reason: String)
     /// The workspace a caller lent a call is smaller than the call needs.
     case workspaceTooSmall(required: Int, provided: Int)
+    /// A required argument of a C call is NULL; the associated value names it.
+    case missingArgument(String)
     /// A `.npy` file cannot be used; `reason` says why.
     case malformedNPY(path: String, reason: String)
     /// The requested method does not exist on this backend.
@@ -46,6 +48,8 @@ public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible 
             return "\(tensor) holds a non-finite value (NaN or Inf) at element \(index)"
         case let .invalidDeviceTensor(tensor, reason):
             return "\(tensor): \(reason)"
+        case let .missingArgument(name):
+            return "\(name) is NULL"
         case let .workspaceTooSmall(required, provided):
             return "the workspace holds \(provided) bytes; this call needs \(required)"
         case let .invalidSoftmaxScale(scale):
