@@ -46,37 +46,35 @@ INTFA_DEVICE void intfa_fence_registers(intfa_s32 (&r)[N]) {
     for (int i = 0; i < N; ++i) asm volatile("" : "+r"(r[i]) :: "memory");
 }
 
-// S += Q·Kᵀ for 64 keys: A (Q, s8) from registers, B (K, s8) from shared memory.
-template <int Accumulate>
-INTFA_DEVICE void intfa_wgmma_m64n64k32_s8s8(intfa_s32 (&d)[32], const intfa_u32 (&a)[4], intfa_u64 b) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-        "{%32, %33, %34, %35}, %36, p;\n}\n"
-        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]),
-          "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]),
-          "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]),
-          "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(Accumulate));
-}
+// Accumulator operands of a wgmma: 32 registers from d[base].
+#define INTFA_WGMMA_D32(d, base)                                                                       \
+    "+r"(d[base + 0]), "+r"(d[base + 1]), "+r"(d[base + 2]), "+r"(d[base + 3]), "+r"(d[base + 4]),     \
+    "+r"(d[base + 5]), "+r"(d[base + 6]), "+r"(d[base + 7]), "+r"(d[base + 8]), "+r"(d[base + 9]),     \
+    "+r"(d[base + 10]), "+r"(d[base + 11]), "+r"(d[base + 12]), "+r"(d[base + 13]), "+r"(d[base + 14]), \
+    "+r"(d[base + 15]), "+r"(d[base + 16]), "+r"(d[base + 17]), "+r"(d[base + 18]), "+r"(d[base + 19]), \
+    "+r"(d[base + 20]), "+r"(d[base + 21]), "+r"(d[base + 22]), "+r"(d[base + 23]), "+r"(d[base + 24]), \
+    "+r"(d[base + 25]), "+r"(d[base + 26]), "+r"(d[base + 27]), "+r"(d[base + 28]), "+r"(d[base + 29]), \
+    "+r"(d[base + 30]), "+r"(d[base + 31])
+#define INTFA_WGMMA_D32_TEXT                                                                           \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                          \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
 
+// d (+)= A·B for m64n64k32 with A (4 registers) from registers and B from shared memory;
+// `types` is the PTX type pair, e.g. "s8.s8".
+#define INTFA_DEFINE_WGMMA_M64N64K32(name, types)                                                      \
+    template <int Accumulate>                                                                          \
+    INTFA_DEVICE void name(intfa_s32 (&d)[32], const intfa_u32 (&a)[4], intfa_u64 b) {                \
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                     \
+                     "wgmma.mma_async.sync.aligned.m64n64k32.s32." types " " INTFA_WGMMA_D32_TEXT     \
+                     "{%32, %33, %34, %35}, %36, p;\n}\n"                                              \
+                     : INTFA_WGMMA_D32(d, 0)                                                           \
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(Accumulate));           \
+    }
+
+// S += Q·Kᵀ for 64 keys: A (Q, s8) from registers, B (K, s8) from shared memory.
+INTFA_DEFINE_WGMMA_M64N64K32(intfa_wgmma_m64n64k32_s8s8, "s8.s8")
 // O += P·V for D = 64: A (P, u8) from registers, B (Vt, s8) from shared memory.
-template <int Accumulate>
-INTFA_DEVICE void intfa_wgmma_m64n64k32_u8s8(intfa_s32 (&d)[32], const intfa_u32 (&a)[4], intfa_u64 b) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k32.s32.u8.s8 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-        "{%32, %33, %34, %35}, %36, p;\n}\n"
-        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]),
-          "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]),
-          "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]),
-          "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(Accumulate));
-}
+INTFA_DEFINE_WGMMA_M64N64K32(intfa_wgmma_m64n64k32_u8s8, "u8.s8")
 
 // O += P·V for D = 128.
 template <int Accumulate>
@@ -89,14 +87,7 @@ INTFA_DEVICE void intfa_wgmma_m64n128k32_u8s8(intfa_s32 (&d)[64], const intfa_u3
         "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
         "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
         "{%64, %65, %66, %67}, %68, p;\n}\n"
-        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]),
-          "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]),
-          "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]),
-          "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]),
-          "+r"(d[32]), "+r"(d[33]), "+r"(d[34]), "+r"(d[35]), "+r"(d[36]), "+r"(d[37]), "+r"(d[38]), "+r"(d[39]),
-          "+r"(d[40]), "+r"(d[41]), "+r"(d[42]), "+r"(d[43]), "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]),
-          "+r"(d[48]), "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]),
-          "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]), "+r"(d[63])
+        : INTFA_WGMMA_D32(d, 0), INTFA_WGMMA_D32(d, 32)
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(Accumulate));
 }
 
