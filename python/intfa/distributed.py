@@ -79,9 +79,14 @@ def merge(out, lse, part, part_lse):
 
 @dataclass
 class _Block:
-    """One chunk of K/V as it travels: INT8 codes, scales and channel mean, or fp16 K and V."""
+    """One chunk of K/V as it travels: INT8 codes and scales, or fp16 K and V."""
     tensors: list
     length: int
+
+    @staticmethod
+    def int8(quantized, length):
+        """The K/V half of ``intfa.quantize``'s result."""
+        return _Block([quantized.k, quantized.k_scale, quantized.vt, quantized.v_scale], length)
 
 
 class _Ring:
@@ -181,15 +186,14 @@ def ring_attention(q, k, v, *, group=None, is_causal=False, scale=None, kv_forma
     # Q codes once per chunk; K/V codes once per chunk (int8 wire) or where each block arrives.
     quantized = [intfa.quantize(qc, kc, vc, **statistics) for qc, kc, vc in zip(q_chunks, k_chunks, v_chunks)]
     if kv_format == "int8":
-        blocks = [_Block([x.k, x.k_scale, x.vt, x.v_scale], kc.shape[2]) for x, kc in zip(quantized, k_chunks)]
+        blocks = [_Block.int8(x, kc.shape[2]) for x, kc in zip(quantized, k_chunks)]
     else:
         blocks = [_Block([kc.contiguous(), vc.contiguous()], kc.shape[2]) for kc, vc in zip(k_chunks, v_chunks)]
 
     def attend(qi, block, causal):
         if kv_format == "fp16":
             kb, vb = block.tensors
-            arrived = intfa.quantize(q_chunks[qi], kb, vb, **statistics)
-            block = _Block([arrived.k, arrived.k_scale, arrived.vt, arrived.v_scale], block.length)
+            block = _Block.int8(intfa.quantize(q_chunks[qi], kb, vb, **statistics), block.length)
         return _attend_int8(quantized[qi], block, scale, causal, q.dtype)
 
     def receive_buffers(source):
