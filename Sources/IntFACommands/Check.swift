@@ -12,7 +12,8 @@ struct Check: ParsableCommand {
             unequal lengths, GQA, both layouts and bf16 inputs: the output (poisoned with NaN \
             before each launch) must match the CPU implementation of the same scheme to \
             relative L1 ≤ 2e-3, its error against float64 must be within 1.2× the CPU's, and \
-            the log-sum-exp must agree. The INT8 quantization kernels must match the CPU \
+            the log-sum-exp must agree (mean difference ≤ 1e-4, largest ≤ 4e-3: the GPU's \
+            exp2 may round one P code the other way). The INT8 quantization kernels must match the CPU \
             quantizers bit for bit. Exits with status 1 on any failure.
             """
     )
@@ -148,11 +149,12 @@ struct CheckCase {
                     method: .int8, family: family, headDim: 64, causal: false, output: .float16, input: .float16,
                     layout: .bhnd, batch: 2, heads: 32_800, kvHeads: 32_800, queryLength: 3, keyLength: 70))
                 // Long rows (192 key blocks): rounding that grows with the number of blocks
-                // stays hidden at the shapes above.
+                // stays hidden at the shapes above. Few queries keep the CPU oracles quick; with
+                // the bottom-right mask the causal rows still see 12033 keys or more.
                 for causal in [false, true] {
                     cases.append(CheckCase(
                         method: .int8, family: family, headDim: 128, causal: causal, output: .float16, input: .float16,
-                        layout: .bhnd, batch: 1, heads: 2, kvHeads: 2, queryLength: 12_288, keyLength: 12_288))
+                        layout: .bhnd, batch: 1, heads: 2, kvHeads: 2, queryLength: 256, keyLength: 12_288))
                 }
             }
         }
@@ -188,10 +190,10 @@ struct CheckCase {
         outcome.vsCPU = ErrorMetrics(output: gpuOut, reference: cpuRounded.map(Double.init)).relativeL1
         outcome.gpuError = ErrorMetrics(output: gpuOut, reference: reference).relativeL1
         outcome.cpuError = ErrorMetrics(output: cpuRounded, reference: reference).relativeL1
-        outcome.lseError = zip(gpu.logSumExp, cpu.logSumExp).reduce(0.0) { worst, pair in
-            if pair.0 == pair.1 { return worst }  // both −∞ for rows that see no key
-            return max(worst, Double(abs(pair.0 - pair.1)))
-        }
+        // Both are −∞ for rows that see no key.
+        let lseDifferences = zip(gpu.logSumExp, cpu.logSumExp).map { $0 == $1 ? 0 : Double(abs($0 - $1)) }
+        outcome.lseError = lseDifferences.max() ?? 0
+        outcome.lseMeanError = lseDifferences.reduce(0, +) / Double(max(lseDifferences.count, 1))
         if method == .int8 || method == .int8Paper {
             let onDevice = try engine.quantizeOnDevice(method, problem: problem, q: qt, k: kt, v: vt)
             let onHost = try QuantizedAttentionInputs.quantize(method: method, problem: problem, q: qr, k: kr, v: vr)
@@ -204,7 +206,9 @@ struct CheckCase {
 
 /// What one case measured, and whether it passed.
 struct CheckOutcome {
-    var vsCPU = Double.nan, gpuError = Double.nan, cpuError = Double.nan, lseError = Double.nan
+    var vsCPU = Double.nan, gpuError = Double.nan, cpuError = Double.nan
+    /// Largest and mean |Δ log-sum-exp| over rows.
+    var lseError = Double.nan, lseMeanError = Double.nan
     var quantization = "-"
     var failure: String?
 
@@ -222,7 +226,13 @@ struct CheckOutcome {
         if !(gpuError <= 1.2 * cpuError + 1e-5) {
             problems.append("error vs float64 \(formatted(gpuError)) > 1.2 × CPU's \(formatted(cpuError))")
         }
-        if !(lseError <= 1e-3) { problems.append("log-sum-exp differs by \(formatted(lseError))") }
+        // The 8-bit schemes' l is a sum of rounded P codes, and the GPU's exp2 differs from the
+        // CPU's in the last bit: a code at a rounding tie may land one unit away, which moves
+        // ln l by up to ln(1 + 1/255) ≈ 3.9e-3 in a row whose codes sum to 255. Over the
+        // ~200k short rows of the many-heads case such flips reach 1e-3; a systematic error
+        // shows in the mean.
+        if !(lseError <= 4e-3) { problems.append("log-sum-exp differs by \(formatted(lseError))") }
+        if !(lseMeanError <= 1e-4) { problems.append("log-sum-exp differs by \(formatted(lseMeanError)) on average") }
         if quantization != "-" && quantization != "bit-exact" { problems.append("quantizers differ: \(quantization)") }
         failure = problems.isEmpty ? nil : problems.joined(separator: "; ")
     }

@@ -292,13 +292,9 @@ static INTFA_DEVICE void block_softmax(
 // an FFMA per element, plus a multiply when some row of the warp has a new maximum).
 // Reading the codes here, after the wait, also keeps ptxas from giving the next block's codes
 // the registers that the in-flight P·V still reads (which would serialize every wgmma).
-// With `rebase`, the offset collected so far leaves O' (O' −= 1.5·2^23 · W, W = 0): O' would
-// otherwise grow like 1.5·2^23 · W and its fp32 rounding with it, a relative error linear in
-// the number of blocks (2e-3 at 128 blocks, 3.5e-2 at 2048 in a simulation of this fold;
-// rebasing every kRebaseBlocks keeps it near 2e-4 at any length, for one FFMA per element).
 static INTFA_DEVICE void fold_block(float (&o)[kOutRegisters], const intfa_s32 (&acc)[kOutRegisters],
                                     const intfa_u32 (&p)[2][4], const float (&alpha)[2], const float (&weight)[2],
-                                    RowState& state, bool rebase) {
+                                    RowState& state) {
     intfa_u32 codeSum[2] = {0u, 0u};
 #pragma unroll
     for (int c = 0; c < 2; ++c) {
@@ -318,11 +314,17 @@ static INTFA_DEVICE void fold_block(float (&o)[kOutRegisters], const intfa_s32 (
     }
 #pragma unroll
     for (int i = 0; i < kOutRegisters; ++i) o[i] = fmaf(weight[(i >> 1) & 1], __int_as_float(acc[i] + kRoundBits), o[i]);
-    if (rebase) {
+}
+
+// Removes the offset that the folds collected from O' (O' −= 1.5·2^23 · W, W = 0). Left in,
+// it grows like 1.5·2^23 · W and its fp32 rounding with it: a relative error linear in the
+// number of blocks (2e-3 at 128 blocks, 3.5e-2 at 2048 in bench/fold_precision.py's
+// simulation). Done after every kRebaseBlocks folds it stays near 2e-4 at any length, for one
+// FFMA per element per kRebaseBlocks blocks, outside the loop body.
+static INTFA_DEVICE void rebase_output(float (&o)[kOutRegisters], RowState& state) {
 #pragma unroll
-        for (int i = 0; i < kOutRegisters; ++i) o[i] = fmaf(-kRound, state.roundWeight[(i >> 1) & 1], o[i]);
-        state.roundWeight[0] = state.roundWeight[1] = 0.0f;
-    }
+    for (int i = 0; i < kOutRegisters; ++i) o[i] = fmaf(-kRound, state.roundWeight[(i >> 1) & 1], o[i]);
+    state.roundWeight[0] = state.roundWeight[1] = 0.0f;
 }
 
 // Consumer warpgroups take turns issuing GEMMs: group i waits on barrier 1 + i, then lets
@@ -516,34 +518,41 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
             intfa_fence_registers(s);
             softmax(s, 0, pCurrent, alphaCurrent, weightCurrent);
 
-            for (int block = 1; block < groupBlocks; ++block) {
-                waitFull(block);
-                const TileDescriptors current = tile_descriptors(slotAddress(block));
-                const TileDescriptors previous = tile_descriptors(slotAddress(block - 1));
-                turns.wait();
-                intfa_wgmma_fence();
-                issue_scores(s, q, current);
-                intfa_wgmma_commit();
-                issue_values(acc, pCurrent, previous);
-                intfa_wgmma_commit();
-                turns.pass(++turn == issuePoints);
-                intfa_wgmma_wait<1>();
-                intfa_fence_registers(s);
-                intfa_u32 pNext[2][4];
-                float alphaNext[2], weightNext[2];
-                softmax(s, block, pNext, alphaNext, weightNext);
-                intfa_wgmma_wait<0>();
-                intfa_fence_registers(acc);
-                release(block - 1);
-                // Folds block − 1; every kRebaseBlocks-th fold also rebases O'.
-                fold_block(o, acc, pCurrent, alphaCurrent, weightCurrent, state, block % kRebaseBlocks == 0);
+            // Runs of kRebaseBlocks folds, with the offset removed between runs: a rebase branch
+            // inside the loop body cost 3–5% on the H200 (ptxas schedules the body around it),
+            // this form 0–1.5%.
+            for (int block = 1; block < groupBlocks;) {
+                const int runEnd = min(groupBlocks, block + kRebaseBlocks);
+                for (; block < runEnd; ++block) {
+                    waitFull(block);
+                    const TileDescriptors current = tile_descriptors(slotAddress(block));
+                    const TileDescriptors previous = tile_descriptors(slotAddress(block - 1));
+                    turns.wait();
+                    intfa_wgmma_fence();
+                    issue_scores(s, q, current);
+                    intfa_wgmma_commit();
+                    issue_values(acc, pCurrent, previous);
+                    intfa_wgmma_commit();
+                    turns.pass(++turn == issuePoints);
+                    intfa_wgmma_wait<1>();
+                    intfa_fence_registers(s);
+                    intfa_u32 pNext[2][4];
+                    float alphaNext[2], weightNext[2];
+                    softmax(s, block, pNext, alphaNext, weightNext);
+                    intfa_wgmma_wait<0>();
+                    intfa_fence_registers(acc);
+                    release(block - 1);
+                    // Folds block − 1.
+                    fold_block(o, acc, pCurrent, alphaCurrent, weightCurrent, state);
 #pragma unroll
-                for (int c = 0; c < 2; ++c) {
+                    for (int c = 0; c < 2; ++c) {
 #pragma unroll
-                    for (int i = 0; i < 4; ++i) pCurrent[c][i] = pNext[c][i];
+                        for (int i = 0; i < 4; ++i) pCurrent[c][i] = pNext[c][i];
+                    }
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) alphaCurrent[r] = alphaNext[r], weightCurrent[r] = weightNext[r];
                 }
-#pragma unroll
-                for (int r = 0; r < 2; ++r) alphaCurrent[r] = alphaNext[r], weightCurrent[r] = weightNext[r];
+                rebase_output(o, state);
             }
 
             const TileDescriptors last = tile_descriptors(slotAddress(groupBlocks - 1));
@@ -555,7 +564,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
             intfa_wgmma_wait<0>();
             intfa_fence_registers(acc);
             release(groupBlocks - 1);
-            fold_block(o, acc, pCurrent, alphaCurrent, weightCurrent, state, false);  // the epilogue removes the rest
+            fold_block(o, acc, pCurrent, alphaCurrent, weightCurrent, state);  // the epilogue removes the rest
         }
         // Blocks only later rows of the CTA see: keep the ring and the turns in step (one turn per
         // block, so a group waiting here never holds back the turn another group needs first).
