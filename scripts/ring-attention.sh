@@ -7,8 +7,4 @@ cd "$(dirname "$0")/.."
 gpus="${GPUS:-$(nvidia-smi --list-gpus | wc -l)}"
 # NVLink multicast off in every process: on shared machines it can take the host's GPUs down.
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-# One CTA per tile: NCCL's kernels share the SMs with attention during a ring, and CTAs of the
-# persistent grid that start late behind them hold back the whole kernel (2.86x against 3.46x
-# on 4 GPUs at N = 128k in docs/PERFORMANCE.md).
-export INTFA_WGMMA_GRID="${INTFA_WGMMA_GRID:-tiles}"
 exec torchrun --standalone --nproc-per-node "$gpus" python/examples/ring_attention.py "$@"

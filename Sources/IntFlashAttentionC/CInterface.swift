@@ -77,13 +77,15 @@ public func intfa_attention(
     _ workspace: UnsafeMutableRawPointer?, _ workspaceBytes: Int, _ stream: UnsafeMutableRawPointer?
 ) -> intfa_status {
     reporting { () throws(AttentionError) in
+        let grid = try HopperKernelDescriptor.GridPolicy.from(problem)
         let engine = try InterfaceContext.from(context)
         let (problem, method) = try AttentionProblem.from(problem)
         try engine.attention.forward(
             method, problem: problem, q: .from(q, name: "q"), k: .from(k, name: "k"), v: .from(v, name: "v"),
             output: .from(out, name: "out"), logSumExp: lse.map { UInt64(UInt(bitPattern: $0)) },
             stream: engine.stream(stream),
-            workspace: DeviceWorkspace(address: UInt64(UInt(bitPattern: workspace)), byteCount: workspaceBytes))
+            workspace: DeviceWorkspace(address: UInt64(UInt(bitPattern: workspace)), byteCount: workspaceBytes),
+            grid: grid)
     }
 }
 
@@ -162,10 +164,29 @@ public func intfa_attention_quantized(
     _ out: UnsafePointer<intfa_tensor>?, _ lse: UnsafeMutablePointer<Float>?, _ stream: UnsafeMutableRawPointer?
 ) -> intfa_status {
     reporting { () throws(AttentionError) in
+        let grid = try HopperKernelDescriptor.GridPolicy.from(problem)
         let engine = try InterfaceContext.from(context)
         let (problem, method) = try AttentionProblem.from(problem)
         try engine.attention.forward(
             quantized: .from(inputs, method: method), problem: problem, output: .from(out, name: "out"),
-            logSumExp: lse.map { UInt64(UInt(bitPattern: $0)) }, stream: engine.stream(stream))
+            logSumExp: lse.map { UInt64(UInt(bitPattern: $0)) }, stream: engine.stream(stream), grid: grid)
+    }
+}
+
+/// `intfa_merge_partial` (intfa.h): merges a partial result into an fp32 accumulator.
+@_cdecl("intfa_merge_partial")
+public func intfa_merge_partial(
+    _ context: OpaquePointer?, _ batch: Int64, _ heads: Int64, _ tokens: Int64, _ headDim: Int64,
+    _ out: UnsafePointer<intfa_tensor>?, _ lse: UnsafePointer<intfa_tensor>?,
+    _ part: UnsafePointer<intfa_tensor>?, _ partLse: UnsafePointer<intfa_tensor>?, _ stream: UnsafeMutableRawPointer?
+) -> intfa_status {
+    reporting { () throws(AttentionError) in
+        let (b, h, n, d) = try (int(batch, "batch"), int(heads, "heads"), int(tokens, "tokens"), int(headDim, "head_dim"))
+        let tensors = try (DeviceTensor.from(out, name: "out"), DeviceTensor.from(lse, name: "lse"),
+                           DeviceTensor.from(part, name: "part"), DeviceTensor.from(partLse, name: "part_lse"))
+        let engine = try InterfaceContext.from(context)
+        try engine.attention.mergePartial(
+            into: tensors.0, logSumExp: tensors.1, part: tensors.2, partLogSumExp: tensors.3,
+            batch: b, heads: h, tokens: n, headDim: d, stream: engine.stream(stream))
     }
 }

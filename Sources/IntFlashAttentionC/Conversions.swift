@@ -57,22 +57,37 @@ extension ElementType {
     var byteWidth: Int { self == .float32 ? 4 : 2 }
 }
 
+/// A C dimension as an `Int`, refused when it does not fit.
+func int(_ value: Int64, _ name: String) throws(AttentionError) -> Int {
+    guard let result = Int(exactly: value) else {
+        throw .invalidDimension(name: name, value: Int(truncatingIfNeeded: value), requirement: "out of range")
+    }
+    return result
+}
+
 extension AttentionProblem {
     /// The problem and method of an `intfa_problem`.
     static func from(_ pointer: UnsafePointer<intfa_problem>?) throws(AttentionError) -> (AttentionProblem, AttentionMethod) {
         guard let p = pointer?.pointee else { throw .missingArgument("problem") }
-        func int(_ value: Int64, _ name: String) throws(AttentionError) -> Int {
-            guard let result = Int(exactly: value) else {
-                throw .invalidDimension(name: name, value: Int(truncatingIfNeeded: value), requirement: "out of range")
-            }
-            return result
-        }
         let problem = try AttentionProblem(
             batch: int(p.batch, "batch"), heads: int(p.heads, "heads"), kvHeads: int(p.kv_heads, "kv_heads"),
             queryLength: int(p.query_length, "query_length"), keyLength: int(p.key_length, "key_length"),
             headDim: int(p.head_dim, "head_dim"), softmaxScale: p.softmax_scale > 0 ? p.softmax_scale : nil,
             causal: p.causal != 0)
         return (problem, try AttentionMethod(c: p.method))
+    }
+}
+
+extension HopperKernelDescriptor.GridPolicy {
+    /// An `intfa_problem`'s grid field: nil for INTFA_GRID_DEFAULT.
+    static func from(_ pointer: UnsafePointer<intfa_problem>?) throws(AttentionError) -> Self? {
+        guard let p = pointer?.pointee else { throw .missingArgument("problem") }
+        switch UInt32(bitPattern: p.grid) {
+        case INTFA_GRID_DEFAULT.rawValue: return nil
+        case INTFA_GRID_PERSISTENT.rawValue: return .persistent
+        case INTFA_GRID_PER_TILE.rawValue: return .perTile
+        default: throw .invalidDimension(name: "grid", value: Int(p.grid), requirement: "an intfa_grid value (0, 1 or 2)")
+        }
     }
 }
 

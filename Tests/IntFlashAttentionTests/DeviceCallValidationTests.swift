@@ -24,6 +24,24 @@ struct DeviceCallValidationTests {
         }
     }
 
+    @Test func mergeNeedsAnFP32AccumulatorAndAlignedRows() throws {
+        let out = tensor(0x10000, .float32), part = tensor(0x20000)
+        let lse = DeviceTensor(address: 0x30000, elementType: .float32, strides: TensorStrides(batch: 20, head: 10, token: 1))
+        func merge(_ out: DeviceTensor, _ lse: DeviceTensor, _ part: DeviceTensor, headDim: Int = 64) throws(AttentionError) {
+            try CUDAAttention.validateMerge(
+                output: out, logSumExp: lse, part: part, partLogSumExp: lse, batch: 1, heads: 2, tokens: 10, headDim: headDim)
+        }
+        try merge(out, lse, part)
+        try merge(out, lse, tensor(0x20008, .bfloat16))
+        expectInvalid("merge output") { () throws(AttentionError) in try merge(tensor(0x10000), lse, part) }
+        expectInvalid("merge output") { () throws(AttentionError) in try merge(tensor(0x10008, .float32), lse, part) }
+        expectInvalid("part") { () throws(AttentionError) in try merge(out, lse, tensor(0x20004)) }
+        let strided = DeviceTensor(address: 0x30000, elementType: .float32, strides: TensorStrides(batch: 40, head: 20, token: 2))
+        expectInvalid("logSumExp") { () throws(AttentionError) in try merge(out, strided, part) }
+        #expect(throws: AttentionError.self) { try merge(out, lse, part, headDim: 6) }
+        #expect(throws: AttentionError.self) { try merge(out, lse, tensor(0x20000, .float32)) }
+    }
+
     @Test func fp16KernelNeedsSixteenByteRows() throws {
         let aligned = tensor(0x10000)
         try CUDAAttention.validateInputs(.fp16, q: aligned, k: aligned, v: aligned)

@@ -48,6 +48,26 @@ struct KernelParamsLayoutTests {
         "reserved0": \.reserved0, "channelPartials": \.channelPartials, "statsChunks": \.statsChunks,
     ] }
 
+    static var mergeFields: [String: PartialKeyPath<MergeParams>] { [
+        "out": \.out, "lse": \.lse, "part": \.part, "partLse": \.partLse, "batch": \.batch, "heads": \.heads,
+        "tokens": \.tokens, "headDim": \.headDim, "oStrideBatch": \.oStrideBatch, "oStrideHead": \.oStrideHead,
+        "oStrideToken": \.oStrideToken, "pStrideBatch": \.pStrideBatch, "pStrideHead": \.pStrideHead,
+        "pStrideToken": \.pStrideToken, "lseStrideBatch": \.lseStrideBatch, "lseStrideHead": \.lseStrideHead,
+        "partLseStrideBatch": \.partLseStrideBatch, "partLseStrideHead": \.partLseStrideHead,
+        "threadsPerRow": \.threadsPerRow, "rowsPerBlock": \.rowsPerBlock,
+    ] }
+
+    @Test func mergeParamsMatchTheHeader() throws {
+        let fields = try Self.cOffsets(of: "MergeParams")
+        #expect(fields.count == Self.mergeFields.count)
+        for (name, offset) in fields {
+            let keyPath = try #require(Self.mergeFields[name], "Swift mirror lacks \(name)")
+            #expect(MemoryLayout<MergeParams>.offset(of: keyPath) == offset, "\(name)")
+        }
+        #expect(try Self.cSize(of: "MergeParams") == MergeParams.cSize)
+        #expect(MemoryLayout<MergeParams>.size == MergeParams.cSize)
+    }
+
     @Test func attentionParamsMatchTheHeader() throws {
         let fields = try Self.cOffsets(of: "AttentionParams")
         #expect(fields.count == Self.attentionFields.count)

@@ -86,8 +86,7 @@ def bench(rank, world, seqlens, repeats, heads, report):
             for causal in (False, True):
                 q, k, v = inputs(1, h, hkv, n, 128, seed=1)
                 parts = [shard(x, rank, world, causal) for x in (q, k, v)]
-                record = dict(kind="bench", world=world, heads=h, kv_heads=hkv, seqlen=n, head_dim=128, causal=causal,
-                              grid=os.environ.get("INTFA_WGMMA_GRID", "default"))
+                record = dict(kind="bench", world=world, heads=h, kv_heads=hkv, seqlen=n, head_dim=128, causal=causal)
                 for kv_format in ("int8", "fp16"):
                     record[f"ring_{kv_format}_ms"] = timed(
                         lambda: ring_attention(*parts, is_causal=causal, kv_format=kv_format), repeats)

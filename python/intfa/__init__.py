@@ -17,6 +17,7 @@ __all__ = ["attention", "quantize", "attention_quantized", "QuantizedInputs", "I
 __version__ = "0.2.0"
 
 _LAYOUTS = ("bhnd", "bnhd")
+_GRIDS = {None: 0, "persistent": 1, "tiles": 2}  # intfa_grid
 
 
 def version():
@@ -245,9 +246,9 @@ class QuantizedInputs:
         return _lib.Quantized(self.q.data_ptr(), self.q_scale.data_ptr(), self.k.data_ptr(),
                               self.k_scale.data_ptr(), self.vt.data_ptr(), self.v_scale.data_ptr())
 
-    def _problem(self, is_causal):
+    def _problem(self, is_causal, grid=0):
         return _lib.Problem(self.batch, self.heads, self.kv_heads, self.query_length, self.key_length,
-                            self.head_dim, float(self.scale or 0.0), int(bool(is_causal)), _lib.METHODS[self.method], 0)
+                            self.head_dim, float(self.scale or 0.0), int(bool(is_causal)), _lib.METHODS[self.method], grid)
 
 
 def quantize(q, k, v, *, method="int8", scale=None, layout="bhnd", k_mean=None, v_amax=None):
@@ -294,11 +295,18 @@ def quantize(q, k, v, *, method="int8", scale=None, layout="bhnd", k_mean=None, 
     return result
 
 
-def attention_quantized(inputs, *, is_causal=False, dtype=None, layout="bhnd", return_lse=False):
+def attention_quantized(inputs, *, is_causal=False, dtype=None, layout="bhnd", return_lse=False, grid=None):
     """Attention on ``quantize``'s result; the output is fp16 (or ``dtype``: torch.float16 or
     torch.bfloat16) in ``layout``. With "int8" the log-sum-exp is that of the smoothed scores:
     the exact one minus scale * (q . mean(K)) per row (K's channel mean, docs/SCHEMES.md),
-    since the codes no longer hold q or the mean."""
+    since the codes no longer hold q or the mean.
+
+    ``grid`` sets the Hopper kernel's launch grid for this call: None (the default policy),
+    "persistent" (one CTA per SM looping over tiles) or "tiles" (one CTA per tile, for calls
+    that share the GPU with other kernels, such as NCCL's during a ring). Results are the same
+    under every grid."""
+    if grid not in _GRIDS:
+        raise ValueError(f"grid must be None, 'persistent' or 'tiles', not {grid!r}")
     _check_layout(layout)
     torch = _torch()
     if not isinstance(inputs, QuantizedInputs):
@@ -310,10 +318,44 @@ def attention_quantized(inputs, *, is_causal=False, dtype=None, layout="bhnd", r
     b, h, nq, d = inputs.batch, inputs.heads, inputs.query_length, inputs.head_dim
     out = torch.empty((b, h, nq, d) if layout == "bhnd" else (b, nq, h, d), dtype=dtype, device=device)
     lse = torch.empty((b, h, nq), dtype=torch.float32, device=device) if return_lse else None
-    problem = inputs._problem(is_causal)
+    problem = inputs._problem(is_causal, _GRIDS[grid])
     source = inputs._c()
     _lib.check(_lib.library().intfa_attention_quantized(
         _lib.context(device.index), ctypes.byref(problem), ctypes.byref(source),
         ctypes.byref(_view(out, "out", layout, gpu=True).c()), lse.data_ptr() if lse is not None else None,
         torch.cuda.current_stream(device).cuda_stream))
     return (out, lse) if return_lse else out
+
+
+def merge_partial(out, lse, part, part_lse):
+    """Merges a partial attention result into an accumulator, in place, in one pass on torch's
+    current stream: ``out`` float32 and ``part`` float16/bfloat16 [B, H, N, D] CUDA tensors
+    (views allowed; head dim contiguous, a multiple of 4), ``lse`` and ``part_lse`` float32
+    [B, H, N] with the last dimension contiguous. With l = logaddexp(lse, part_lse):
+    out = out * exp(lse - l) + part * exp(part_lse - l) and lse = l; a row with -inf in one
+    takes the other's result. ``part`` and ``part_lse`` are what ``attention(...,
+    return_lse=True)`` or ``attention_quantized(..., return_lse=True)`` return for one key
+    set; merging the sets' results gives the attention over all of them."""
+    torch = _torch()
+    tensors = (out, lse, part, part_lse)
+    if not all(_is_torch(x) and x.is_cuda for x in tensors):
+        raise TypeError("merge_partial takes CUDA torch tensors")
+    if len({x.device for x in tensors}) != 1:
+        raise ValueError("out, lse, part and part_lse must be on one device")
+    if out.dtype != torch.float32 or out.ndim != 4:
+        raise TypeError(f"out must be a float32 [B, H, N, D] tensor, not {out.dtype} with {out.ndim} dimensions")
+    if part.shape != out.shape:
+        raise ValueError(f"part has shape {tuple(part.shape)}, out {tuple(out.shape)}")
+    b, h, n, d = out.shape
+    for name, x in (("lse", lse), ("part_lse", part_lse)):
+        if x.dtype != torch.float32 or tuple(x.shape) != (b, h, n):
+            raise ValueError(f"{name} must be a float32 tensor of shape {[b, h, n]}")
+    if out.stride(3) != 1:
+        raise ValueError("out's last dimension (the head dim) must be contiguous")
+    c_out = _lib.Tensor(out.data_ptr(), _lib.DTYPE_FLOAT32, 0, *out.stride()[:3])
+    c_part = _view(part, "part", "bhnd", gpu=True).c()
+    c_lse, c_part_lse = (_lib.Tensor(x.data_ptr(), _lib.DTYPE_FLOAT32, 0, x.stride(0), x.stride(1), x.stride(2))
+                         for x in (lse, part_lse))
+    _lib.check(_lib.library().intfa_merge_partial(
+        _lib.context(out.device.index), b, h, n, d, ctypes.byref(c_out), ctypes.byref(c_lse), ctypes.byref(c_part),
+        ctypes.byref(c_part_lse), torch.cuda.current_stream(out.device).cuda_stream))

@@ -37,7 +37,7 @@ class Problem(ctypes.Structure):
         ("softmax_scale", ctypes.c_float),
         ("causal", ctypes.c_int32),
         ("method", ctypes.c_int32),
-        ("reserved", ctypes.c_int32),
+        ("grid", ctypes.c_int32),
     ]
 
 
@@ -92,6 +92,9 @@ _SIGNATURES = {
                                       ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]),
     "intfa_attention_quantized": (ctypes.c_int, [ctypes.c_void_p, _P(Problem), _P(Quantized), _P(Tensor),
                                                  ctypes.c_void_p, ctypes.c_void_p]),
+    "intfa_merge_partial": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+                                           ctypes.c_int64, _P(Tensor), _P(Tensor), _P(Tensor), _P(Tensor),
+                                           ctypes.c_void_p]),
 }
 
 _library = None

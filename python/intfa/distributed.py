@@ -15,9 +15,10 @@ Causal attention uses zigzag sharding so no rank idles: the sequence is cut into
 64-token boundaries and rank r holds chunks r and 2P-1-r (``zigzag_shard`` /
 ``zigzag_unshard``); the last chunk takes any tail, so N need not divide evenly.
 
-Set ``INTFA_WGMMA_GRID=tiles`` in the environment of ring processes (scripts/ring-attention.sh
-does): NCCL's kernels share the SMs with attention, and the persistent grid's statically
-scheduled CTAs that start late behind them hold back the whole kernel.
+Each block's attention asks for one CTA per tile (``grid="tiles"``): NCCL's kernels share the
+SMs with it, and the persistent grid's statically scheduled CTAs that start late behind them
+would hold back the whole kernel. Partial results merge in one pass (``intfa.merge_partial``),
+and each chunk's first part is copied rather than merged.
 """
 
 import math
@@ -67,13 +68,18 @@ def zigzag_unshard(shards, n, dim=2):
 
 def merge(out, lse, part, part_lse):
     """out, lse (float32 accumulators) <- the attention over both key sets, in place. A row that
-    sees no key in one set has log-sum-exp -inf there and takes the other set's result."""
+    sees no key in one set has log-sum-exp -inf there and takes the other set's result. A 16-bit
+    part takes the library's one-pass kernel (intfa.merge_partial); others the torch formula."""
+    if part.dtype in (torch.float16, torch.bfloat16) and out.shape[-1] % 4 == 0 and lse.stride(-1) == 1 \
+            and part_lse.stride(-1) == 1:
+        intfa.merge_partial(out, lse, part, part_lse)
+        return
     new = torch.logaddexp(lse, part_lse)
     finite = torch.isfinite(new)
     safe = torch.where(finite, new, torch.zeros_like(new))
     w_old = torch.where(finite, torch.exp(lse - safe), torch.zeros_like(new)).unsqueeze(-1)
     w_new = torch.where(finite, torch.exp(part_lse - safe), torch.zeros_like(new)).unsqueeze(-1)
-    out.mul_(w_old).add_(part.float() * w_new)
+    out.mul_(w_old).add_(part * w_new)  # the product promotes to float32: no float copy of part
     lse.copy_(new)
 
 
@@ -133,12 +139,14 @@ def _global_statistics(k, v, group):
 def _attend_int8(q_codes, block, scale, is_causal, dtype):
     """One (Q chunk, K/V block) pair on INT8 inputs. The log-sum-exp is that of the smoothed
     scores; every block is smoothed with the same (global) mean, so it shifts every part of a
-    row alike and the merge stays exact."""
+    row alike and the merge stays exact. One CTA per tile: NCCL's kernels hold some SMs while
+    the attention starts, and a persistent CTA that starts late behind them holds back every
+    tile assigned to it (2.86x against 3.46x on 4 GPUs at N = 128k, docs/PERFORMANCE.md)."""
     k, k_scale, vt, v_scale = block.tensors
     inputs = intfa.QuantizedInputs(
         "int8", q_codes.q, q_codes.q_scale, k, k_scale, vt, v_scale, q_codes.batch, q_codes.heads,
         q_codes.kv_heads, q_codes.query_length, block.length, q_codes.head_dim, scale)
-    return intfa.attention_quantized(inputs, is_causal=is_causal, dtype=dtype, return_lse=True)
+    return intfa.attention_quantized(inputs, is_causal=is_causal, dtype=dtype, return_lse=True, grid="tiles")
 
 
 def ring_attention(q, k, v, *, group=None, is_causal=False, scale=None, kv_format="int8"):
@@ -211,12 +219,20 @@ def ring_attention(q, k, v, *, group=None, is_causal=False, scale=None, kv_forma
             result.append(_Block(tensors, length))
         return result
 
-    out = torch.zeros(b, h, n, d, dtype=torch.float32, device=q.device)
-    lse = torch.full((b, h, n), -math.inf, dtype=torch.float32, device=q.device)
+    out = torch.empty(b, h, n, d, dtype=torch.float32, device=q.device)
+    lse = torch.empty(b, h, n, dtype=torch.float32, device=q.device)
+    written = [False] * len(splits)
 
-    def accumulate(rows, part, part_lse):
-        a, z = rows
-        merge(out[:, :, a:z], lse[:, :, a:z], part, part_lse)
+    def accumulate(chunk, part, part_lse):
+        """Merges a part into the chunk's rows; the chunk's first part is copied (a merge with
+        the empty state would give the same, reading and writing out several times more)."""
+        a, z = splits[chunk]
+        if written[chunk]:
+            merge(out[:, :, a:z], lse[:, :, a:z], part, part_lse)
+        else:
+            out[:, :, a:z].copy_(part)
+            lse[:, :, a:z].copy_(part_lse)
+            written[chunk] = True
 
     current = blocks
     for step in range(world):
@@ -226,20 +242,20 @@ def ring_attention(q, k, v, *, group=None, is_causal=False, scale=None, kv_forma
             incoming = receive_buffers((rank - step - 1) % world)
             wait = ring.exchange([t for blk in current for t in blk.tensors], [t for blk in incoming for t in blk.tensors])
         if not is_causal:
-            accumulate(splits[0], *attend(0, current[0], False))
+            accumulate(0, *attend(0, current[0], False))
         elif step == 0:
             # Own chunks: the diagonals, and the later query chunk over the earlier key chunk.
-            accumulate(splits[0], *attend(0, current[0], True))
-            accumulate(splits[1], *attend(1, current[0], False))
-            accumulate(splits[1], *attend(1, current[1], True))
+            accumulate(0, *attend(0, current[0], True))
+            accumulate(1, *attend(1, current[0], False))
+            accumulate(1, *attend(1, current[1], True))
         elif source < rank:
             # An earlier rank: its first chunk precedes both of ours, its second follows both.
-            accumulate(splits[0], *attend(0, current[0], False))
-            accumulate(splits[1], *attend(1, current[0], False))
+            accumulate(0, *attend(0, current[0], False))
+            accumulate(1, *attend(1, current[0], False))
         else:
             # A later rank: both its chunks precede our second chunk and follow our first.
-            accumulate(splits[1], *attend(1, current[0], False))
-            accumulate(splits[1], *attend(1, current[1], False))
+            accumulate(1, *attend(1, current[0], False))
+            accumulate(1, *attend(1, current[1], False))
         if wait is not None:
             wait()
             current = incoming

@@ -106,6 +106,17 @@ def test_rejects_bad_inputs():
     intfa.attention(bad, k, v, validate=False)
 
 
+def test_unknown_grid_is_refused():
+    with pytest.raises(ValueError, match="grid"):
+        intfa.attention_quantized(None, grid="dynamic")
+    # The C entry points refuse it too, before they need a device.
+    lib = _lib.library()
+    problem = _lib.Problem(1, 2, 2, 64, 64, 64, 0.0, 0, _lib.METHODS["int8"], 7)
+    status = lib.intfa_attention_quantized(None, ctypes.byref(problem), None, None, None, None)
+    assert status == _lib.ERROR_INVALID_ARGUMENT
+    assert b"grid" in lib.intfa_last_error_message()
+
+
 def test_c_structs_match_the_header():
     assert ctypes.sizeof(_lib.Problem) == 64
     assert ctypes.sizeof(_lib.Tensor) == 40

@@ -115,6 +115,9 @@ def test_quantized_entry_point():
     for causal in (False, True):
         direct = intfa.attention(q, k, v, is_causal=causal)
         assert torch.equal(intfa.attention_quantized(quantized, is_causal=causal), direct)
+        # Every tile computes the same under either grid.
+        for grid in ("persistent", "tiles"):
+            assert torch.equal(intfa.attention_quantized(quantized, is_causal=causal, grid=grid), direct)
 
 
 def test_errors():

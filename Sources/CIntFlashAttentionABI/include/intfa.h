@@ -59,6 +59,18 @@ typedef enum intfa_method {
     INTFA_METHOD_FP32 = 4,
 } intfa_method;
 
+/* The launch grid of the Hopper (wgmma) kernels; other kernels ignore it. */
+typedef enum intfa_grid {
+    /* INTFA_WGMMA_GRID if set, else persistent for full attention and one CTA per tile when
+       causal. */
+    INTFA_GRID_DEFAULT = 0,
+    /* One CTA per SM, each looping over tiles. */
+    INTFA_GRID_PERSISTENT = 1,
+    /* One CTA per tile: for calls that share the GPU with other kernels (e.g. NCCL's during a
+       ring), where a persistent CTA that starts late holds back the tiles assigned to it. */
+    INTFA_GRID_PER_TILE = 2,
+} intfa_grid;
+
 typedef struct intfa_problem {
     int64_t batch;
     int64_t heads;        /* query heads */
@@ -69,7 +81,7 @@ typedef struct intfa_problem {
     float softmax_scale;  /* <= 0 selects 1/sqrt(head_dim) */
     int32_t causal;       /* nonzero: bottom-right aligned causal mask */
     int32_t method;       /* intfa_method */
-    int32_t reserved;     /* 0 */
+    int32_t grid;         /* intfa_grid (0: default) */
 } intfa_problem;
 
 typedef struct intfa_tensor {
@@ -146,6 +158,17 @@ intfa_status intfa_quantize(
 intfa_status intfa_attention_quantized(
     intfa_context* context, const intfa_problem* problem, const intfa_quantized* inputs,
     const intfa_tensor* out, float* lse, void* stream);
+
+/* Merges a partial attention result into an accumulator, in place, on `stream`: `out` fp32
+   and `part` fp16/bf16 [B, H, N, D] (any strides that are multiples of 4, head dim contiguous;
+   out 16-byte and part 8-byte aligned), `lse` and `part_lse` fp32 [B, H, N] with stride_token 1.
+   With l = log(e^lse + e^part_lse): out = out * e^(lse - l) + part * e^(part_lse - l), lse = l;
+   a row with -inf in one takes the other's result. This combines the pieces of a sequence
+   attended in parts (a ring across GPUs, split keys) exactly, in one pass over the rows. */
+intfa_status intfa_merge_partial(
+    intfa_context* context, int64_t batch, int64_t heads, int64_t tokens, int64_t head_dim,
+    const intfa_tensor* out, const intfa_tensor* lse, const intfa_tensor* part, const intfa_tensor* part_lse,
+    void* stream);
 
 #ifdef __cplusplus
 }

@@ -63,7 +63,7 @@ extension CUDAAttention {
 
     func launchAttention(
         _ kernel: AttentionKernel, problem: AttentionProblem, params: inout AttentionParams,
-        output: DeviceTensor, logSumExp: UInt64?
+        output: DeviceTensor, logSumExp: UInt64?, grid requestedGrid: HopperKernelDescriptor.GridPolicy?
     ) throws(AttentionError) {
         params.out = output.address
         params.lse = logSumExp ?? 0
@@ -77,7 +77,8 @@ extension CUDAAttention {
         params.softmaxScaleLog2 = problem.softmaxScale * Self.log2e
         switch kernel {
         case .wgmma(let kernel):
-            let grid = kernel.grid(for: problem, multiprocessors: context.properties.multiprocessorCount, policy: hopperGrid)
+            let grid = kernel.grid(
+                for: problem, multiprocessors: context.properties.multiprocessorCount, policy: requestedGrid ?? hopperGrid)
             let hopperParams = try HopperAttentionParams(params, headDim: problem.headDim, context: context)
             try launch(kernel, grid: LaunchDimensions(grid), block: LaunchDimensions(kernel.threadsPerBlock), params: hopperParams)
         case .mma(let kernel):

@@ -125,7 +125,7 @@ extension CUDAAttention {
         return DeviceTensor(address: address, elementType: .float16, layout: .bhnd, heads: heads, tokens: tokens, headDim: problem.headDim)
     }
 
-    private static func kernelInput(_ type: ElementType) throws(AttentionError) -> AttentionKernelDescriptor.Output {
+    static func kernelInput(_ type: ElementType) throws(AttentionError) -> AttentionKernelDescriptor.Output {
         switch type {
         case .float16: return .float16
         case .bfloat16: return .bfloat16

@@ -66,7 +66,7 @@ extension CUDAAttention {
         try validateAlignment(statistics.valueAmax, bytes: 4, "V channel amax", what: "its address")
     }
 
-    private static func validateAlignment(_ address: UInt64, bytes: UInt64, _ name: String, what: String) throws(AttentionError) {
+    static func validateAlignment(_ address: UInt64, bytes: UInt64, _ name: String, what: String) throws(AttentionError) {
         guard address != 0 else { throw .invalidDeviceTensor(tensor: name, reason: "the device address is null") }
         guard address % bytes == 0 else {
             throw .invalidDeviceTensor(
@@ -74,7 +74,7 @@ extension CUDAAttention {
         }
     }
 
-    private static func validateStrides(_ tensor: DeviceTensor, _ name: String) throws(AttentionError) {
+    static func validateStrides(_ tensor: DeviceTensor, _ name: String) throws(AttentionError) {
         let s = tensor.strides
         guard s.batch >= 0, s.head >= 0, s.token >= 0 else {
             throw .invalidDeviceTensor(
@@ -82,7 +82,7 @@ extension CUDAAttention {
         }
     }
 
-    private static func validateStrideMultiple(_ tensor: DeviceTensor, of n: Int, _ name: String, because: String) throws(AttentionError) {
+    static func validateStrideMultiple(_ tensor: DeviceTensor, of n: Int, _ name: String, because: String) throws(AttentionError) {
         let s = tensor.strides
         guard s.batch % n == 0, s.head % n == 0, s.token % n == 0 else {
             throw .invalidDeviceTensor(

@@ -84,11 +84,13 @@ public final class CUDAAttention: @unchecked Sendable {
     /// issued on `stream` (default: ``stream``). With a `workspace` (sized by
     /// ``workspaceByteCount(_:problem:inputType:)``) the call allocates no device memory and
     /// never waits for the device, so it can be captured in a CUDA graph; without one it uses
-    /// this instance's own workspace, which may grow.
+    /// this instance's own workspace, which may grow. `grid` chooses the wgmma family's launch
+    /// grid for this call (default: `INTFA_WGMMA_GRID`, else ``HopperKernelDescriptor/GridPolicy/default(causal:)``);
+    /// the mma family ignores it.
     public func forward(
         _ method: AttentionMethod, problem: AttentionProblem,
         q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor, logSumExp: UInt64? = nil,
-        stream: CUDAStream? = nil, workspace: DeviceWorkspace? = nil
+        stream: CUDAStream? = nil, workspace: DeviceWorkspace? = nil, grid: HopperKernelDescriptor.GridPolicy? = nil
     ) throws(AttentionError) {
         try problem.validate()
         try Self.validateLimits(problem)
@@ -98,15 +100,18 @@ public final class CUDAAttention: @unchecked Sendable {
         try serialized(stream: stream, workspace: workspace) { () throws(AttentionError) in
             let kernel = try attentionKernel(method, problem: problem, output: output, logSumExp: logSumExp)
             var params = try prepareInputs(method, problem: problem, q: q, k: k, v: v)
-            try launchAttention(kernel, problem: problem, params: &params, output: output, logSumExp: logSumExp)
+            try launchAttention(kernel, problem: problem, params: &params, output: output, logSumExp: logSumExp, grid: grid)
         }
     }
 
     /// Attention on INT8 inputs already in the layout of docs/SCHEMES.md, issued on `stream`
-    /// (default: ``stream``); it needs no workspace.
+    /// (default: ``stream``); it needs no workspace. `grid` as in the other `forward`: one CTA
+    /// per tile suits calls that share the GPU with other kernels (a ring's communication),
+    /// where a persistent CTA that starts late holds back the tiles assigned to it.
     public func forward(
         quantized inputs: QuantizedDeviceInputs, problem: AttentionProblem,
-        output: DeviceTensor, logSumExp: UInt64? = nil, stream: CUDAStream? = nil
+        output: DeviceTensor, logSumExp: UInt64? = nil, stream: CUDAStream? = nil,
+        grid: HopperKernelDescriptor.GridPolicy? = nil
     ) throws(AttentionError) {
         try problem.validate()
         guard inputs.method != .fp16 else {
@@ -119,7 +124,7 @@ public final class CUDAAttention: @unchecked Sendable {
         try serialized(stream: stream, workspace: nil) { () throws(AttentionError) in
             let kernel = try attentionKernel(inputs.method, problem: problem, output: output, logSumExp: logSumExp)
             var params = quantizedParams(inputs, problem: problem)
-            try launchAttention(kernel, problem: problem, params: &params, output: output, logSumExp: logSumExp)
+            try launchAttention(kernel, problem: problem, params: &params, output: output, logSumExp: logSumExp, grid: grid)
         }
     }
 
@@ -157,7 +162,7 @@ public final class CUDAAttention: @unchecked Sendable {
     }
 
     /// Runs `body` holding the instance's lock, with the call's stream and workspace.
-    private func serialized<T>(
+    func serialized<T>(
         stream: CUDAStream?, workspace: DeviceWorkspace?, _ body: () throws(AttentionError) -> T
     ) throws(AttentionError) -> T {
         if let stream, stream.context !== context {

@@ -115,3 +115,41 @@ public struct QuantizationParams: Sendable, Equatable, BitwiseCopyable {
     /// Size of the C struct in bytes.
     public static let cSize = 128
 }
+
+/// Parameter block of the merge kernel (`MergeParams` in `params.cuh`).
+public struct MergeParams: Sendable, Equatable, BitwiseCopyable {
+    /// fp32 accumulator [B, H, N, D].
+    public var out: UInt64 = 0
+    /// fp32 log-sum-exp of the accumulator [B, H, N], token stride 1.
+    public var lse: UInt64 = 0
+    /// fp16 / bf16 part [B, H, N, D].
+    public var part: UInt64 = 0
+    /// fp32 log-sum-exp of the part [B, H, N], token stride 1.
+    public var partLse: UInt64 = 0
+    /// Batch size (B).
+    public var batch: Int64 = 0
+    /// Heads (H).
+    public var heads: Int64 = 0
+    /// Rows per head (N).
+    public var tokens: Int64 = 0
+    /// Head dimension (D).
+    public var headDim: Int64 = 0
+    /// Element strides of the accumulator.
+    public var oStrideBatch: Int64 = 0, oStrideHead: Int64 = 0, oStrideToken: Int64 = 0
+    /// Element strides of the part.
+    public var pStrideBatch: Int64 = 0, pStrideHead: Int64 = 0, pStrideToken: Int64 = 0
+    /// Element strides of the accumulator's log-sum-exp.
+    public var lseStrideBatch: Int64 = 0, lseStrideHead: Int64 = 0
+    /// Element strides of the part's log-sum-exp.
+    public var partLseStrideBatch: Int64 = 0, partLseStrideHead: Int64 = 0
+    /// Threads per row (D / 4).
+    public var threadsPerRow: Int64 = 0
+    /// Whole rows per CTA.
+    public var rowsPerBlock: Int64 = 0
+
+    /// A block with every field zero.
+    public init() {}
+
+    /// Size of the C struct in bytes.
+    public static let cSize = 160
+}

@@ -113,8 +113,6 @@ typedef intfa_s32 ScoreAccumulator;
 typedef float ScoreAccumulator;
 #endif
 
-#define kNegativeInfinity __int_as_float(0xFF800000)
-
 }  // namespace
 
 // Issues the cp.async copies of key block `block` into ring slot `slot`.

@@ -124,8 +124,6 @@ constexpr float kRescaleSlack = 8.0f;
 // Folds between removals of the 1.5·2^23 offset from O' (fold_block).
 constexpr int kRebaseBlocks = 8;
 
-#define kNegativeInfinity __int_as_float(0xFF800000)
-
 }  // namespace
 
 // The A fragment of P·V for 64 keys (two k32 chunks) from the S accumulator positions: for

@@ -18,6 +18,9 @@ typedef unsigned long long intfa_u64;
 // log2(e) rounded to fp32 (0x3FB8AA3B): the `L` of docs/SCHEMES.md.
 #define INTFA_LOG2E 1.44269504088896340736f
 
+// −∞ in fp32: the softmax state of a row before its first visible key.
+#define kNegativeInfinity __int_as_float(0xFF800000)
+
 // ---------------------------------------------------------------------------------------
 // Scalar conversions (inline PTX: no cuda_fp16.h / cuda_bf16.h under NVRTC here).
 

@@ -81,3 +81,30 @@ struct QuantizationParams {
     intfa_u64 channelPartials;   // 112
     intfa_i64 statsChunks;       // 120
 };                               // size 128
+
+// The merge of a partial attention result into an accumulator (merge.cu).
+struct MergeParams {
+    // Accumulator: fp32 [B, H, N, D] and its log-sum-exp fp32 [B, H, N] (token stride 1).
+    intfa_u64 out;               //   0
+    intfa_u64 lse;               //   8
+    // The part: fp16 or bf16 [B, H, N, D] and its log-sum-exp fp32 [B, H, N] (token stride 1).
+    intfa_u64 part;              //  16
+    intfa_u64 partLse;           //  24
+    intfa_i64 batch;             //  32
+    intfa_i64 heads;             //  40
+    intfa_i64 tokens;            //  48
+    intfa_i64 headDim;           //  56
+    intfa_i64 oStrideBatch;      //  64
+    intfa_i64 oStrideHead;       //  72
+    intfa_i64 oStrideToken;      //  80
+    intfa_i64 pStrideBatch;      //  88
+    intfa_i64 pStrideHead;       //  96
+    intfa_i64 pStrideToken;      // 104
+    intfa_i64 lseStrideBatch;    // 112
+    intfa_i64 lseStrideHead;     // 120
+    intfa_i64 partLseStrideBatch; // 128
+    intfa_i64 partLseStrideHead; // 136
+    // Threads per row (D / 4) and rows per CTA (blockDim.x / threadsPerRow).
+    intfa_i64 threadsPerRow;     // 144
+    intfa_i64 rowsPerBlock;      // 152
+};                               // size 160
