@@ -57,40 +57,32 @@ struct KernelParamsLayoutTests {
         "threadsPerRow": \.threadsPerRow, "rowsPerBlock": \.rowsPerBlock,
     ] }
 
-    @Test func mergeParamsMatchTheHeader() throws {
-        let fields = try Self.cOffsets(of: "MergeParams")
-        #expect(fields.count == Self.mergeFields.count)
+    /// Every field of the C struct at its C offset in the Swift mirror, and the same size.
+    static func expectLayout<T>(_ type: T.Type, named structName: String, fields mirror: [String: PartialKeyPath<T>], cSize: Int) throws {
+        let fields = try cOffsets(of: structName)
+        #expect(fields.count == mirror.count)
         for (name, offset) in fields {
-            let keyPath = try #require(Self.mergeFields[name], "Swift mirror lacks \(name)")
-            #expect(MemoryLayout<MergeParams>.offset(of: keyPath) == offset, "\(name)")
+            let keyPath = try #require(mirror[name], "Swift mirror lacks \(name)")
+            #expect(MemoryLayout<T>.offset(of: keyPath) == offset, "\(name)")
         }
-        #expect(try Self.cSize(of: "MergeParams") == MergeParams.cSize)
-        #expect(MemoryLayout<MergeParams>.size == MergeParams.cSize)
+        #expect(try Self.cSize(of: structName) == cSize)
+        #expect(MemoryLayout<T>.size == cSize)
+        #expect(MemoryLayout<T>.stride == cSize)
+        #expect(MemoryLayout<T>.alignment == 8)
     }
 
     @Test func attentionParamsMatchTheHeader() throws {
-        let fields = try Self.cOffsets(of: "AttentionParams")
-        #expect(fields.count == Self.attentionFields.count)
-        for (name, offset) in fields {
-            let keyPath = try #require(Self.attentionFields[name], "Swift mirror lacks \(name)")
-            #expect(MemoryLayout<AttentionParams>.offset(of: keyPath) == offset, "\(name)")
-        }
-        #expect(try Self.cSize(of: "AttentionParams") == AttentionParams.cSize)
-        #expect(MemoryLayout<AttentionParams>.size == 216)
-        #expect(MemoryLayout<AttentionParams>.stride == 216)
-        #expect(MemoryLayout<AttentionParams>.alignment == 8)
+        try Self.expectLayout(AttentionParams.self, named: "AttentionParams", fields: Self.attentionFields, cSize: AttentionParams.cSize)
+        #expect(AttentionParams.cSize == 216)
     }
 
     @Test func quantizationParamsMatchTheHeader() throws {
-        let fields = try Self.cOffsets(of: "QuantizationParams")
-        #expect(fields.count == Self.quantizationFields.count)
-        for (name, offset) in fields {
-            let keyPath = try #require(Self.quantizationFields[name], "Swift mirror lacks \(name)")
-            #expect(MemoryLayout<QuantizationParams>.offset(of: keyPath) == offset, "\(name)")
-        }
-        #expect(try Self.cSize(of: "QuantizationParams") == QuantizationParams.cSize)
-        #expect(MemoryLayout<QuantizationParams>.size == 128)
-        #expect(MemoryLayout<QuantizationParams>.stride == 128)
+        try Self.expectLayout(QuantizationParams.self, named: "QuantizationParams", fields: Self.quantizationFields, cSize: QuantizationParams.cSize)
+        #expect(QuantizationParams.cSize == 128)
+    }
+
+    @Test func mergeParamsMatchTheHeader() throws {
+        try Self.expectLayout(MergeParams.self, named: "MergeParams", fields: Self.mergeFields, cSize: MergeParams.cSize)
     }
 }
 
