@@ -181,7 +181,7 @@ public func intfa_merge_partial(
     _ part: UnsafePointer<intfa_tensor>?, _ partLse: UnsafePointer<intfa_tensor>?, _ stream: UnsafeMutableRawPointer?
 ) -> intfa_status {
     reporting { () throws(AttentionError) in
-        let (b, h, n, d) = try (int(batch, "batch"), int(heads, "heads"), int(tokens, "tokens"), int(headDim, "head_dim"))
+        let (b, h, n, d) = try (dimension(batch, "batch"), dimension(heads, "heads"), dimension(tokens, "tokens"), dimension(headDim, "head_dim"))
         let tensors = try (DeviceTensor.from(out, name: "out"), DeviceTensor.from(lse, name: "lse"),
                            DeviceTensor.from(part, name: "part"), DeviceTensor.from(partLse, name: "part_lse"))
         let engine = try InterfaceContext.from(context)

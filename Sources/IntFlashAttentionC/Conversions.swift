@@ -58,7 +58,7 @@ extension ElementType {
 }
 
 /// A C dimension as an `Int`, refused when it does not fit.
-func int(_ value: Int64, _ name: String) throws(AttentionError) -> Int {
+func dimension(_ value: Int64, _ name: String) throws(AttentionError) -> Int {
     guard let result = Int(exactly: value) else {
         throw .invalidDimension(name: name, value: Int(truncatingIfNeeded: value), requirement: "out of range")
     }
@@ -70,9 +70,9 @@ extension AttentionProblem {
     static func from(_ pointer: UnsafePointer<intfa_problem>?) throws(AttentionError) -> (AttentionProblem, AttentionMethod) {
         guard let p = pointer?.pointee else { throw .missingArgument("problem") }
         let problem = try AttentionProblem(
-            batch: int(p.batch, "batch"), heads: int(p.heads, "heads"), kvHeads: int(p.kv_heads, "kv_heads"),
-            queryLength: int(p.query_length, "query_length"), keyLength: int(p.key_length, "key_length"),
-            headDim: int(p.head_dim, "head_dim"), softmaxScale: p.softmax_scale > 0 ? p.softmax_scale : nil,
+            batch: dimension(p.batch, "batch"), heads: dimension(p.heads, "heads"), kvHeads: dimension(p.kv_heads, "kv_heads"),
+            queryLength: dimension(p.query_length, "query_length"), keyLength: dimension(p.key_length, "key_length"),
+            headDim: dimension(p.head_dim, "head_dim"), softmaxScale: p.softmax_scale > 0 ? p.softmax_scale : nil,
             causal: p.causal != 0)
         return (problem, try AttentionMethod(c: p.method))
     }

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from . import _lib
 from ._lib import IntfaError
 
-__all__ = ["attention", "quantize", "attention_quantized", "QuantizedInputs", "IntfaError", "version", "__version__"]
+__all__ = ["attention", "quantize", "attention_quantized", "merge_partial", "QuantizedInputs", "IntfaError", "version", "__version__"]
 
 __version__ = "0.2.0"
 
