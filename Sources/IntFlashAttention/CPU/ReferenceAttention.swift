@@ -20,14 +20,19 @@ extension CPUAttention {
                 v.withUnsafeBufferPointer { vBuffer in
                     output.withUnsafeMutableBufferPointer { outBuffer in
                         let out = SharedMutablePointer(base: outBuffer.baseAddress!)
-                        ParallelWork.forEach(count: p.batch * p.heads, threads: nil) { bh in
+                        // Rows are independent: chunks of them keep every thread busy when
+                        // B·H is small (the check's long single-head cases).
+                        let rowsPerItem = 16
+                        let chunks = (nq + rowsPerItem - 1) / rowsPerItem
+                        ParallelWork.forEach(count: p.batch * p.heads * chunks, threads: nil) { item in
+                            let bh = item / chunks, firstRow = (item % chunks) * rowsPerItem
                             let b = bh / p.heads, h = bh % p.heads
                             let slice = b * p.kvHeads + p.kvHead(forQueryHead: h)
                             let keys = kBuffer.baseAddress! + slice * nk * d
                             let values = vBuffer.baseAddress! + slice * nk * d
                             var scores = [Double](repeating: 0, count: nk)
                             var row = [Double](repeating: 0, count: d)
-                            for i in 0..<nq {
+                            for i in firstRow..<min(nq, firstRow + rowsPerItem) {
                                 let visible = p.visibleKeys(row: i)
                                 let query = qBuffer.baseAddress! + (bh * nq + i) * d
                                 let target = out.base + (bh * nq + i) * d
