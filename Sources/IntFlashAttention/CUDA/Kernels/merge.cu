@@ -1,7 +1,7 @@
 // Merging a partial attention result into an accumulator by their log-sum-exps: with
 // l = log(e^l1 + e^l2), out = out · e^(l1 − l) + part · e^(l2 − l) and lse = l, in one pass
 // over the rows (four channels per thread). A row that saw no key in one of the two sets has
-// log-sum-exp −∞ there and takes the other's result; a row with −∞ in both stays 0, −∞.
+// log-sum-exp −∞ there and takes the other's result; a row with −∞ in both becomes 0, −∞.
 // This is how context-parallel (ring) and split-key attention combine their pieces exactly.
 //
 // Compile-time options (NVRTC -D):
