@@ -4,8 +4,7 @@ The kernel keeps O' = O' * alpha + w * (acc + C) with C = 1.5 * 2^23 (the intege
 conversion by bit trick) and removes C * W at the end. O' then grows like C * W and its fp32
 rounding with it: the relative error grows linearly with the number of 64-key blocks. This
 prints that error for the fold as it was, for an exact conversion per block, and for removing
-the offset every few blocks and on every rescale, as the kernel does (`kRebaseBlocks` in
-attention_wgmma.cu).
+the offset every few blocks (`kRebaseBlocks` in attention_wgmma.cu).
 Run: python3 bench/fold_precision.py
 """
 import numpy as np
@@ -50,13 +49,11 @@ def run_rebase(blocks, every, rows=256, d=128):
         newm = np.where(mb > m + 8, mb, m)
         alpha = np.exp2(m - newm).astype(np.float32); alpha[~np.isfinite(m)] = 0
         w = (np.exp2(mb - newm) / 255).astype(np.float32); m = newm
-        # As the kernel: O' = fma(O', alpha, -C * W * alpha), W = 0 on every kRebaseBlocks-th
-        # block and whenever a row max moved, then the block itself.
-        if b % every == 0 or (alpha != 1).any():
-            offset = (-C * W * alpha).astype(np.float32)
-            o = (o.astype(np.float64) * alpha[:, None] + offset[:, None]).astype(np.float32); W[:] = 0
+        o = (o * alpha[:, None]).astype(np.float32)
         o = (o + w[:, None] * (acc.astype(np.float32) + C)).astype(np.float32)
-        W = (W + w).astype(np.float32)
+        W = (W * alpha + w).astype(np.float32)
+        if (b + 1) % every == 0:  # as the kernel: after each run of kRebaseBlocks folds
+            o = (o - C * W[:, None]).astype(np.float32); W[:] = 0
         ref = ref * alpha[:, None].astype(np.float64) + w[:, None].astype(np.float64) * acc
     out = (o - C * W[:, None]).astype(np.float32)
     return np.abs(out - ref).sum() / np.abs(ref).sum()
