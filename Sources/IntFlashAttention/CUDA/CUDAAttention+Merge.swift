@@ -13,10 +13,9 @@ extension CUDAAttention {
         into output: DeviceTensor, logSumExp: DeviceTensor, part: DeviceTensor, partLogSumExp: DeviceTensor,
         batch: Int, heads: Int, tokens: Int, headDim: Int, stream: CUDAStream? = nil
     ) throws(AttentionError) {
-        try Self.validateMerge(
+        let input = try Self.validateMerge(
             output: output, logSumExp: logSumExp, part: part, partLogSumExp: partLogSumExp,
             batch: batch, heads: heads, tokens: tokens, headDim: headDim)
-        let input = try Self.kernelInput(part.elementType)
         let rows = batch * heads * tokens
         guard rows > 0 else { return }
         let (threadsPerRow, rowsPerBlock) = MergeKernelDescriptor.geometry(headDim: headDim)
@@ -40,11 +39,12 @@ extension CUDAAttention {
 
     /// What ``mergePartial(into:logSumExp:part:partLogSumExp:batch:heads:tokens:headDim:stream:)``
     /// refuses before queuing: the kernel reads 4 channels at a time (16-byte fp32, 8-byte
-    /// fp16/bf16) and each log-sum-exp as contiguous rows.
+    /// fp16/bf16) and each log-sum-exp as contiguous rows. Returns the part's element type.
+    @discardableResult
     static func validateMerge(
         output: DeviceTensor, logSumExp: DeviceTensor, part: DeviceTensor, partLogSumExp: DeviceTensor,
         batch: Int, heads: Int, tokens: Int, headDim: Int
-    ) throws(AttentionError) {
+    ) throws(AttentionError) -> AttentionKernelDescriptor.Output {
         for (name, value) in [("batch", batch), ("heads", heads), ("tokens", tokens)] where value < 0 {
             throw .invalidDimension(name: name, value: value, requirement: "must not be negative")
         }
@@ -56,7 +56,7 @@ extension CUDAAttention {
         guard output.elementType == .float32 else {
             throw .invalidDeviceTensor(tensor: "merge output", reason: "the accumulator must be fp32, not \(output.elementType)")
         }
-        _ = try kernelInput(part.elementType)
+        let input = try kernelInput(part.elementType)
         for (name, lse) in [("logSumExp", logSumExp), ("partLogSumExp", partLogSumExp)] {
             guard lse.elementType == .float32, lse.strides.token == 1 else {
                 throw .invalidDeviceTensor(tensor: name, reason: "must be fp32 with token stride 1")
@@ -70,5 +70,6 @@ extension CUDAAttention {
         try validateStrides(part, "part")
         try validateAlignment(part.address, bytes: 8, "part", what: "the kernel reads 4 channels at a time, so its address")
         try validateStrideMultiple(part, of: 4, "part", because: "the kernel reads 4 channels at a time")
+        return input
     }
 }
