@@ -73,15 +73,16 @@ INTFA_DEVICE void intfa_fence_registers(intfa_s32 (&r)[N]) {
 
 // S += Q·Kᵀ for 64 keys: A (Q, s8) from registers, B (K, s8) from shared memory.
 INTFA_DEFINE_WGMMA_M64N64K32(intfa_wgmma_m64n64k32_s8s8, "s8.s8")
-// O += P·V for D = 64: A (P, u8) from registers, B (Vt, s8) from shared memory.
-INTFA_DEFINE_WGMMA_M64N64K32(intfa_wgmma_m64n64k32_u8s8, "u8.s8")
+// O += P·V for D = 64: A (P, u8) from registers, B (Vt in excess-128 form, u8) from shared
+// memory.
+INTFA_DEFINE_WGMMA_M64N64K32(intfa_wgmma_m64n64k32_u8u8, "u8.u8")
 
 // O += P·V for D = 128.
 template <int Accumulate>
-INTFA_DEVICE void intfa_wgmma_m64n128k32_u8s8(intfa_s32 (&d)[64], const intfa_u32 (&a)[4], intfa_u64 b) {
+INTFA_DEVICE void intfa_wgmma_m64n128k32_u8u8(intfa_s32 (&d)[64], const intfa_u32 (&a)[4], intfa_u64 b) {
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k32.s32.u8.s8 "
+        "wgmma.mma_async.sync.aligned.m64n128k32.s32.u8.u8 "
         "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
         "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
         "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
@@ -90,6 +91,10 @@ INTFA_DEVICE void intfa_wgmma_m64n128k32_u8s8(intfa_s32 (&d)[64], const intfa_u3
         : INTFA_WGMMA_D32(d, 0), INTFA_WGMMA_D32(d, 32)
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(Accumulate));
 }
+
+// Orders this thread's ordinary shared-memory writes before later reads of the same bytes by
+// the async proxy (wgmma operands, TMA).
+INTFA_DEVICE void intfa_fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
 // ---------------------------------------------------------------------------------------
 // mbarriers (shared memory, 8 bytes each).
