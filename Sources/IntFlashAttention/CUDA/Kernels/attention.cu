@@ -156,6 +156,21 @@ static INTFA_DEVICE void load_key_block(const AttentionParams& p, unsigned char*
     }
 }
 
+#if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
+// The P·V A fragment of 32-key chunk c from the code bits (low bytes) of S n-tiles 4c…4c+3:
+// this thread's keys of those tiles, in the order the permuted Vt stores them.
+static INTFA_DEVICE void pack_code_fragments(const intfa_u32 (&codeBits)[8][4], intfa_u32 (&fragment)[2][4]) {
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+        const int j = 4 * c;
+        fragment[c][0] = intfa_pack_low_bytes(codeBits[j][0], codeBits[j][1], codeBits[j + 1][0], codeBits[j + 1][1]);
+        fragment[c][1] = intfa_pack_low_bytes(codeBits[j][2], codeBits[j][3], codeBits[j + 1][2], codeBits[j + 1][3]);
+        fragment[c][2] = intfa_pack_low_bytes(codeBits[j + 2][0], codeBits[j + 2][1], codeBits[j + 3][0], codeBits[j + 3][1]);
+        fragment[c][3] = intfa_pack_low_bytes(codeBits[j + 2][2], codeBits[j + 2][3], codeBits[j + 3][2], codeBits[j + 3][3]);
+    }
+}
+#endif
+
 extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_KERNEL_NAME(const AttentionParams p) {
     extern __shared__ __align__(128) unsigned char smem[];
 
@@ -366,16 +381,28 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
         // leaves the integer in the low mantissa bits; subtracting it back is exact.
         constexpr float kRound = 12582912.0f;
         intfa_u32 codeBits[8][4];
-        float codeSum[2] = {0.0f, 0.0f};
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const float scaled = __fmul_rn(intfa_exp2(__fsub_rn(s[j][e], subtract[e >> 1])), 255.0f);
-                const float rounded = __fadd_rn(scaled, kRound);
-                codeBits[j][e] = __float_as_uint(rounded);
-                codeSum[e >> 1] += rounded - kRound;  // exact: integers below 2^24
+                codeBits[j][e] = __float_as_uint(__fadd_rn(scaled, kRound));
             }
+        }
+        // The P·V A fragments, and the rows' code sums from them (dp4a: four codes per
+        // instruction; integers, so exact).
+        intfa_u32 pFragment[2][4];
+        pack_code_fragments(codeBits, pFragment);
+        float codeSum[2];
+        {
+            intfa_u32 sum0 = 0, sum1 = 0;
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+                sum0 = __dp4a(pFragment[c][0], 0x01010101u, __dp4a(pFragment[c][2], 0x01010101u, sum0));
+                sum1 = __dp4a(pFragment[c][1], 0x01010101u, __dp4a(pFragment[c][3], 0x01010101u, sum1));
+            }
+            codeSum[0] = (float)sum0;
+            codeSum[1] = (float)sum1;
         }
 #elif INTFA_METHOD == INTFA_M_INT8_PAPER
         constexpr float kRound = 12582912.0f;
@@ -451,24 +478,33 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
         // ---- P·V.
 #if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER || INTFA_METHOD == INTFA_M_FP8
         // A fragment of 32-key chunk c from S n-tiles 4c..4c+3: this thread's keys of those
-        // tiles, in the order the permuted Vt stores them.
+        // tiles, in the order the permuted Vt stores them (int8: packed with the codes above).
+#if INTFA_METHOD == INTFA_M_FP8
         intfa_u32 pFragment[2][4];
 #pragma unroll
         for (int c = 0; c < 2; ++c) {
-#if INTFA_METHOD == INTFA_M_FP8
             const int j = 4 * c;
             pFragment[c][0] = (intfa_u32)intfa_pack_e4m3x2(s[j][0], s[j][1]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 1][0], s[j + 1][1]) << 16);
             pFragment[c][1] = (intfa_u32)intfa_pack_e4m3x2(s[j][2], s[j][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 1][2], s[j + 1][3]) << 16);
             pFragment[c][2] = (intfa_u32)intfa_pack_e4m3x2(s[j + 2][0], s[j + 2][1]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 3][0], s[j + 3][1]) << 16);
             pFragment[c][3] = (intfa_u32)intfa_pack_e4m3x2(s[j + 2][2], s[j + 2][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 3][2], s[j + 3][3]) << 16);
-#else
-            const int j = 4 * c;
-            pFragment[c][0] = intfa_pack_low_bytes(codeBits[j][0], codeBits[j][1], codeBits[j + 1][0], codeBits[j + 1][1]);
-            pFragment[c][1] = intfa_pack_low_bytes(codeBits[j][2], codeBits[j][3], codeBits[j + 1][2], codeBits[j + 1][3]);
-            pFragment[c][2] = intfa_pack_low_bytes(codeBits[j + 2][0], codeBits[j + 2][1], codeBits[j + 3][0], codeBits[j + 3][1]);
-            pFragment[c][3] = intfa_pack_low_bytes(codeBits[j + 2][2], codeBits[j + 2][3], codeBits[j + 3][2], codeBits[j + 3][3]);
-#endif
         }
+#elif INTFA_METHOD == INTFA_M_INT8_PAPER
+        intfa_u32 pFragment[2][4];
+        pack_code_fragments(codeBits, pFragment);
+#endif
+#if INTFA_METHOD == INTFA_M_INT8
+        // The rescale of the output, skipped when no row of the warp has a new maximum
+        // (alpha = 1 exactly): most blocks after the first few. (The paper scheme's fold is
+        // one FFMA with alpha, cheaper than the vote.)
+        if (!__all_sync(0xFFFFFFFFu, alpha[0] == 1.0f && alpha[1] == 1.0f)) {
+#pragma unroll
+            for (int n = 0; n < kOutTiles; ++n) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) output[n][e] *= alpha[e >> 1];
+            }
+        }
+#endif
 #pragma unroll
         for (int n = 0; n < kOutTiles; ++n) {
             // Vt rows 8n..8n+7 (channels); matrices 0,1 hold positions 0-31, 2,3 positions 32-63.
@@ -485,16 +521,12 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
             intfa_mma_u8s8(blockProduct, pFragment[0], b[0], b[1]);
             intfa_mma_u8s8(blockProduct, pFragment[1], b[2], b[3]);
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                output[n][e] = output[n][e] * alpha[e >> 1] + weight[e >> 1] * intfa_small_int_to_float(blockProduct[e]);
-            }
+            for (int e = 0; e < 4; ++e) output[n][e] = fmaf(weight[e >> 1], intfa_small_int_to_float(blockProduct[e]), output[n][e]);
 #else
             intfa_mma_s8s8(blockProduct, pFragment[0], b[0], b[1]);
             intfa_mma_s8s8(blockProduct, pFragment[1], b[2], b[3]);
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                output[n][e] = output[n][e] * alpha[e >> 1] + intfa_small_int_to_float(blockProduct[e]);
-            }
+            for (int e = 0; e < 4; ++e) output[n][e] = output[n][e] * alpha[e >> 1] + intfa_small_int_to_float(blockProduct[e]);
 #endif
 #endif
         }

@@ -75,10 +75,15 @@ INTFA_DEVICE intfa_u32 intfa_pack_low_bytes(intfa_u32 b0, intfa_u32 b1, intfa_u3
     return __byte_perm(__byte_perm(b0, b1, 0x0040), __byte_perm(b2, b3, 0x0040), 0x5410);
 }
 
-// Exact int32 → fp32 for |x| < 2^22 with one integer add and one float add (the I2F unit
-// is quarter rate): adding x to the bits of 1.5·2^23 places x in the low mantissa bits.
+// Exact int32 → fp32 for |x| < 2^22. From sm_86 one full-rate I2FP; sm_80 has only the
+// quarter-rate I2F, so there it takes an integer add and a float add (x added to the bits
+// of 1.5·2^23 lands in the low mantissa bits).
 INTFA_DEVICE float intfa_small_int_to_float(intfa_s32 x) {
+#if __CUDA_ARCH__ >= 860
+    return __int2float_rn(x);
+#else
     return __int_as_float(x + 0x4B400000) - 12582912.0f;
+#endif
 }
 
 // ---------------------------------------------------------------------------------------
