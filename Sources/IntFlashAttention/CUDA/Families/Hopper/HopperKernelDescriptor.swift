@@ -67,16 +67,20 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     /// set is not forward compatible).
     public static func supports(arch: String) -> Bool { arch == "sm_90a" }
 
-    /// The tile heuristic, as data, from a sweep on an H200 (B=2, H=16, N=8192, TOPS):
+    /// The tile heuristic, as data, from sweeps on an H200 (TOPS):
     /// - D = 128: 2 consumer warpgroups (240 registers each; a third would leave 160, less
-    ///   than the O and P·V accumulators need) with ping-pong: 470, against 450 without; a
-    ///   4-slot ring of 64-key tiles (17 KiB a slot): 470, against 369 with 2 slots and 467
-    ///   with 6.
-    /// - D = 64: 3 consumers (192 query rows per CTA, 160 registers each): 333, against 279
-    ///   with 2; ping-pong 333 vs 330. Causal keeps 2: its masks do not fit in 160 registers
-    ///   (ptxas spills).
+    ///   than the O and P·V accumulators need); a 4-slot ring of 64-key tiles (17 KiB a
+    ///   slot): 533, against 527 with 3 slots and 520 with 6 (B=2, H=16, N=8192).
+    /// - D = 64: 3 consumers (192 query rows per CTA, 160 registers each): 376 at B=4, H=32,
+    ///   N=4096, against 305 with 2. Causal keeps 2 consumers: its masks do not fit in 160
+    ///   registers (ptxas spills).
+    /// - Ping-pong (consumers taking turns at the tensor cores) only with 3 consumers: 376
+    ///   against 359 without. Two consumers do better without it since the fold became one
+    ///   FFMA per element: +2-3% at D = 128 over N = 1k-16k and causal, +4-5% at D = 64
+    ///   causal (with the older, longer fold ping-pong had won at D = 128, 470 against 450).
     public static func defaultTiles(headDim: Int, causal: Bool) -> Tiles {
-        Tiles(stages: 4, consumers: headDim == 64 && !causal ? 3 : 2, pingPong: true)
+        let consumers = headDim == 64 && !causal ? 3 : 2
+        return Tiles(stages: 4, consumers: consumers, pingPong: consumers == 3)
     }
 
     /// Tiles forced by `INTFA_WGMMA_TILES=stages,consumers,pingpong` (e.g. `4,2,1`), for
