@@ -1,6 +1,6 @@
 // FlashAttention forward for Hopper (sm_90a) with the default `int8` scheme of
-// docs/SCHEMES.md: Q·Kᵀ as s8·s8 and P·V as u8·s8 warpgroup MMAs (wgmma), key blocks of 64
-// with their own P row scale, K and Vt tiles brought in by TMA.
+// docs/SCHEMES.md: Q·Kᵀ as s8·s8 and P·V as u8·u8 warpgroup MMAs (wgmma, V in excess-128
+// form), key blocks of 64 with their own P row scale, K and Vt tiles brought in by TMA.
 //
 // Compile-time options (NVRTC -D):
 //   INTFA_HEAD_DIM     64 or 128
@@ -18,9 +18,9 @@
 // TMA copies of the K tile (64 keys × D) and the Vt tile (D × 64 keys) and a bulk copy of the
 // 64 K scales, all completing on the slot's "full" mbarrier. Two other producer warps then
 // turn the Vt tile into excess-128 form (code + 128 as u8, an XOR of the sign bit) in place
-// and arrive on the slot's "ready" mbarrier. Warpgroups 1… are consumers,
-// each owning 64 query rows, with Q (16 bytes of registers per thread per 32 channels) held
-// as the A operand of S = Q·Kᵀ. Per key block n a consumer issues S(n) and, behind it, the
+// and arrive on the slot's "ready" mbarrier. Warpgroups 1… are consumers, each owning 64
+// query rows, with Q (16 bytes of registers per thread per 32 channels) held as the A operand
+// of S = Q·Kᵀ. Per key block n a consumer issues S(n) and, behind it, the
 // P·V of block n−1 (two commit groups), waits for S(n) only, runs the softmax of block n
 // while P·V(n−1) is still on the tensor cores, then folds P·V(n−1) into the output and
 // releases block n−1's slot ("empty" mbarrier).
