@@ -72,15 +72,15 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     ///   than the O and P·V accumulators need); a 4-slot ring of 64-key tiles (17 KiB a
     ///   slot): 533, against 527 with 3 slots and 520 with 6 (B=2, H=16, N=8192).
     /// - D = 64: 3 consumers (192 query rows per CTA, 160 registers each): 376 at B=4, H=32,
-    ///   N=4096, against 305 with 2. Causal keeps 2 consumers: its masks do not fit in 160
-    ///   registers (ptxas spills).
-    /// - Ping-pong (consumers taking turns at the tensor cores) only with 3 consumers: 376
-    ///   against 359 without. Two consumers do better without it since the fold became one
-    ///   FFMA per element: +2-3% at D = 128 over N = 1k-16k and causal, +4-5% at D = 64
-    ///   causal (with the older, longer fold ping-pong had won at D = 128, 470 against 450).
+    ///   N=4096, against 305 with 2; causal (which fits 160 registers since the fold became
+    ///   one FFMA per element) 327-330 against 279-280, +14-21% over N = 1k-16k.
+    /// - Ping-pong (consumers taking turns at the tensor cores) only for D = 64 without a
+    ///   mask: 0-4% ahead there (376-380 against 362-365 at N = 4096). Elsewhere the
+    ///   consumers do better on their own: +2-3% at D = 128 over N = 1k-16k and causal, and
+    ///   at D = 64 causal 397 against 349-352 at N = 16384 (with the older, longer fold
+    ///   ping-pong had won at D = 128, 470 against 450).
     public static func defaultTiles(headDim: Int, causal: Bool) -> Tiles {
-        let consumers = headDim == 64 && !causal ? 3 : 2
-        return Tiles(stages: 4, consumers: consumers, pingPong: consumers == 3)
+        Tiles(stages: 4, consumers: headDim == 64 ? 3 : 2, pingPong: headDim == 64 && !causal)
     }
 
     /// Tiles forced by `INTFA_WGMMA_TILES=stages,consumers,pingpong` (e.g. `4,2,1`), for
