@@ -103,8 +103,10 @@ constexpr int kVTileBytes = kHeadDim * kBlockN;
 constexpr int kScaleBytes = kBlockN * 4;
 constexpr int kSlotBytes = (kKTileBytes + kVTileBytes + kScaleBytes + 1023) / 1024 * 1024;
 constexpr intfa_u32 kSlotTransactionBytes = kKTileBytes + kVTileBytes + kScaleBytes;
-// Dynamic shared memory: the ring plus 1 KiB to align its start to 1024 bytes.
-constexpr int kSharedBytes = kStages * kSlotBytes + 1024;
+// Each consumer's Q tile (64 rows × D, K-major, swizzled like the K tile), after the ring.
+constexpr int kQTileBytes = 64 * kHeadDim;
+// Dynamic shared memory: the ring, the Q tiles, and 1 KiB to align the start to 1024 bytes.
+constexpr int kSharedBytes = kStages * kSlotBytes + kConsumers * kQTileBytes + 1024;
 #ifdef INTFA_SMEM_BYTES
 static_assert(INTFA_SMEM_BYTES == kSharedBytes, "the host's shared-memory size disagrees with the kernel's");
 #endif
@@ -137,6 +139,9 @@ constexpr int kExactBelowKeys = 512;
 // state, and w = exp2(mb − m)/255 ≤ 2^8/255 keeps it far from overflow.
 constexpr float kRescaleSlack = 8.0f;
 // Folds between removals of the excess-128 offset from O' (fold_block).
+// Named barriers: 1…kConsumers take turns (TurnTaking), kQTileBarrier + group guards a
+// consumer's Q tile.
+constexpr int kQTileBarrier = 4;
 constexpr int kRebaseBlocks = 8;
 
 }  // namespace
@@ -183,10 +188,35 @@ static INTFA_DEVICE TileDescriptors tile_descriptors(intfa_u32 kTile) {
 }
 
 // S = Q·Kᵀ for one key block: D/32 k-steps, the first overwriting the accumulator.
-static INTFA_DEVICE void issue_scores(intfa_s32 (&s)[32], const intfa_u32 (&q)[kQChunks][4], const TileDescriptors& d) {
-    intfa_wgmma_m64n64k32_s8s8<0>(s, q[0], d.keys[0]);
+static INTFA_DEVICE void issue_scores(intfa_s32 (&s)[32], const intfa_u64 (&q)[kQChunks], const TileDescriptors& d) {
+    intfa_wgmma_m64n64k32_s8s8_shared<0>(s, q[0], d.keys[0]);
 #pragma unroll
-    for (int c = 1; c < kQChunks; ++c) intfa_wgmma_m64n64k32_s8s8<1>(s, q[c], d.keys[c]);
+    for (int c = 1; c < kQChunks; ++c) intfa_wgmma_m64n64k32_s8s8_shared<1>(s, q[c], d.keys[c]);
+}
+
+// Stores 64 Q rows (rows past Nq as zeros) into a Q tile in the K tile's swizzled layout: the
+// 16-byte chunk c of row r lands at chunk c ^ (r % 8) (128-byte rows) or c ^ (r / 2 % 4)
+// (64-byte rows), as TMA writes the K tile. Called by the 128 threads of a warpgroup.
+static INTFA_DEVICE void store_query_tile(unsigned char* tile, const unsigned char* rows, intfa_i64 strideToken, int validRows, int thread) {
+    constexpr int kChunksPerRow = kHeadDim / 16;
+#pragma unroll
+    for (int i = 0; i < 64 * kChunksPerRow / 128; ++i) {
+        const int index = thread + 128 * i;
+        const int row = index / kChunksPerRow, chunk = index % kChunksPerRow;
+        const uint4 value = row < validRows ? __ldg((const uint4*)(rows + row * strideToken) + chunk) : make_uint4(0u, 0u, 0u, 0u);
+        const int swizzled = kHeadDim == 128 ? chunk ^ (row & 7) : chunk ^ ((row >> 1) & 3);
+        *(uint4*)(tile + row * kHeadDim + 16 * swizzled) = value;
+    }
+}
+
+// Descriptors of the k32 steps of a Q tile (pinned in registers, as for TileDescriptors).
+static INTFA_DEVICE void query_descriptors(intfa_u32 tile, intfa_u64 (&q)[kQChunks]) {
+    const intfa_u64 base = intfa_matrix_descriptor(tile, kKGroupBytes, kKSwizzle);
+#pragma unroll
+    for (int c = 0; c < kQChunks; ++c) {
+        q[c] = base + 2 * c;
+        asm volatile("" : "+l"(q[c]));
+    }
 }
 
 // acc = P·(V + 128) for one key block (64 keys: two k-steps) from the excess-128 Vt tile,
@@ -229,7 +259,7 @@ struct RowState {
 // that fold_block applies once the block's P·V is done.
 template <bool Masked>
 static INTFA_DEVICE void block_softmax(
-    const intfa_s32 (&s)[32], const float* keyScales, const float (&qs)[2], RowState& state,
+    const intfa_s32 (&s)[32], const float2 (&keyScales)[8], const float (&qs)[2], RowState& state,
     intfa_u32 (&p)[2][4], float (&alpha)[2], float (&weight)[2],
     int key0, int row0, int keyLength, int causalShift, int quad) {
     // Unmasked blocks take the fast form: S' = acc · ks, the row scale and ×255 folded into
@@ -240,7 +270,7 @@ static INTFA_DEVICE void block_softmax(
     float sv[32];
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-        const float2 ks = *(const float2*)(keyScales + 8 * j + 2 * quad);
+        const float2 ks = keyScales[j];
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             const float k = (e & 1) ? ks.y : ks.x;
@@ -506,6 +536,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
     const int lane = thread & 31;
     const int quad = lane & 3;
     const TurnTaking turns{group};
+    const intfa_u32 qTile = ring + kStages * kSlotBytes + group * kQTileBytes;
     int ringBlock0 = 0;  // ring index of the tile's first key block
     for (intfa_i64 index = blockIdx.x; index < schedule.tiles; index += gridDim.x) {
         const Tile tile = tile_at(index, schedule.queryBlocks, schedule.heads);
@@ -515,23 +546,21 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
         const int groupRow0 = tile.queryBlock * kBlockM + 64 * group;
         const int row0 = groupRow0 + 16 * warp + (lane >> 2);  // and row0 + 8
 
-        // Q codes as the A fragment (rows past Nq read as zeros), and the rows' Q scales.
-        intfa_u32 q[kQChunks][4];
+        // Q codes into the group's Q tile (rows past Nq as zeros), once the group's last GEMM of
+        // the previous tile is done with it; and the rows' Q scales.
         float qs[2];
         {
             const unsigned char* qBase = (const unsigned char*)p.q + (intfa_i64)batch * p.qStrideBatch + (intfa_i64)head * p.qStrideHead;
+            intfa_named_sync(kQTileBarrier + group, 128);
+            store_query_tile(dynamicShared + (qTile - intfa_smem_address(dynamicShared)), qBase + (intfa_i64)groupRow0 * p.qStrideToken,
+                             p.qStrideToken, schedule.queryLength - groupRow0, thread);
+            intfa_fence_proxy_async();  // read by wgmma, an async-proxy access
+            intfa_named_sync(kQTileBarrier + group, 128);
             const float* qScale = (const float*)p.qScale + ((intfa_i64)batch * p.heads + head) * p.queryLength;
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
                 const int row = row0 + 8 * r;
-                const bool valid = row < schedule.queryLength;
-                const intfa_u32* source = (const intfa_u32*)(qBase + (intfa_i64)(valid ? row : 0) * p.qStrideToken);
-#pragma unroll
-                for (int c = 0; c < kQChunks; ++c) {
-                    q[c][r] = valid ? __ldg(source + 8 * c + quad) : 0u;
-                    q[c][r + 2] = valid ? __ldg(source + 8 * c + 4 + quad) : 0u;
-                }
-                qs[r] = valid ? qScale[row] : 0.0f;
+                qs[r] = row < schedule.queryLength ? qScale[row] : 0.0f;
             }
         }
 
@@ -562,8 +591,13 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
         auto release = [&](int block) {
             if (lane == 0) intfa_mbarrier_arrive(empty0 + 8 * slotOf(block));
         };
-        auto softmax = [&](const intfa_s32 (&s)[32], int block, intfa_u32 (&pOut)[2][4], float (&alpha)[2], float (&weight)[2]) {
+        // The K scales of the thread's 16 keys of a block, read before its S is waited for.
+        auto loadKeyScales = [&](int block, float2 (&ks)[8]) {
             const float* keyScales = (const float*)(dynamicShared + (slotAddress(block) - intfa_smem_address(dynamicShared)) + kKTileBytes + kVTileBytes);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) ks[j] = *(const float2*)(keyScales + 8 * j + 2 * quad);
+        };
+        auto softmax = [&](const intfa_s32 (&s)[32], const float2 (&keyScales)[8], int block, intfa_u32 (&pOut)[2][4], float (&alpha)[2], float (&weight)[2]) {
             if (block >= firstMasked) {
                 block_softmax<true>(s, keyScales, qs, state, pOut, alpha, weight, block * kBlockN, row0, schedule.keyLength, schedule.causalShift, quad);
             } else {
@@ -571,6 +605,8 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
             }
         };
 
+        intfa_u64 qDescriptors[kQChunks];
+        query_descriptors(qTile, qDescriptors);
         turns.start();
         intfa_s32 s[32];
         intfa_s32 acc[kOutRegisters];
@@ -580,15 +616,17 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
         int turn = 0;
         if (groupBlocks > 0) {
             waitFull(0);
+            float2 keyScales[8];
+            loadKeyScales(0, keyScales);
             const TileDescriptors first = tile_descriptors(slotAddress(0));
             turns.wait();
             intfa_wgmma_fence();
-            issue_scores(s, q, first);
+            issue_scores(s, qDescriptors, first);
             intfa_wgmma_commit();
             turns.pass(++turn == issuePoints);
             intfa_wgmma_wait<0>();
             intfa_fence_registers(s);
-            softmax(s, 0, pCurrent, alphaCurrent, weightCurrent);
+            softmax(s, keyScales, 0, pCurrent, alphaCurrent, weightCurrent);
 
             // Runs of kRebaseBlocks folds, with the offset removed between runs: a rebase branch
             // inside the loop body cost 3–5% on the H200 (ptxas schedules the body around it),
@@ -601,12 +639,13 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
 #pragma unroll 2
                 for (; block < runEnd; ++block) {
                     waitFull(block);
+                    loadKeyScales(block, keyScales);
                     waitReady(block - 1);
                     const TileDescriptors current = tile_descriptors(slotAddress(block));
                     const TileDescriptors previous = tile_descriptors(slotAddress(block - 1));
                     turns.wait();
                     intfa_wgmma_fence();
-                    issue_scores(s, q, current);
+                    issue_scores(s, qDescriptors, current);
                     intfa_wgmma_commit();
                     issue_values(acc, pCurrent, previous);
                     intfa_wgmma_commit();
@@ -615,7 +654,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
                     intfa_fence_registers(s);
                     intfa_u32 pNext[2][4];
                     float alphaNext[2], weightNext[2];
-                    softmax(s, block, pNext, alphaNext, weightNext);
+                    softmax(s, keyScales, block, pNext, alphaNext, weightNext);
                     intfa_wgmma_wait<0>();
                     intfa_fence_registers(acc);
                     release(block - 1);
@@ -723,16 +762,10 @@ extern "C" __global__ void __launch_bounds__(128, 1) INTFA_CAT(intfa_wgmma_layou
     }
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, quad = lane & 3;
     const int row0 = 16 * warp + (lane >> 2);
-    intfa_u32 q[kQChunks][4];
-    const intfa_u32* qRows = (const intfa_u32*)p.q;
-#pragma unroll
-    for (int c = 0; c < kQChunks; ++c) {
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            q[c][r] = qRows[(row0 + 8 * r) * (kHeadDim / 4) + 8 * c + quad];
-            q[c][r + 2] = qRows[(row0 + 8 * r) * (kHeadDim / 4) + 8 * c + 4 + quad];
-        }
-    }
+    // The Q tile after the K and Vt tiles (a ring slot's worth is reserved for them).
+    const intfa_u32 qTile = tiles + kSlotBytes;
+    store_query_tile(dynamicShared + (qTile - intfa_smem_address(dynamicShared)), (const unsigned char*)p.q, kHeadDim, 64, threadIdx.x);
+    intfa_fence_proxy_async();
     intfa_mbarrier_wait(full, 0);
     if (threadIdx.x >= 128 - kConverterThreads) {
         convert_values_tile(dynamicShared + (tiles - intfa_smem_address(dynamicShared)) + kKTileBytes, threadIdx.x - (128 - kConverterThreads));
@@ -741,9 +774,11 @@ extern "C" __global__ void __launch_bounds__(128, 1) INTFA_CAT(intfa_wgmma_layou
     __syncthreads();
 
     const TileDescriptors descriptors = tile_descriptors(tiles);
+    intfa_u64 qDescriptors[kQChunks];
+    query_descriptors(qTile, qDescriptors);
     intfa_s32 s[32];
     intfa_wgmma_fence();
-    issue_scores(s, q, descriptors);
+    issue_scores(s, qDescriptors, descriptors);
     intfa_wgmma_commit();
     intfa_wgmma_wait<0>();
     intfa_fence_registers(s);

@@ -77,6 +77,15 @@ INTFA_DEFINE_WGMMA_M64N64K32(intfa_wgmma_m64n64k32_s8s8, "s8.s8")
 // memory.
 INTFA_DEFINE_WGMMA_M64N64K32(intfa_wgmma_m64n64k32_u8u8, "u8.u8")
 
+// S += Q·Kᵀ for 64 keys with both operands from shared memory (descriptors).
+template <int Accumulate>
+INTFA_DEVICE void intfa_wgmma_m64n64k32_s8s8_shared(intfa_s32 (&d)[32], intfa_u64 a, intfa_u64 b) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 " INTFA_WGMMA_D32_TEXT "%32, %33, p;\n}\n"
+                 : INTFA_WGMMA_D32(d, 0)
+                 : "l"(a), "l"(b), "n"(Accumulate));
+}
+
 // O += P·V for D = 128.
 template <int Accumulate>
 INTFA_DEVICE void intfa_wgmma_m64n128k32_u8u8(intfa_s32 (&d)[64], const intfa_u32 (&a)[4], intfa_u64 b) {

@@ -124,10 +124,11 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     public var blockM: Int { 64 * tiles.consumers }
 
     /// Dynamic shared memory: `stages` slots of (K tile + Vt tile + 64 K scales) rounded up
-    /// to 1 KiB, plus 1 KiB to align the ring to the 128-byte swizzle's 1 KiB repeat.
+    /// to 1 KiB, a 64-row Q tile per consumer, plus 1 KiB to align the ring to the 128-byte
+    /// swizzle's 1 KiB repeat.
     public var sharedMemoryBytes: Int {
         let slot = (64 * headDim * 2 + 64 * 4 + 1023) / 1024 * 1024
-        return tiles.stages * slot + 1024
+        return tiles.stages * slot + tiles.consumers * 64 * headDim + 1024
     }
 
     /// CTA tiles of a problem: `blockM` query rows of one (batch, head) each.
