@@ -19,8 +19,8 @@
 // 64 K scales, all completing on the slot's "full" mbarrier. Two other producer warps then
 // turn the Vt tile into excess-128 form (code + 128 as u8, an XOR of the sign bit) in place
 // and arrive on the slot's "ready" mbarrier. Warpgroups 1… are consumers, each owning 64
-// query rows, with Q (16 bytes of registers per thread per 32 channels) held as the A operand
-// of S = Q·Kᵀ. Per key block n a consumer issues S(n) and, behind it, the
+// query rows, whose Q codes it stores once per tile into its own shared-memory Q tile (the A
+// operand of S = Q·Kᵀ). Per key block n a consumer issues S(n) and, behind it, the
 // P·V of block n−1 (two commit groups), waits for S(n) only, runs the softmax of block n
 // while P·V(n−1) is still on the tensor cores, then folds P·V(n−1) into the output and
 // releases block n−1's slot ("empty" mbarrier).
