@@ -59,23 +59,15 @@ INTFA_DEVICE void intfa_fence_registers(intfa_s32 (&r)[N]) {
     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                          \
     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
 
-// d (+)= A·B for m64n64k32 with A (4 registers) from registers and B from shared memory;
-// `types` is the PTX type pair, e.g. "s8.s8".
-#define INTFA_DEFINE_WGMMA_M64N64K32(name, types)                                                      \
-    template <int Accumulate>                                                                          \
-    INTFA_DEVICE void name(intfa_s32 (&d)[32], const intfa_u32 (&a)[4], intfa_u64 b) {                \
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                     \
-                     "wgmma.mma_async.sync.aligned.m64n64k32.s32." types " " INTFA_WGMMA_D32_TEXT     \
-                     "{%32, %33, %34, %35}, %36, p;\n}\n"                                              \
-                     : INTFA_WGMMA_D32(d, 0)                                                           \
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(Accumulate));           \
-    }
-
-// S += Q·Kᵀ for 64 keys: A (Q, s8) from registers, B (K, s8) from shared memory.
-INTFA_DEFINE_WGMMA_M64N64K32(intfa_wgmma_m64n64k32_s8s8, "s8.s8")
 // O += P·V for D = 64: A (P, u8) from registers, B (Vt in excess-128 form, u8) from shared
 // memory.
-INTFA_DEFINE_WGMMA_M64N64K32(intfa_wgmma_m64n64k32_u8u8, "u8.u8")
+template <int Accumulate>
+INTFA_DEVICE void intfa_wgmma_m64n64k32_u8u8(intfa_s32 (&d)[32], const intfa_u32 (&a)[4], intfa_u64 b) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k32.s32.u8.u8 " INTFA_WGMMA_D32_TEXT "{%32, %33, %34, %35}, %36, p;\n}\n"
+                 : INTFA_WGMMA_D32(d, 0)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(Accumulate));
+}
 
 // S += Q·Kᵀ for 64 keys with both operands from shared memory (descriptors).
 template <int Accumulate>
