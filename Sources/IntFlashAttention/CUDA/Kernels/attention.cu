@@ -156,21 +156,6 @@ static INTFA_DEVICE void load_key_block(const AttentionParams& p, unsigned char*
     }
 }
 
-#if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
-// The P·V A fragment of 32-key chunk c from the code bits (low bytes) of S n-tiles 4c…4c+3:
-// this thread's keys of those tiles, in the order the permuted Vt stores them.
-static INTFA_DEVICE void pack_code_fragments(const intfa_u32 (&codeBits)[8][4], intfa_u32 (&fragment)[2][4]) {
-#pragma unroll
-    for (int c = 0; c < 2; ++c) {
-        const int j = 4 * c;
-        fragment[c][0] = intfa_pack_low_bytes(codeBits[j][0], codeBits[j][1], codeBits[j + 1][0], codeBits[j + 1][1]);
-        fragment[c][1] = intfa_pack_low_bytes(codeBits[j][2], codeBits[j][3], codeBits[j + 1][2], codeBits[j + 1][3]);
-        fragment[c][2] = intfa_pack_low_bytes(codeBits[j + 2][0], codeBits[j + 2][1], codeBits[j + 3][0], codeBits[j + 3][1]);
-        fragment[c][3] = intfa_pack_low_bytes(codeBits[j + 2][2], codeBits[j + 2][3], codeBits[j + 3][2], codeBits[j + 3][3]);
-    }
-}
-#endif
-
 extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_KERNEL_NAME(const AttentionParams p) {
     extern __shared__ __align__(128) unsigned char smem[];
 
@@ -378,21 +363,21 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
             rowMax[r] = newMax;
         }
         // Codes via the 1.5·2^23 trick: adding it rounds to an integer (ties to even) and
-        // leaves the integer in the low mantissa bits; subtracting it back is exact.
+        // leaves the integer in the low mantissa bits.
         constexpr float kRound = 12582912.0f;
-        intfa_u32 codeBits[8][4];
+        intfa_u32 codeBits[32];  // n-tile j, element e at 4j + e
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const float scaled = __fmul_rn(intfa_exp2(__fsub_rn(s[j][e], subtract[e >> 1])), 255.0f);
-                codeBits[j][e] = __float_as_uint(__fadd_rn(scaled, kRound));
+                codeBits[4 * j + e] = __float_as_uint(__fadd_rn(scaled, kRound));
             }
         }
         // The P·V A fragments, and the rows' code sums from them (dp4a: four codes per
         // instruction; integers, so exact).
         intfa_u32 pFragment[2][4];
-        pack_code_fragments(codeBits, pFragment);
+        intfa_pack_code_fragment(codeBits, pFragment);
         float codeSum[2];
         {
             intfa_u32 sum0 = 0, sum1 = 0;
@@ -406,7 +391,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
         }
 #elif INTFA_METHOD == INTFA_M_INT8_PAPER
         constexpr float kRound = 12582912.0f;
-        intfa_u32 codeBits[8][4];
+        intfa_u32 codeBits[32];  // n-tile j, element e at 4j + e
         float probabilitySum[2];
         float subtract[2];
 #pragma unroll
@@ -421,7 +406,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 s[j][e] = intfa_exp2(__fsub_rn(s[j][e], subtract[e >> 1]));  // P, in place
-                codeBits[j][e] = __float_as_uint(__fadd_rn(__fmul_rn(s[j][e], 127.0f), kRound));
+                codeBits[4 * j + e] = __float_as_uint(__fadd_rn(__fmul_rn(s[j][e], 127.0f), kRound));
             }
         }
         // Σ P as a tree of independent adds rather than one serial chain of 16 per row: with
@@ -491,7 +476,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
         }
 #elif INTFA_METHOD == INTFA_M_INT8_PAPER
         intfa_u32 pFragment[2][4];
-        pack_code_fragments(codeBits, pFragment);
+        intfa_pack_code_fragment(codeBits, pFragment);
 #endif
 #if INTFA_METHOD == INTFA_M_INT8
         // The rescale of the output, skipped when no row of the warp has a new maximum

@@ -146,20 +146,6 @@ constexpr int kRebaseBlocks = 8;
 
 }  // namespace
 
-// The A fragment of P·V for 64 keys (two k32 chunks) from the S accumulator positions: for
-// chunk c, registers take the codes of S n-tiles 4c…4c+3 in the order that the permuted Vt
-// stores its keys (docs/SCHEMES.md), so no shuffles are needed.
-static INTFA_DEVICE void pack_p_fragment(const intfa_u32 (&code)[32], intfa_u32 (&a)[2][4]) {
-#pragma unroll
-    for (int c = 0; c < 2; ++c) {
-        const int j = 16 * c;  // first accumulator register of n-tile 4c
-        a[c][0] = intfa_pack_low_bytes(code[j + 0], code[j + 1], code[j + 4], code[j + 5]);
-        a[c][1] = intfa_pack_low_bytes(code[j + 2], code[j + 3], code[j + 6], code[j + 7]);
-        a[c][2] = intfa_pack_low_bytes(code[j + 8], code[j + 9], code[j + 12], code[j + 13]);
-        a[c][3] = intfa_pack_low_bytes(code[j + 10], code[j + 11], code[j + 14], code[j + 15]);
-    }
-}
-
 // Descriptors of every k32 step of one slot's K and Vt tiles (each step advances the start
 // address by 32 bytes). They are computed, and pinned in registers, before the wgmma.fence:
 // an ordinary instruction that defines a wgmma operand between the fence and the MMAs makes
@@ -341,7 +327,7 @@ static INTFA_DEVICE void block_softmax(
             code[4 * j + e] = __float_as_uint(__fadd_rn(scaled, kRound));
         }
     }
-    pack_p_fragment(code, p);
+    intfa_pack_code_fragment(code, p);
 }
 
 // Folds one finished key block into the state, once its P·V has completed: the row sums of
@@ -792,7 +778,7 @@ extern "C" __global__ void __launch_bounds__(128, 1) INTFA_CAT(intfa_wgmma_layou
         code[i] = pCodes[row * 64 + column];
     }
     intfa_u32 a[2][4];
-    pack_p_fragment(code, a);
+    intfa_pack_code_fragment(code, a);
     intfa_s32 acc[kOutRegisters];
     intfa_wgmma_fence();
     issue_values(acc, a, descriptors);

@@ -75,6 +75,22 @@ INTFA_DEVICE intfa_u32 intfa_pack_low_bytes(intfa_u32 b0, intfa_u32 b1, intfa_u3
     return __byte_perm(__byte_perm(b0, b1, 0x0040), __byte_perm(b2, b3, 0x0040), 0x5410);
 }
 
+// The 8-bit P·V A fragment of 64 keys (two k32 chunks) from the code bits (integer in the
+// low byte) at the 32 positions of the S accumulator fragment (n-tile j, element e at
+// 4j + e): chunk c takes n-tiles 4c…4c+3 in the order in which the permuted Vt stores its
+// keys (docs/SCHEMES.md), so no shuffles are needed. The same for mma.sync m16n8k32 and
+// wgmma, whose fragments agree per warp.
+INTFA_DEVICE void intfa_pack_code_fragment(const intfa_u32 (&code)[32], intfa_u32 (&a)[2][4]) {
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+        const int j = 16 * c;  // first accumulator position of n-tile 4c
+        a[c][0] = intfa_pack_low_bytes(code[j + 0], code[j + 1], code[j + 4], code[j + 5]);
+        a[c][1] = intfa_pack_low_bytes(code[j + 2], code[j + 3], code[j + 6], code[j + 7]);
+        a[c][2] = intfa_pack_low_bytes(code[j + 8], code[j + 9], code[j + 12], code[j + 13]);
+        a[c][3] = intfa_pack_low_bytes(code[j + 10], code[j + 11], code[j + 14], code[j + 15]);
+    }
+}
+
 // Exact int32 → fp32 for |x| < 2^22. From sm_86 one full-rate I2FP; sm_80 has only the
 // quarter-rate I2F, so there it takes an integer add and a float add (x added to the bits
 // of 1.5·2^23 lands in the low mantissa bits).
