@@ -91,12 +91,49 @@ struct KernelDescriptorTests {
         let d = try AttentionKernelDescriptor(
             method: .int8, headDim: 128, causal: true, output: .bfloat16, writesLogSumExp: true, arch: "sm_90",
             tiles: .init(blockM: 64, stages: 2, qInRegisters: false))
-        #expect(d.kernelName == "intfa_attention_int8_d128_causal_bf16_lse_m64_s2")
+        #expect(d.kernelName == "intfa_attention_int8_d128_causal_bf16_lse_m64_s2_w16")
         #expect(d.compileOptions.contains("-DINTFA_METHOD=0"))
         #expect(d.compileOptions.contains("-arch=sm_90"))
+        #expect(d.compileOptions.contains("-DINTFA_SMEM_BYTES=\(d.sharedMemoryBytes)"))
         #expect(d.threadsPerBlock == 128)
-        // 2 × (64·144 + 128·80 + 256) + 64·144
-        #expect(d.sharedMemoryBytes == 2 * (64 * 144 + 128 * 80 + 256) + 64 * 144)
+        // 2 × (64·144 + 128·80 + 256) + 64·144, then 64 Q scales and the 32-byte source pointers
+        #expect(d.sharedMemoryBytes == 2 * (64 * 144 + 128 * 80 + 256) + 64 * 144 + 64 * 4 + 32)
+    }
+
+    @Test func rowTilesAndRegisterPromiseAreSpelledAndChecked() throws {
+        let tiles = AttentionKernelDescriptor.Tiles(
+            blockM: 128, warpRows: 32, stages: 2, qInRegisters: true, splitRowTiles: true, minBlocksPerSM: 2)
+        let d = try AttentionKernelDescriptor(method: .int8Paper, headDim: 64, causal: false, arch: "sm_86", tiles: tiles)
+        #expect(d.kernelName == "intfa_attention_int8paper_d64_full_f16_m128_s2_w32_split_b2")
+        #expect(d.threadsPerBlock == 128)
+        #expect(d.compileOptions.contains("-DINTFA_WARP_ROWS=32"))
+        #expect(d.compileOptions.contains("-DINTFA_SPLIT_ROW_TILES=1"))
+        #expect(d.compileOptions.contains("-DINTFA_MIN_BLOCKS=2"))
+        let defaults = try AttentionKernelDescriptor(method: .int8, headDim: 128, causal: false, arch: "sm_90")
+        #expect(defaults.tiles.minBlocksPerSM == 3)
+        for bad in [
+            AttentionKernelDescriptor.Tiles(blockM: 64, warpRows: 48, stages: 2, qInRegisters: false),
+            AttentionKernelDescriptor.Tiles(blockM: 96, warpRows: 32, stages: 2, qInRegisters: false),
+            AttentionKernelDescriptor.Tiles(blockM: 64, stages: 5, qInRegisters: false),
+        ] {
+            #expect(throws: AttentionError.self) {
+                _ = try AttentionKernelDescriptor(method: .int8, headDim: 64, causal: false, arch: "sm_90", tiles: bad)
+            }
+        }
+    }
+
+    @Test func tuningTilesComeFromTheEnvironment() throws {
+        #expect(try AttentionKernelDescriptor.tiles(fromEnvironment: [:]) == nil)
+        let forced = try #require(try AttentionKernelDescriptor.tiles(fromEnvironment: ["INTFA_MMA_TILES": "128,32,2,1,2"]))
+        #expect(forced.blockM == 128 && forced.warpRows == 32 && forced.stages == 2)
+        #expect(forced.splitRowTiles && forced.minBlocksPerSM == 2)
+        #expect(forced.withDefaultQPlacement(method: .int8, headDim: 64).qInRegisters)
+        #expect(!forced.withDefaultQPlacement(method: .fp16, headDim: 64).qInRegisters)
+        for text in ["128,32", "128,32,2,7", "a,b,c", "64,16,2,0,9"] {
+            #expect(throws: AttentionError.self) {
+                _ = try AttentionKernelDescriptor.tiles(fromEnvironment: ["INTFA_MMA_TILES": text])
+            }
+        }
     }
 
     @Test func fp8NeedsAda() {

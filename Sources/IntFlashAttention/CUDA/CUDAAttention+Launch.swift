@@ -29,7 +29,8 @@ extension CUDAAttention {
         case .mma:
             return .mma(try AttentionKernelDescriptor(
                 method: method, headDim: problem.headDim, causal: problem.causal, output: outputType,
-                writesLogSumExp: logSumExp != nil, arch: architecture))
+                writesLogSumExp: logSumExp != nil, arch: architecture,
+                tiles: mmaTiles?.withDefaultQPlacement(method: method, headDim: problem.headDim)))
         }
     }
 

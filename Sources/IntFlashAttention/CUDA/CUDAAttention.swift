@@ -21,9 +21,10 @@ public final class CUDAAttention: @unchecked Sendable {
     var loaded: [AnyHashable: (module: CUDAModule, function: CUDAFunction)] = [:]
     let workspace: AttentionWorkspace<ContextWorkspaceMemory>
     var requestedFamily: AttentionKernelFamily?
-    // Tuning overrides, read from the environment once (`INTFA_WGMMA_TILES`, `INTFA_WGMMA_GRID`):
-    // a call's host time is part of its latency.
+    // Tuning overrides, read from the environment once (`INTFA_WGMMA_TILES`, `INTFA_WGMMA_GRID`,
+    // `INTFA_MMA_TILES`): a call's host time is part of its latency.
     let hopperTiles: HopperKernelDescriptor.Tiles?
+    let mmaTiles: AttentionKernelDescriptor.Tiles?
     let hopperGrid: HopperKernelDescriptor.GridPolicy?
     // The stream and lent workspace of the call in progress.
     var callStream: CUDAStream
@@ -40,6 +41,7 @@ public final class CUDAAttention: @unchecked Sendable {
         }
         hopperTiles = try HopperKernelDescriptor.tiles(fromEnvironment: environment)
         hopperGrid = try HopperKernelDescriptor.GridPolicy.fromEnvironment(environment)
+        mmaTiles = try AttentionKernelDescriptor.tiles(fromEnvironment: environment)
         do throws(CUDAError) {
             context = try CUDAContext(device: device)
             architecture = context.properties.computeCapability.architecture

@@ -4,22 +4,26 @@
 // Compile-time options (NVRTC -D), all required except where a default is given:
 //   INTFA_METHOD      0 int8 (default scheme), 1 int8-paper, 2 fp8-e4m3 (sm_89+), 3 fp16
 //   INTFA_HEAD_DIM    8-bit methods: 64, 128, 256; fp16: 32, 64, 128, 256
-//   INTFA_BLOCK_M     query rows per CTA: 64 or 128 (one warp per 16 rows)
+//   INTFA_BLOCK_M     query rows per CTA: 64 or 128
+//   INTFA_WARP_ROWS   query rows per warp: 16 or 32 (default 16)
+//   INTFA_SPLIT_ROW_TILES  1: a warp's two row tiles go through S and softmax one at a time
 //   INTFA_STAGES      K/V shared-memory pipeline depth, 2 or 3
 //   INTFA_CAUSAL      0 or 1 (bottom-right aligned)
 //   INTFA_OUT_BF16    0: fp16 output, 1: bf16 output
 //   INTFA_WRITE_LSE   0 or 1: also write the log-sum-exp (fp32, natural log)
 //   INTFA_MIN_BLOCKS  CTAs per SM promised to the register allocator (default 1)
 //
-// Launch: grid (ceil(Nq / BLOCK_M), H, B), block BLOCK_M / 16 · 32 threads, dynamic shared
-// memory INTFA_SMEM_BYTES (see AttentionKernelDescriptor.sharedMemoryBytes; above 48 KiB the
-// launcher must raise CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES), one AttentionParams
-// argument by value. Pointers must be 16-byte aligned and the token strides of fp16 Q/K/V
-// multiples of 8 elements (16-byte copies); the 8-bit tensors are the quantizers' outputs.
+// Launch: grid (ceil(Nq / BLOCK_M), H, B), block BLOCK_M / WARP_ROWS · 32 threads, dynamic
+// shared memory AttentionKernelDescriptor.sharedMemoryBytes (INTFA_SMEM_BYTES, checked here
+// when given; above 48 KiB the launcher must raise the function's dynamic shared-memory
+// limit), one AttentionParams argument by value. Pointers must be 16-byte aligned and the
+// token strides of fp16 Q/K/V multiples of 8 elements (16-byte copies); the 8-bit tensors are
+// the quantizers' outputs.
 //
-// Structure. Each warp owns 16 query rows and keeps its Q fragments in registers. K (and the
-// per-key K scales) and V tiles of 64 keys stream through a cp.async ring of shared memory,
-// rows padded by 16 bytes so that ldmatrix reads are free of bank conflicts. S = Q·Kᵀ stays
+// Structure. Each warp owns 16 or 32 query rows (one or two MMA row tiles) and keeps its Q
+// fragments in registers or re-reads them per key block. K (and the per-key K scales) and V
+// tiles of 64 keys stream through a cp.async ring of shared memory, rows padded by 16 bytes
+// so that ldmatrix reads are free of bank conflicts. S = Q·Kᵀ stays
 // in registers; after the softmax its accumulator fragment is re-packed in place as the A
 // fragment of P·V. For 8-bit P that only works because the quantizer wrote each 32-key group
 // of Vt in the order the fragments imply (docs/SCHEMES.md); fp16 needs no permutation.
@@ -38,6 +42,12 @@
 #ifndef INTFA_STAGES
 #define INTFA_STAGES 2
 #endif
+#ifndef INTFA_WARP_ROWS
+#define INTFA_WARP_ROWS 16
+#endif
+#ifndef INTFA_SPLIT_ROW_TILES
+#define INTFA_SPLIT_ROW_TILES 0
+#endif
 #ifndef INTFA_MIN_BLOCKS
 #define INTFA_MIN_BLOCKS 1
 #endif
@@ -51,7 +61,7 @@
 #error "fp8-e4m3 attention needs sm_89 or newer"
 #endif
 
-// Kernel name: intfa_attention_<method>_d<D>_<full|causal>_<f16|bf16>[_lse]_m<BLOCK_M>_s<STAGES>
+// Kernel name: intfa_attention_<method>_d<D>_<full|causal>_<f16|bf16>[_lse]_m<BLOCK_M>_s<STAGES>_w<WARP_ROWS>[_split][_b<MIN_BLOCKS>]
 #if INTFA_METHOD == INTFA_M_INT8
 #define INTFA_METHOD_NAME int8
 #elif INTFA_METHOD == INTFA_M_INT8_PAPER
@@ -64,14 +74,36 @@
 #define INTFA_KERNEL_NAME                                                                                  \
     INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(             \
         intfa_attention_, INTFA_METHOD_NAME), _d), INTFA_HEAD_DIM), INTFA_MASK_NAME), INTFA_OUT_NAME),    \
-        INTFA_LSE_NAME), _m), INTFA_BLOCK_M), INTFA_CAT(_s, INTFA_STAGES))
+        INTFA_LSE_NAME), _m), INTFA_BLOCK_M), INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(_s, INTFA_STAGES), _w),      \
+        INTFA_WARP_ROWS), INTFA_CAT(INTFA_SPLIT_NAME, INTFA_MIN_BLOCKS_NAME)))
+#if INTFA_MIN_BLOCKS > 1
+#define INTFA_MIN_BLOCKS_NAME INTFA_CAT(_b, INTFA_MIN_BLOCKS)
+#else
+#define INTFA_MIN_BLOCKS_NAME
+#endif
+#if INTFA_SPLIT_ROW_TILES
+#define INTFA_SPLIT_NAME _split
+#else
+#define INTFA_SPLIT_NAME
+#endif
 
 namespace {
 
 constexpr int kHeadDim = INTFA_HEAD_DIM;
 constexpr int kBlockM = INTFA_BLOCK_M;
 constexpr int kBlockN = 64;  // the scheme's key block
-constexpr int kWarps = kBlockM / 16;
+// Query rows per warp: one or two 16-row MMA tiles. Two share every K and V fragment a warp
+// loads and give the scheduler two independent softmax chains per key block.
+constexpr int kWarpRows = INTFA_WARP_ROWS;
+constexpr int kRowTiles = kWarpRows / 16;
+constexpr int kWarps = kBlockM / kWarpRows;
+// Row tiles taken from S through P together: all of them (each K fragment read once for all)
+// or one at a time (K fragments read per tile, one tile's S live at a time: fewer registers).
+constexpr int kGroupTiles = INTFA_SPLIT_ROW_TILES ? 1 : kRowTiles;
+// With more than one CTA promised per SM the register budget is tight (168 for three), and
+// ptxas, left free, hoists a dozen K or V fragment loads ahead of their MMAs and spills. A
+// __syncwarp every 64 bytes of Q·Kᵀ depth and every two P·V n-tiles bounds that hoisting.
+constexpr bool kFenceFragmentLoads = INTFA_MIN_BLOCKS > 1;
 constexpr int kThreads = kWarps * 32;
 constexpr int kStages = INTFA_STAGES;
 constexpr bool kEightBit = INTFA_METHOD != INTFA_M_FP16;
@@ -90,9 +122,17 @@ constexpr int kKBytes = kBlockN * kKStride;
 constexpr int kVBytes = kVRows * kVStride;
 constexpr int kKScaleBytes = kPerKeyScale ? kBlockN * 4 : 0;
 constexpr int kStageBytes = kKBytes + kVBytes + kKScaleBytes;
-// After the ring: the CTA's Q tile, rows padded like K.
+// After the ring: the CTA's Q tile, rows padded like K, then (int8 schemes) its per-token Q
+// scales, read per key block rather than held in registers through the loop.
 constexpr int kQBytes = kBlockM * kKStride;
-constexpr int kSharedBytes = kStages * kStageBytes + kQBytes;
+constexpr int kQScaleBytes = kPerKeyScale ? kBlockM * 4 : 0;
+// Last, the CTA's K and V source pointers: the loop reads them per key block instead of
+// holding six registers through it.
+constexpr int kSourcesOffset = kStages * kStageBytes + kQBytes + kQScaleBytes;
+constexpr int kSharedBytes = kSourcesOffset + 32;
+#ifdef INTFA_SMEM_BYTES
+static_assert(INTFA_SMEM_BYTES == kSharedBytes, "the host's shared-memory size disagrees with the kernel's");
+#endif
 
 // Q·Kᵀ: k-chunks of 32 bytes (32 codes or 16 halves); one ldmatrix.x4 covers two of them.
 constexpr int kQKChunks = kKRowBytes / 32;
@@ -104,6 +144,8 @@ constexpr int kOutTiles = kHeadDim / 8;  // n-tiles of 8 channels in O
 #endif
 
 static_assert(kBlockM == 64 || kBlockM == 128, "BLOCK_M must be 64 or 128");
+static_assert(kWarpRows == 16 || kWarpRows == 32, "16 or 32 rows per warp");
+static_assert(kBlockM % kWarpRows == 0, "BLOCK_M must be a multiple of the warp's rows");
 static_assert(kKRowBytes % 64 == 0, "head dim: 8-bit needs a multiple of 64, fp16 of 32");
 static_assert(kStages >= 2 && kStages <= 4, "2 to 4 pipeline stages");
 
@@ -115,37 +157,51 @@ typedef float ScoreAccumulator;
 
 }  // namespace
 
+// Copies rows [0, kRows) of a tile, 16 bytes per thread and pass: each thread keeps one chunk
+// column, so rows, chunks and shared addresses are fixed per pass at compile time. Rows at or
+// past `validRows` are zero-filled (their source address is row 0's, which is never read).
+template <int kRows, int kChunksPerRow>
+static INTFA_DEVICE void copy_tile_rows(unsigned char* tile, int tileStride, const unsigned char* source0,
+                                        intfa_i64 sourceStride, int validRows) {
+    constexpr int kRowsPerPass = kThreads / kChunksPerRow;
+    static_assert(kThreads % kChunksPerRow == 0 && kRows % kRowsPerPass == 0, "whole passes");
+    const int chunk = threadIdx.x % kChunksPerRow;
+    const int firstRow = threadIdx.x / kChunksPerRow;
+    const unsigned char* first = source0 + chunk * 16;
+#pragma unroll
+    for (int pass = 0; pass < kRows / kRowsPerPass; ++pass) {
+        const int row = firstRow + pass * kRowsPerPass;
+        const bool valid = row < validRows;
+        const unsigned char* source = first + (intfa_i64)row * sourceStride;
+        intfa_cp_async_16(intfa_smem_address(tile + row * tileStride + chunk * 16), valid ? source : first, valid ? 16u : 0u);
+    }
+}
+
+// Where a CTA's key blocks come from: its (batch, KV head)'s K, V (or Vt) and K scales.
+struct KeySources {
+    const unsigned char* k;
+    const unsigned char* v;
+    const float* kScale;
+};
+
 // Issues the cp.async copies of key block `block` into ring slot `slot`.
-static INTFA_DEVICE void load_key_block(const AttentionParams& p, unsigned char* smem, int slot, int block,
-                                        const unsigned char* kBase, const unsigned char* vBase, const float* kScaleBase) {
+static INTFA_DEVICE void load_key_block(const AttentionParams& p, unsigned char* smem, int slot, int block, const KeySources& sources) {
+    const unsigned char* kBase = sources.k;
+    const unsigned char* vBase = sources.v;
+    const float* kScaleBase = sources.kScale;
     unsigned char* kTile = smem + slot * kStageBytes;
     unsigned char* vTile = kTile + kKBytes;
     const int key0 = block * kBlockN;
-    constexpr int kKChunksPerRow = kKRowBytes / 16;
-    for (int i = threadIdx.x; i < kBlockN * kKChunksPerRow; i += kThreads) {
-        const int row = i / kKChunksPerRow, chunk = i % kKChunksPerRow;
-        const int key = key0 + row;
-        const bool valid = key < p.keyLength;
-        const unsigned char* source = kBase + (valid ? key : 0) * p.kStrideToken * kElementBytes + chunk * 16;
-        intfa_cp_async_16(intfa_smem_address(kTile + row * kKStride + chunk * 16), source, valid ? 16u : 0u);
-    }
+    const int validKeys = (int)p.keyLength - key0;
+    const intfa_i64 kRowBytesGlobal = p.kStrideToken * kElementBytes;
+    copy_tile_rows<kBlockN, kKRowBytes / 16>(kTile, kKStride, kBase + key0 * kRowBytesGlobal, kRowBytesGlobal, validKeys);
     if constexpr (kEightBit) {
         // Vt rows are padded to NkPad with zero codes: every copy is in range.
-        for (int i = threadIdx.x; i < kHeadDim * 4; i += kThreads) {
-            const int row = i >> 2, chunk = i & 3;
-            const unsigned char* source = vBase + row * p.vStrideRow + (key0 + chunk * 16);
-            intfa_cp_async_16(intfa_smem_address(vTile + row * kVStride + chunk * 16), source, 16u);
-        }
+        copy_tile_rows<kHeadDim, kVRowBytes / 16>(vTile, kVStride, vBase + key0, p.vStrideRow, kHeadDim);
     } else {
         // Rows past Nk must be zeros, not stale data: P is 0 there, but 0 · NaN is NaN.
-        constexpr int kVChunksPerRow = kVRowBytes / 16;
-        for (int i = threadIdx.x; i < kBlockN * kVChunksPerRow; i += kThreads) {
-            const int row = i / kVChunksPerRow, chunk = i % kVChunksPerRow;
-            const int key = key0 + row;
-            const bool valid = key < p.keyLength;
-            const unsigned char* source = vBase + (valid ? key : 0) * p.vStrideRow * 2 + chunk * 16;
-            intfa_cp_async_16(intfa_smem_address(vTile + row * kVStride + chunk * 16), source, valid ? 16u : 0u);
-        }
+        const intfa_i64 vRowBytesGlobal = p.vStrideRow * 2;
+        copy_tile_rows<kBlockN, kVRowBytes / 16>(vTile, kVStride, vBase + key0 * vRowBytesGlobal, vRowBytesGlobal, validKeys);
     }
     if constexpr (kPerKeyScale) {
         // sK is padded per head to NkPad (zeros), so 16-byte copies stay in range.
@@ -174,7 +230,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
     const int queryLength = (int)p.queryLength;
     const int keyLength = (int)p.keyLength;
     const int rowBlock0 = (int)queryBlock * kBlockM;
-    const int warpRow0 = rowBlock0 + warp * 16;
+    const int warpRow0 = rowBlock0 + warp * kWarpRows;
     // Causal: row i sees key j iff j <= i + causalShift.
     const int causalShift = keyLength - queryLength;
 
@@ -187,63 +243,75 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
         blockCount = lastKey < 0 ? 0 : (lastKey / kBlockN + 1 < keyBlocks ? lastKey / kBlockN + 1 : keyBlocks);
     }
 
-    const unsigned char* kBase = (const unsigned char*)p.k + ((intfa_i64)batch * p.kStrideBatch + (intfa_i64)kvHead * p.kStrideHead) * kElementBytes;
-    const unsigned char* vBase = (const unsigned char*)p.v + ((intfa_i64)batch * p.vStrideBatch + (intfa_i64)kvHead * p.vStrideHead) * kElementBytes;
-    const float* kScaleBase = kPerKeyScale ? (const float*)p.kScale + ((intfa_i64)batch * p.kvHeads + kvHead) * p.keyLengthPadded : nullptr;
+    KeySources sources;
+    sources.k = (const unsigned char*)p.k + ((intfa_i64)batch * p.kStrideBatch + (intfa_i64)kvHead * p.kStrideHead) * kElementBytes;
+    sources.v = (const unsigned char*)p.v + ((intfa_i64)batch * p.vStrideBatch + (intfa_i64)kvHead * p.vStrideHead) * kElementBytes;
+    sources.kScale = kPerKeyScale ? (const float*)p.kScale + ((intfa_i64)batch * p.kvHeads + kvHead) * p.keyLengthPadded : nullptr;
+    KeySources* sharedSources = (KeySources*)(smem + kSourcesOffset);
+    if (threadIdx.x == 0) *sharedSources = sources;  // published by the loop's first barrier
 
     // ---- Q tile → shared memory (rows past Nq zero-filled), then the key pipeline.
-    const int row0 = warpRow0 + group;  // this thread's two rows: row0, row0 + 8
-    const int row1 = row0 + 8;
+    // This thread's rows: 16t + 8r + g of the warp's, for row tile t and half r.
+    const int threadRow0 = warpRow0 + group;
     unsigned char* qTile = smem + kStages * kStageBytes;
     {
         const unsigned char* qBase = (const unsigned char*)p.q + ((intfa_i64)batch * p.qStrideBatch + (intfa_i64)head * p.qStrideHead) * kElementBytes;
-        constexpr int kChunksPerRow = kKRowBytes / 16;
-        for (int i = threadIdx.x; i < kBlockM * kChunksPerRow; i += kThreads) {
-            const int row = i / kChunksPerRow, chunk = i % kChunksPerRow;
-            const int token = rowBlock0 + row;
-            const bool valid = token < queryLength;
-            const unsigned char* source = qBase + (intfa_i64)(valid ? token : 0) * p.qStrideToken * kElementBytes + chunk * 16;
-            intfa_cp_async_16(intfa_smem_address(qTile + row * kKStride + chunk * 16), source, valid ? 16u : 0u);
-        }
+        const intfa_i64 qRowBytes = p.qStrideToken * kElementBytes;
+        copy_tile_rows<kBlockM, kKRowBytes / 16>(qTile, kKStride, qBase + (intfa_i64)rowBlock0 * qRowBytes, qRowBytes, queryLength - rowBlock0);
         intfa_cp_async_commit();
     }
 #pragma unroll
     for (int s = 0; s < kStages - 1; ++s) {
-        if (s < blockCount) load_key_block(p, smem, s, s, kBase, vBase, kScaleBase);
+        if (s < blockCount) load_key_block(p, smem, s, s, sources);
         intfa_cp_async_commit();
     }
-    // A fragments of the warp's 16 rows: matrices (rows 0-7 | 8-15) × (bytes 0-15 | 16-31)
-    // of a 32-byte k-chunk are registers 0-3, for 8-bit and fp16 alike.
-    const intfa_u32 qFragmentAddress = intfa_smem_address(qTile) + (warp * 16 + (lane & 7) + 8 * ((lane >> 3) & 1)) * kKStride + 16 * (lane >> 4);
+    // A fragments of row tile t: matrices (rows 0-7 | 8-15) × (bytes 0-15 | 16-31) of a
+    // 32-byte k-chunk are registers 0-3, for 8-bit and fp16 alike.
+    const intfa_u32 qFragmentAddress = intfa_smem_address(qTile) + (warp * kWarpRows + (lane & 7) + 8 * ((lane >> 3) & 1)) * kKStride + 16 * (lane >> 4);
+    constexpr int kQTileStride = 16 * kKStride;  // from one row tile's fragments to the next
 #if INTFA_Q_IN_REGISTERS
-    intfa_u32 qFragment[kQKChunks][4];
+    intfa_u32 qFragment[kRowTiles][kQKChunks][4];
     intfa_cp_async_wait<kStages - 1>();  // the Q group (committed first) has landed
     __syncthreads();
 #pragma unroll
-    for (int c = 0; c < kQKChunks; ++c) intfa_ldmatrix_x4(qFragment[c], qFragmentAddress + 32 * c);
+    for (int t = 0; t < kRowTiles; ++t) {
+#pragma unroll
+        for (int c = 0; c < kQKChunks; ++c) intfa_ldmatrix_x4(qFragment[t][c], qFragmentAddress + t * kQTileStride + 32 * c);
+    }
 #endif
 
     // Per-row score factor: S = (acc · qs) · ks (8-bit) or acc · sm·L (fp16).
-    float rowScale[2];
 #if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
+    // Per-token Q scales → shared memory (0 past Nq), ordered so that a thread's 2·kRowTiles
+    // rows (16t + 8r + g) are one vector: [warp][g][t][r]. The loop's first barrier publishes them.
+    float* qScaleTile = (float*)(qTile + kQBytes);
     {
         const float* qScale = (const float*)p.qScale + ((intfa_i64)batch * p.heads + head) * p.queryLength;
-        rowScale[0] = row0 < queryLength ? qScale[row0] : 0.0f;
-        rowScale[1] = row1 < queryLength ? qScale[row1] : 0.0f;
+        for (int i = threadIdx.x; i < kBlockM; i += kThreads) {
+            const int inWarp = i % kWarpRows;
+            const int position = (i - inWarp) + (inWarp & 7) * 2 * kRowTiles + 2 * (inWarp >> 4) + ((inWarp >> 3) & 1);
+            qScaleTile[position] = rowBlock0 + i < queryLength ? qScale[rowBlock0 + i] : 0.0f;
+        }
     }
+    const float* threadQScales = qScaleTile + warp * kWarpRows + group * 2 * kRowTiles;
 #elif INTFA_METHOD == INTFA_M_FP8
-    rowScale[0] = rowScale[1] = ((const float*)p.qScale)[(intfa_i64)batch * p.heads + head];
+    const float qScaleValue = ((const float*)p.qScale)[(intfa_i64)batch * p.heads + head];
     const float keyScale = ((const float*)p.kScale)[(intfa_i64)batch * p.kvHeads + kvHead];
 #else
-    rowScale[0] = rowScale[1] = p.softmaxScaleLog2;
+    const float qScaleValue = p.softmaxScaleLog2;
 #endif
 
-    // Online-softmax state of rows row0 and row1, and the fp32 output accumulator.
-    float rowMax[2] = {kNegativeInfinity, kNegativeInfinity};
-    float rowSum[2] = {0.0f, 0.0f};
-    float output[kOutTiles][4];
+    // Online-softmax state of this thread's rows, and the fp32 output accumulator.
+    float rowMax[kRowTiles][2];
+    float rowSum[kRowTiles][2];
+    float output[kRowTiles][kOutTiles][4];
 #pragma unroll
-    for (int n = 0; n < kOutTiles; ++n) output[n][0] = output[n][1] = output[n][2] = output[n][3] = 0.0f;
+    for (int t = 0; t < kRowTiles; ++t) {
+        rowMax[t][0] = rowMax[t][1] = kNegativeInfinity;
+        rowSum[t][0] = rowSum[t][1] = 0.0f;
+#pragma unroll
+        for (int n = 0; n < kOutTiles; ++n) output[t][n][0] = output[t][n][1] = output[t][n][2] = output[t][n][3] = 0.0f;
+    }
 
     const int ldRow = lane & 7;     // row inside the 8x8 matrix whose address this lane gives
     const int ldMatrix = lane >> 3; // which of the four matrices
@@ -253,290 +321,360 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
         __syncthreads();
         {
             const int next = block + kStages - 1;
-            if (next < blockCount) load_key_block(p, smem, next % kStages, next, kBase, vBase, kScaleBase);
+            if (next < blockCount) load_key_block(p, smem, next % kStages, next, *sharedSources);
             intfa_cp_async_commit();
         }
         const int key0 = block * kBlockN;
         // A warp whose rows see none of this block's keys (causal, above the diagonal) has
         // nothing to add: the scheme's update would leave its state unchanged.
-        if (INTFA_CAUSAL && key0 > warpRow0 + 15 + causalShift) continue;
+        if (INTFA_CAUSAL && key0 > warpRow0 + kWarpRows - 1 + causalShift) continue;
 
         const unsigned char* kTile = smem + (block % kStages) * kStageBytes;
         const unsigned char* vTile = kTile + kKBytes;
         const intfa_u32 kTileAddress = intfa_smem_address(kTile);
         const intfa_u32 vTileAddress = intfa_smem_address(vTile);
 
-        // ---- S = Q·Kᵀ: 8 n-tiles of 8 keys.
-        ScoreAccumulator score[8][4];
+        // Softmax state and P·V operands of every row tile (filled group by group below).
+        float alpha[kRowTiles][2];
+#if INTFA_METHOD == INTFA_M_INT8
+        float weight[kRowTiles][2];
+        float codeSum[kRowTiles][2];
+#else
+        float probabilitySum[kRowTiles][2];
+#endif
+#if INTFA_METHOD == INTFA_M_FP16
+        intfa_u32 pFragment[kRowTiles][4][4];  // 16-key chunks
+#else
+        intfa_u32 pFragment[kRowTiles][2][4];  // 32-key chunks
+#endif
+        // Row tiles in groups of kGroupTiles, each from its S through its P fragments.
 #pragma unroll
-        for (int j = 0; j < 8; ++j) score[j][0] = score[j][1] = score[j][2] = score[j][3] = 0;
+        for (int t0 = 0; t0 < kRowTiles; t0 += kGroupTiles) {
+            // ---- S = Q·Kᵀ: 8 n-tiles of 8 keys per row tile; each K fragment serves every row tile.
+            ScoreAccumulator score[kRowTiles][8][4];
 #pragma unroll
-        for (int x = 0; x < kQKChunks / 2; ++x) {
+            for (int t = t0; t < t0 + kGroupTiles; ++t) {
+#pragma unroll
+                for (int j = 0; j < 8; ++j) score[t][j][0] = score[t][j][1] = score[t][j][2] = score[t][j][3] = 0;
+            }
+#pragma unroll
+            for (int x = 0; x < kQKChunks / 2; ++x) {
+                if (kFenceFragmentLoads) __syncwarp();
+#if !INTFA_Q_IN_REGISTERS
+                intfa_u32 qa[kRowTiles][4], qb[kRowTiles][4];
+#pragma unroll
+                for (int t = t0; t < t0 + kGroupTiles; ++t) {
+                    intfa_ldmatrix_x4(qa[t], qFragmentAddress + t * kQTileStride + 64 * x);
+                    intfa_ldmatrix_x4(qb[t], qFragmentAddress + t * kQTileStride + 64 * x + 32);
+                }
+#endif
+#pragma unroll
+                for (int j = 0; j < 8; ++j) {
+                    // Keys 8j..8j+7; matrices 0,1 are chunk 2x, matrices 2,3 chunk 2x + 1.
+                    intfa_u32 b[4];
+                    intfa_ldmatrix_x4(b, kTileAddress + (8 * j + ldRow) * kKStride + 64 * x + 16 * ldMatrix);
+#pragma unroll
+                    for (int t = t0; t < t0 + kGroupTiles; ++t) {
 #if INTFA_Q_IN_REGISTERS
-            const intfa_u32 (&qa)[4] = qFragment[2 * x];
-            const intfa_u32 (&qb)[4] = qFragment[2 * x + 1];
+                        const intfa_u32 (&a0)[4] = qFragment[t][2 * x];
+                        const intfa_u32 (&a1)[4] = qFragment[t][2 * x + 1];
 #else
-            intfa_u32 qa[4], qb[4];
-            intfa_ldmatrix_x4(qa, qFragmentAddress + 64 * x);
-            intfa_ldmatrix_x4(qb, qFragmentAddress + 64 * x + 32);
+                        const intfa_u32 (&a0)[4] = qa[t];
+                        const intfa_u32 (&a1)[4] = qb[t];
 #endif
-#pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                // Keys 8j..8j+7; matrices 0,1 are chunk 2x, matrices 2,3 chunk 2x + 1.
-                intfa_u32 b[4];
-                intfa_ldmatrix_x4(b, kTileAddress + (8 * j + ldRow) * kKStride + 64 * x + 16 * ldMatrix);
 #if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
-                intfa_mma_s8s8(score[j], qa, b[0], b[1]);
-                intfa_mma_s8s8(score[j], qb, b[2], b[3]);
+                        intfa_mma_s8s8(score[t][j], a0, b[0], b[1]);
+                        intfa_mma_s8s8(score[t][j], a1, b[2], b[3]);
 #elif INTFA_METHOD == INTFA_M_FP8
-                intfa_mma_e4m3(score[j], qa, b[0], b[1]);
-                intfa_mma_e4m3(score[j], qb, b[2], b[3]);
+                        intfa_mma_e4m3(score[t][j], a0, b[0], b[1]);
+                        intfa_mma_e4m3(score[t][j], a1, b[2], b[3]);
 #else
-                intfa_mma_f16(score[j], qa, b[0], b[1]);
-                intfa_mma_f16(score[j], qb, b[2], b[3]);
+                        intfa_mma_f16(score[t][j], a0, b[0], b[1]);
+                        intfa_mma_f16(score[t][j], a1, b[2], b[3]);
 #endif
-            }
-        }
-
-        // ---- Scores in the log2 domain, masked.
-        float s[8][4];
-#if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
-        const float* keyScales = (const float*)(vTile + kVBytes);
-#endif
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-#if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
-            const float2 ks = *(const float2*)(keyScales + 8 * j + 2 * quad);
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                s[j][e] = __fmul_rn(__fmul_rn(intfa_small_int_to_float(score[j][e]), rowScale[e >> 1]), (e & 1) ? ks.y : ks.x);
-            }
-#elif INTFA_METHOD == INTFA_M_FP8
-#pragma unroll
-            for (int e = 0; e < 4; ++e) s[j][e] = __fmul_rn(__fmul_rn(score[j][e], rowScale[e >> 1]), keyScale);
-#else
-#pragma unroll
-            for (int e = 0; e < 4; ++e) s[j][e] = __fmul_rn(score[j][e], rowScale[e >> 1]);
-#endif
-        }
-        const bool needsMask = key0 + kBlockN > keyLength || (INTFA_CAUSAL && key0 + kBlockN - 1 > warpRow0 + causalShift);
-        if (needsMask) {
-#pragma unroll
-            for (int j = 0; j < 8; ++j) {
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int key = key0 + 8 * j + 2 * quad + (e & 1);
-                    const int row = (e >> 1) ? row1 : row0;
-                    const bool visible = key < keyLength && (!INTFA_CAUSAL || key <= row + causalShift);
-                    if (!visible) s[j][e] = kNegativeInfinity;
+                    }
                 }
             }
-        }
 
-        // ---- Block maximum per row (the quad's four threads share a row).
-        float blockMax[2] = {kNegativeInfinity, kNegativeInfinity};
+            // ---- Scores in the log2 domain, masked.
+            float s[kRowTiles][8][4];
+            float rowScale[kRowTiles][2];
+#if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
+            const float* keyScales = (const float*)(vTile + kVBytes);
+            if constexpr (kRowTiles == 2) {
+                const float4 q = *(const float4*)threadQScales;
+                rowScale[0][0] = q.x, rowScale[0][1] = q.y, rowScale[1][0] = q.z, rowScale[1][1] = q.w;
+            } else {
+                const float2 q = *(const float2*)threadQScales;
+                rowScale[0][0] = q.x, rowScale[0][1] = q.y;
+            }
+#else
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-            blockMax[0] = fmaxf(blockMax[0], fmaxf(s[j][0], s[j][1]));
-            blockMax[1] = fmaxf(blockMax[1], fmaxf(s[j][2], s[j][3]));
-        }
+            for (int t = t0; t < t0 + kGroupTiles; ++t) rowScale[t][0] = rowScale[t][1] = qScaleValue;
+#endif
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            blockMax[r] = fmaxf(blockMax[r], __shfl_xor_sync(0xFFFFFFFFu, blockMax[r], 1));
-            blockMax[r] = fmaxf(blockMax[r], __shfl_xor_sync(0xFFFFFFFFu, blockMax[r], 2));
-        }
+            for (int j = 0; j < 8; ++j) {
+#if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
+                const float2 ks = *(const float2*)(keyScales + 8 * j + 2 * quad);
+#endif
+#pragma unroll
+                for (int t = t0; t < t0 + kGroupTiles; ++t) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+#if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
+                        s[t][j][e] = __fmul_rn(__fmul_rn(intfa_small_int_to_float(score[t][j][e]), rowScale[t][e >> 1]), (e & 1) ? ks.y : ks.x);
+#elif INTFA_METHOD == INTFA_M_FP8
+                        s[t][j][e] = __fmul_rn(__fmul_rn(score[t][j][e], rowScale[t][e >> 1]), keyScale);
+#else
+                        s[t][j][e] = __fmul_rn(score[t][j][e], rowScale[t][e >> 1]);
+#endif
+                    }
+                }
+            }
+            const bool needsMask = key0 + kBlockN > keyLength || (INTFA_CAUSAL && key0 + kBlockN - 1 > warpRow0 + causalShift);
+            if (needsMask) {
+#pragma unroll
+                for (int t = t0; t < t0 + kGroupTiles; ++t) {
+#pragma unroll
+                    for (int j = 0; j < 8; ++j) {
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            const int key = key0 + 8 * j + 2 * quad + (e & 1);
+                            const int row = threadRow0 + 16 * t + 8 * (e >> 1);
+                            const bool visible = key < keyLength && (!INTFA_CAUSAL || key <= row + causalShift);
+                            if (!visible) s[t][j][e] = kNegativeInfinity;
+                        }
+                    }
+                }
+            }
 
-        // ---- Softmax and P fragments.
-        float alpha[2];
+            // ---- Block maximum per row (the quad's four threads share a row).
+            float blockMax[kRowTiles][2];
+#pragma unroll
+            for (int t = t0; t < t0 + kGroupTiles; ++t) {
+                blockMax[t][0] = blockMax[t][1] = kNegativeInfinity;
+#pragma unroll
+                for (int j = 0; j < 8; ++j) {
+                    blockMax[t][0] = fmaxf(blockMax[t][0], fmaxf(s[t][j][0], s[t][j][1]));
+                    blockMax[t][1] = fmaxf(blockMax[t][1], fmaxf(s[t][j][2], s[t][j][3]));
+                }
+#pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    blockMax[t][r] = fmaxf(blockMax[t][r], __shfl_xor_sync(0xFFFFFFFFu, blockMax[t][r], 1));
+                    blockMax[t][r] = fmaxf(blockMax[t][r], __shfl_xor_sync(0xFFFFFFFFu, blockMax[t][r], 2));
+                }
+            }
+
+            // ---- Softmax and P fragments.
 #if INTFA_METHOD == INTFA_M_INT8
-        // Pq = rne(exp2(S − mb) · 255) against the block's own maximum mb; the block then
-        // enters the state with weight w = exp2(mb − mnew) / 255.
-        float weight[2];
-        float subtract[2];
+            // Pq = rne(exp2(S − mb) · 255) against the block's own maximum mb; the block then
+            // enters the state with weight w = exp2(mb − mnew) / 255.
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            const bool empty = blockMax[r] == kNegativeInfinity;  // no visible key: skip
-            const float newMax = fmaxf(rowMax[r], blockMax[r]);
-            alpha[r] = empty ? 1.0f : intfa_exp2(rowMax[r] - newMax);
-            weight[r] = empty ? 0.0f : __fmul_rn(intfa_exp2(blockMax[r] - newMax), 1.0f / 255.0f);
-            subtract[r] = empty ? 0.0f : blockMax[r];
-            rowMax[r] = newMax;
-        }
-        // Codes via the 1.5·2^23 trick: adding it rounds to an integer (ties to even) and
-        // leaves the integer in the low mantissa bits.
-        constexpr float kRound = 12582912.0f;
-        intfa_u32 codeBits[32];  // n-tile j, element e at 4j + e
+            for (int t = t0; t < t0 + kGroupTiles; ++t) {
+                float subtract[2];
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
+                for (int r = 0; r < 2; ++r) {
+                    const bool empty = blockMax[t][r] == kNegativeInfinity;  // no visible key: skip
+                    const float newMax = fmaxf(rowMax[t][r], blockMax[t][r]);
+                    alpha[t][r] = empty ? 1.0f : intfa_exp2(rowMax[t][r] - newMax);
+                    weight[t][r] = empty ? 0.0f : __fmul_rn(intfa_exp2(blockMax[t][r] - newMax), 1.0f / 255.0f);
+                    subtract[r] = empty ? 0.0f : blockMax[t][r];
+                    rowMax[t][r] = newMax;
+                }
+                // Codes via the 1.5·2^23 trick: adding it rounds to an integer (ties to even) and
+                // leaves the integer in the low mantissa bits.
+                constexpr float kRound = 12582912.0f;
+                intfa_u32 codeBits[32];  // n-tile j, element e at 4j + e
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const float scaled = __fmul_rn(intfa_exp2(__fsub_rn(s[j][e], subtract[e >> 1])), 255.0f);
-                codeBits[4 * j + e] = __float_as_uint(__fadd_rn(scaled, kRound));
+                for (int j = 0; j < 8; ++j) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const float scaled = __fmul_rn(intfa_exp2(__fsub_rn(s[t][j][e], subtract[e >> 1])), 255.0f);
+                        codeBits[4 * j + e] = __float_as_uint(__fadd_rn(scaled, kRound));
+                    }
+                }
+                // The P·V A fragments, and the rows' code sums from them (dp4a: four codes per
+                // instruction; integers, so exact).
+                intfa_pack_code_fragment(codeBits, pFragment[t]);
+                intfa_u32 sum0 = 0, sum1 = 0;
+#pragma unroll
+                for (int c = 0; c < 2; ++c) {
+                    sum0 = __dp4a(pFragment[t][c][0], 0x01010101u, __dp4a(pFragment[t][c][2], 0x01010101u, sum0));
+                    sum1 = __dp4a(pFragment[t][c][1], 0x01010101u, __dp4a(pFragment[t][c][3], 0x01010101u, sum1));
+                }
+                codeSum[t][0] = (float)sum0;
+                codeSum[t][1] = (float)sum1;
             }
-        }
-        // The P·V A fragments, and the rows' code sums from them (dp4a: four codes per
-        // instruction; integers, so exact).
-        intfa_u32 pFragment[2][4];
-        intfa_pack_code_fragment(codeBits, pFragment);
-        float codeSum[2];
-        {
-            intfa_u32 sum0 = 0, sum1 = 0;
-#pragma unroll
-            for (int c = 0; c < 2; ++c) {
-                sum0 = __dp4a(pFragment[c][0], 0x01010101u, __dp4a(pFragment[c][2], 0x01010101u, sum0));
-                sum1 = __dp4a(pFragment[c][1], 0x01010101u, __dp4a(pFragment[c][3], 0x01010101u, sum1));
-            }
-            codeSum[0] = (float)sum0;
-            codeSum[1] = (float)sum1;
-        }
 #elif INTFA_METHOD == INTFA_M_INT8_PAPER
-        constexpr float kRound = 12582912.0f;
-        intfa_u32 codeBits[32];  // n-tile j, element e at 4j + e
-        float probabilitySum[2];
-        float subtract[2];
+            constexpr float kRound = 12582912.0f;
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            const float newMax = fmaxf(rowMax[r], blockMax[r]);
-            subtract[r] = newMax == kNegativeInfinity ? 0.0f : newMax;  // all masked so far: P = 0
-            alpha[r] = intfa_exp2(rowMax[r] - subtract[r]);
-            rowMax[r] = newMax;
-        }
+            for (int t = t0; t < t0 + kGroupTiles; ++t) {
+                float subtract[2];
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
+                for (int r = 0; r < 2; ++r) {
+                    const float newMax = fmaxf(rowMax[t][r], blockMax[t][r]);
+                    subtract[r] = newMax == kNegativeInfinity ? 0.0f : newMax;  // all masked so far: P = 0
+                    alpha[t][r] = intfa_exp2(rowMax[t][r] - subtract[r]);
+                    rowMax[t][r] = newMax;
+                }
+                intfa_u32 codeBits[32];  // n-tile j, element e at 4j + e
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                s[j][e] = intfa_exp2(__fsub_rn(s[j][e], subtract[e >> 1]));  // P, in place
-                codeBits[4 * j + e] = __float_as_uint(__fadd_rn(__fmul_rn(s[j][e], 127.0f), kRound));
+                for (int j = 0; j < 8; ++j) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        s[t][j][e] = intfa_exp2(__fsub_rn(s[t][j][e], subtract[e >> 1]));  // P, in place
+                        codeBits[4 * j + e] = __float_as_uint(__fadd_rn(__fmul_rn(s[t][j][e], 127.0f), kRound));
+                    }
+                }
+                intfa_pack_code_fragment(codeBits, pFragment[t]);
+                // Σ P as a tree of independent adds rather than one serial chain of 16 per row:
+                // with the chain, ptxas kept the fp32 P live next to the codes and the output
+                // accumulator (sm_90, d=128: 255 registers and spills); with the tree, 228 and
+                // none. Only the order of the fp32 additions differs from the scheme.
+#pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    float pairSum[4];  // keys of S n-tiles 2k and 2k + 1
+#pragma unroll
+                    for (int k = 0; k < 4; ++k) {
+                        pairSum[k] = (s[t][2 * k][2 * r] + s[t][2 * k][2 * r + 1]) + (s[t][2 * k + 1][2 * r] + s[t][2 * k + 1][2 * r + 1]);
+                    }
+                    probabilitySum[t][r] = (pairSum[0] + pairSum[1]) + (pairSum[2] + pairSum[3]);
+                }
             }
-        }
-        // Σ P as a tree of independent adds rather than one serial chain of 16 per row: with
-        // the chain, ptxas kept the fp32 P live next to the codes and the output accumulator
-        // (sm_90, d=128: 255 registers and spills); with the tree, 228 and none. Only the
-        // order of the fp32 additions differs from the scheme.
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            float pairSum[4];  // keys of S n-tiles 2k and 2k + 1
-#pragma unroll
-            for (int k = 0; k < 4; ++k) {
-                pairSum[k] = (s[2 * k][2 * r] + s[2 * k][2 * r + 1]) + (s[2 * k + 1][2 * r] + s[2 * k + 1][2 * r + 1]);
-            }
-            probabilitySum[r] = (pairSum[0] + pairSum[1]) + (pairSum[2] + pairSum[3]);
-        }
 #else
-        // fp8 / fp16: P = exp2(S − mnew) in fp32, rounded to the GEMM's type; l sums fp32 P.
-        float probabilitySum[2] = {0.0f, 0.0f};
-        float subtract[2];
+            // fp8 / fp16: P = exp2(S − mnew) in fp32, rounded to the GEMM's type; l sums fp32 P.
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            const float newMax = fmaxf(rowMax[r], blockMax[r]);
-            subtract[r] = newMax == kNegativeInfinity ? 0.0f : newMax;
-            alpha[r] = intfa_exp2(rowMax[r] - subtract[r]);
-            rowMax[r] = newMax;
-        }
+            for (int t = t0; t < t0 + kGroupTiles; ++t) {
+                float subtract[2];
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
+                for (int r = 0; r < 2; ++r) {
+                    const float newMax = fmaxf(rowMax[t][r], blockMax[t][r]);
+                    subtract[r] = newMax == kNegativeInfinity ? 0.0f : newMax;
+                    alpha[t][r] = intfa_exp2(rowMax[t][r] - subtract[r]);
+                    rowMax[t][r] = newMax;
+                    probabilitySum[t][r] = 0.0f;
+                }
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                s[j][e] = intfa_exp2(__fsub_rn(s[j][e], subtract[e >> 1]));
-                probabilitySum[e >> 1] += s[j][e];
+                for (int j = 0; j < 8; ++j) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        s[t][j][e] = intfa_exp2(__fsub_rn(s[t][j][e], subtract[e >> 1]));
+                        probabilitySum[t][e >> 1] += s[t][j][e];
+                    }
+                }
             }
-        }
 #endif
-
-        // ---- Row sums across the quad, and the l update.
-#if INTFA_METHOD == INTFA_M_INT8
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            codeSum[r] += __shfl_xor_sync(0xFFFFFFFFu, codeSum[r], 1);
-            codeSum[r] += __shfl_xor_sync(0xFFFFFFFFu, codeSum[r], 2);
-            rowSum[r] = rowSum[r] * alpha[r] + weight[r] * codeSum[r];
-        }
-#else
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            probabilitySum[r] += __shfl_xor_sync(0xFFFFFFFFu, probabilitySum[r], 1);
-            probabilitySum[r] += __shfl_xor_sync(0xFFFFFFFFu, probabilitySum[r], 2);
-            rowSum[r] = rowSum[r] * alpha[r] + probabilitySum[r];
-        }
-#endif
-
-        // ---- P·V.
-#if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER || INTFA_METHOD == INTFA_M_FP8
-        // A fragment of 32-key chunk c from S n-tiles 4c..4c+3: this thread's keys of those
-        // tiles, in the order the permuted Vt stores them (int8: packed with the codes above).
 #if INTFA_METHOD == INTFA_M_FP8
-        intfa_u32 pFragment[2][4];
+            // A fragment of 32-key chunk c from S n-tiles 4c..4c+3: this thread's keys of those
+            // tiles, in the order the permuted Vt stores them (int8: packed with the codes above).
 #pragma unroll
-        for (int c = 0; c < 2; ++c) {
-            const int j = 4 * c;
-            pFragment[c][0] = (intfa_u32)intfa_pack_e4m3x2(s[j][0], s[j][1]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 1][0], s[j + 1][1]) << 16);
-            pFragment[c][1] = (intfa_u32)intfa_pack_e4m3x2(s[j][2], s[j][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 1][2], s[j + 1][3]) << 16);
-            pFragment[c][2] = (intfa_u32)intfa_pack_e4m3x2(s[j + 2][0], s[j + 2][1]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 3][0], s[j + 3][1]) << 16);
-            pFragment[c][3] = (intfa_u32)intfa_pack_e4m3x2(s[j + 2][2], s[j + 2][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 3][2], s[j + 3][3]) << 16);
-        }
-#elif INTFA_METHOD == INTFA_M_INT8_PAPER
-        intfa_u32 pFragment[2][4];
-        intfa_pack_code_fragment(codeBits, pFragment);
+            for (int t = t0; t < t0 + kGroupTiles; ++t) {
+#pragma unroll
+                for (int c = 0; c < 2; ++c) {
+                    const int j = 4 * c;
+                    pFragment[t][c][0] = (intfa_u32)intfa_pack_e4m3x2(s[t][j][0], s[t][j][1]) | ((intfa_u32)intfa_pack_e4m3x2(s[t][j + 1][0], s[t][j + 1][1]) << 16);
+                    pFragment[t][c][1] = (intfa_u32)intfa_pack_e4m3x2(s[t][j][2], s[t][j][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[t][j + 1][2], s[t][j + 1][3]) << 16);
+                    pFragment[t][c][2] = (intfa_u32)intfa_pack_e4m3x2(s[t][j + 2][0], s[t][j + 2][1]) | ((intfa_u32)intfa_pack_e4m3x2(s[t][j + 3][0], s[t][j + 3][1]) << 16);
+                    pFragment[t][c][3] = (intfa_u32)intfa_pack_e4m3x2(s[t][j + 2][2], s[t][j + 2][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[t][j + 3][2], s[t][j + 3][3]) << 16);
+                }
+            }
+#elif INTFA_METHOD == INTFA_M_FP16
+            // fp16: A fragment of 16-key chunk c from S n-tiles 2c, 2c+1 (no permutation).
+#pragma unroll
+            for (int t = t0; t < t0 + kGroupTiles; ++t) {
+#pragma unroll
+                for (int c = 0; c < 4; ++c) {
+                    pFragment[t][c][0] = intfa_pack_half2(s[t][2 * c][0], s[t][2 * c][1]);
+                    pFragment[t][c][1] = intfa_pack_half2(s[t][2 * c][2], s[t][2 * c][3]);
+                    pFragment[t][c][2] = intfa_pack_half2(s[t][2 * c + 1][0], s[t][2 * c + 1][1]);
+                    pFragment[t][c][3] = intfa_pack_half2(s[t][2 * c + 1][2], s[t][2 * c + 1][3]);
+                }
+            }
 #endif
+        }
+
+        // ---- The l update, on this thread's part of each row: alpha and the weight are the
+        // same across the quad, so the quad's parts are summed once, in the epilogue.
+#pragma unroll
+        for (int t = 0; t < kRowTiles; ++t) {
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+#if INTFA_METHOD == INTFA_M_INT8
+                rowSum[t][r] = rowSum[t][r] * alpha[t][r] + weight[t][r] * codeSum[t][r];
+#else
+                rowSum[t][r] = rowSum[t][r] * alpha[t][r] + probabilitySum[t][r];
+#endif
+            }
+        }
+
+        // ---- P·V; each V fragment serves every row tile.
+#if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER || INTFA_METHOD == INTFA_M_FP8
 #if INTFA_METHOD == INTFA_M_INT8
         // The rescale of the output, skipped when no row of the warp has a new maximum
         // (alpha = 1 exactly): most blocks after the first few. (The paper scheme's fold is
         // one FFMA with alpha, cheaper than the vote.)
-        if (!__all_sync(0xFFFFFFFFu, alpha[0] == 1.0f && alpha[1] == 1.0f)) {
+        bool unchanged = true;
 #pragma unroll
-            for (int n = 0; n < kOutTiles; ++n) {
+        for (int t = 0; t < kRowTiles; ++t) unchanged = unchanged && alpha[t][0] == 1.0f && alpha[t][1] == 1.0f;
+        if (!__all_sync(0xFFFFFFFFu, unchanged)) {
 #pragma unroll
-                for (int e = 0; e < 4; ++e) output[n][e] *= alpha[e >> 1];
+            for (int t = 0; t < kRowTiles; ++t) {
+#pragma unroll
+                for (int n = 0; n < kOutTiles; ++n) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) output[t][n][e] *= alpha[t][e >> 1];
+                }
             }
         }
 #endif
 #pragma unroll
         for (int n = 0; n < kOutTiles; ++n) {
             // Vt rows 8n..8n+7 (channels); matrices 0,1 hold positions 0-31, 2,3 positions 32-63.
+            if (kFenceFragmentLoads && n % 2 == 0) __syncwarp();
             intfa_u32 b[4];
             intfa_ldmatrix_x4(b, vTileAddress + (8 * n + ldRow) * kVStride + 16 * ldMatrix);
+#pragma unroll
+            for (int t = 0; t < kRowTiles; ++t) {
 #if INTFA_METHOD == INTFA_M_FP8
 #pragma unroll
-            for (int e = 0; e < 4; ++e) output[n][e] *= alpha[e >> 1];
-            intfa_mma_e4m3(output[n], pFragment[0], b[0], b[1]);
-            intfa_mma_e4m3(output[n], pFragment[1], b[2], b[3]);
+                for (int e = 0; e < 4; ++e) output[t][n][e] *= alpha[t][e >> 1];
+                intfa_mma_e4m3(output[t][n], pFragment[t][0], b[0], b[1]);
+                intfa_mma_e4m3(output[t][n], pFragment[t][1], b[2], b[3]);
 #else
-            intfa_s32 blockProduct[4] = {0, 0, 0, 0};
+                intfa_s32 blockProduct[4] = {0, 0, 0, 0};
 #if INTFA_METHOD == INTFA_M_INT8
-            intfa_mma_u8s8(blockProduct, pFragment[0], b[0], b[1]);
-            intfa_mma_u8s8(blockProduct, pFragment[1], b[2], b[3]);
+                intfa_mma_u8s8(blockProduct, pFragment[t][0], b[0], b[1]);
+                intfa_mma_u8s8(blockProduct, pFragment[t][1], b[2], b[3]);
 #pragma unroll
-            for (int e = 0; e < 4; ++e) output[n][e] = fmaf(weight[e >> 1], intfa_small_int_to_float(blockProduct[e]), output[n][e]);
+                for (int e = 0; e < 4; ++e) output[t][n][e] = fmaf(weight[t][e >> 1], intfa_small_int_to_float(blockProduct[e]), output[t][n][e]);
 #else
-            intfa_mma_s8s8(blockProduct, pFragment[0], b[0], b[1]);
-            intfa_mma_s8s8(blockProduct, pFragment[1], b[2], b[3]);
+                intfa_mma_s8s8(blockProduct, pFragment[t][0], b[0], b[1]);
+                intfa_mma_s8s8(blockProduct, pFragment[t][1], b[2], b[3]);
 #pragma unroll
-            for (int e = 0; e < 4; ++e) output[n][e] = output[n][e] * alpha[e >> 1] + intfa_small_int_to_float(blockProduct[e]);
+                for (int e = 0; e < 4; ++e) output[t][n][e] = output[t][n][e] * alpha[t][e >> 1] + intfa_small_int_to_float(blockProduct[e]);
 #endif
 #endif
+            }
         }
 #else
-        // fp16: A fragment of 16-key chunk c from S n-tiles 2c, 2c+1 (no permutation).
-        intfa_u32 pFragment[4][4];
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-            pFragment[c][0] = intfa_pack_half2(s[2 * c][0], s[2 * c][1]);
-            pFragment[c][1] = intfa_pack_half2(s[2 * c][2], s[2 * c][3]);
-            pFragment[c][2] = intfa_pack_half2(s[2 * c + 1][0], s[2 * c + 1][1]);
-            pFragment[c][3] = intfa_pack_half2(s[2 * c + 1][2], s[2 * c + 1][3]);
-        }
 #pragma unroll
         for (int n = 0; n < kOutTiles; ++n) {
 #pragma unroll
-            for (int e = 0; e < 4; ++e) output[n][e] *= alpha[e >> 1];
+            for (int t = 0; t < kRowTiles; ++t) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) output[t][n][e] *= alpha[t][e >> 1];
+            }
 #pragma unroll
             for (int half = 0; half < 2; ++half) {
                 // Key rows 32·half + lane, channels 8n..8n+7, transposed: matrices 0,1 are the
                 // B fragment of key chunk 2·half, matrices 2,3 of chunk 2·half + 1.
                 intfa_u32 b[4];
                 intfa_ldmatrix_x4_trans(b, vTileAddress + (32 * half + lane) * kVStride + 16 * n);
-                intfa_mma_f16(output[n], pFragment[2 * half], b[0], b[1]);
-                intfa_mma_f16(output[n], pFragment[2 * half + 1], b[2], b[3]);
+#pragma unroll
+                for (int t = 0; t < kRowTiles; ++t) {
+                    intfa_mma_f16(output[t][n], pFragment[t][2 * half], b[0], b[1]);
+                    intfa_mma_f16(output[t][n], pFragment[t][2 * half + 1], b[2], b[3]);
+                }
             }
         }
 #endif
@@ -553,40 +691,45 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 #endif
     unsigned char* outBase = (unsigned char*)p.out + ((intfa_i64)batch * p.oStrideBatch + (intfa_i64)head * p.oStrideHead) * 2;
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const int row = r ? row1 : row0;
-        if (row >= queryLength) continue;
-        const float l = rowSum[r];
-        // One division per row (the IEEE division has a slow-path call; one per element
-        // would keep the whole accumulator live across calls).
-        const float inverseSum = l > 0.0f ? __fdiv_rn(1.0f, l) : 0.0f;
-        intfa_u32* outRow = (intfa_u32*)(outBase + (intfa_i64)row * p.oStrideToken * 2);
+    for (int t = 0; t < kRowTiles; ++t) {
 #pragma unroll
-        for (int n = 0; n < kOutTiles; ++n) {
-            const int channel = 8 * n + 2 * quad;
-            float value[2];
+        for (int r = 0; r < 2; ++r) {
+            float l = rowSum[t][r];
+            l += __shfl_xor_sync(0xFFFFFFFFu, l, 1);
+            l += __shfl_xor_sync(0xFFFFFFFFu, l, 2);
+            const int row = threadRow0 + 16 * t + 8 * r;
+            if (row >= queryLength) continue;
+            // One division per row (the IEEE division has a slow-path call; one per element
+            // would keep the whole accumulator live across calls).
+            const float inverseSum = l > 0.0f ? __fdiv_rn(1.0f, l) : 0.0f;
+            intfa_u32* outRow = (intfa_u32*)(outBase + (intfa_i64)row * p.oStrideToken * 2);
 #pragma unroll
-            for (int e = 0; e < 2; ++e) {
+            for (int n = 0; n < kOutTiles; ++n) {
+                const int channel = 8 * n + 2 * quad;
+                float value[2];
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
 #if INTFA_METHOD == INTFA_M_INT8
-                const float scaled = __fmul_rn(output[n][2 * r + e], vScale[channel + e]);
+                    const float scaled = __fmul_rn(output[t][n][2 * r + e], vScale[channel + e]);
 #elif INTFA_METHOD == INTFA_M_FP16
-                const float scaled = output[n][2 * r + e];
+                    const float scaled = output[t][n][2 * r + e];
 #else
-                const float scaled = __fmul_rn(output[n][2 * r + e], vScale);
+                    const float scaled = __fmul_rn(output[t][n][2 * r + e], vScale);
 #endif
-                value[e] = __fmul_rn(scaled, inverseSum);
-            }
+                    value[e] = __fmul_rn(scaled, inverseSum);
+                }
 #if INTFA_OUT_BF16
-            outRow[channel / 2] = intfa_pack_bf162(value[0], value[1]);
+                outRow[channel / 2] = intfa_pack_bf162(value[0], value[1]);
 #else
-            outRow[channel / 2] = intfa_pack_half2(value[0], value[1]);
+                outRow[channel / 2] = intfa_pack_half2(value[0], value[1]);
 #endif
-        }
+            }
 #if INTFA_WRITE_LSE
-        if (quad == 0) {
-            float* lse = (float*)p.lse + ((intfa_i64)batch * p.heads + head) * p.queryLength;
-            lse[row] = l > 0.0f ? __fdiv_rn(rowMax[r] + log2f(l), INTFA_LOG2E) : kNegativeInfinity;
-        }
+            if (quad == 0) {
+                float* lse = (float*)p.lse + ((intfa_i64)batch * p.heads + head) * p.queryLength;
+                lse[row] = l > 0.0f ? __fdiv_rn(rowMax[t][r] + log2f(l), INTFA_LOG2E) : kNegativeInfinity;
+            }
 #endif
+        }
     }
 }

@@ -9,23 +9,42 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         case bfloat16 = "bf16"
     }
 
-    /// Query rows per CTA (one warp per 16 rows), the K/V pipeline depth, and whether the
-    /// CTA's Q fragments stay in registers or are re-read from shared memory per key block.
+    /// Query rows per CTA and per warp, the K/V pipeline depth, and whether the CTA's Q
+    /// fragments stay in registers or are re-read from shared memory per key block.
     public struct Tiles: Hashable, Sendable {
-        /// Query rows per CTA, a multiple of 16.
+        /// Query rows per CTA: 64 or 128.
         public var blockM: Int
+        /// Query rows per warp: 16 (one MMA row tile) or 32 (two, sharing each K and V fragment).
+        public var warpRows: Int
         /// K/V pipeline depth: shared-memory ring slots of 64 keys.
         public var stages: Int
         /// Whether Q fragments stay in registers instead of being re-read per key block.
         public var qInRegisters: Bool
+        /// With two row tiles per warp: take them through S and the softmax one at a time
+        /// (K fragments read per tile) instead of together (each K fragment read once).
+        public var splitRowTiles: Bool
+        /// CTAs per SM promised to the register allocator (1: up to 255 registers per thread).
+        public var minBlocksPerSM: Int
         /// Creates tiles from their fields.
-        public init(blockM: Int, stages: Int, qInRegisters: Bool) {
+        public init(
+            blockM: Int, warpRows: Int = 16, stages: Int, qInRegisters: Bool, splitRowTiles: Bool = false,
+            minBlocksPerSM: Int = 1
+        ) {
             self.blockM = blockM
+            self.warpRows = warpRows
             self.stages = stages
             self.qInRegisters = qInRegisters
+            self.splitRowTiles = splitRowTiles
+            self.minBlocksPerSM = minBlocksPerSM
         }
-        /// Warps per CTA, one per 16 query rows.
-        public var warps: Int { blockM / 16 }
+        /// Warps per CTA.
+        public var warps: Int { blockM / warpRows }
+        /// These tiles with Q in registers where 16-row warps of the method and head dim keep it there.
+        public func withDefaultQPlacement(method: AttentionMethod, headDim: Int) -> Tiles {
+            var tiles = self
+            tiles.qInRegisters = headDim * (method == .fp16 ? 2 : 1) <= 64
+            return tiles
+        }
     }
 
     /// The attention scheme the kernel computes.
@@ -43,7 +62,7 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
     /// CTA shape and pipeline depth.
     public var tiles: Tiles
 
-    /// Creates a descriptor; `tiles` defaults to `defaultTiles(method:headDim:arch:)`.
+    /// Creates a descriptor; `tiles` defaults to `defaultTiles(method:headDim:causal:arch:)`.
     /// Throws when the method, head dim or architecture has no kernel.
     public init(
         method: AttentionMethod, headDim: Int, causal: Bool, output: Output = .float16,
@@ -67,7 +86,14 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         self.output = output
         self.writesLogSumExp = writesLogSumExp
         self.arch = arch
-        self.tiles = tiles ?? Self.defaultTiles(method: method, headDim: headDim, arch: arch)
+        let tiles = tiles ?? Self.defaultTiles(method: method, headDim: headDim, causal: causal, arch: arch)
+        guard [64, 128].contains(tiles.blockM), [16, 32].contains(tiles.warpRows),
+            tiles.blockM % tiles.warpRows == 0, (2...4).contains(tiles.stages)
+        else {
+            throw .gpu("mma tiles \(tiles.blockM) rows per CTA, \(tiles.warpRows) per warp, \(tiles.stages) stages: "
+                + "expected 64 or 128 per CTA, 16 or 32 per warp, 2 to 4 stages")
+        }
+        self.tiles = tiles
     }
 
     /// Methods with a GPU attention kernel.
@@ -80,14 +106,51 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         method == .fp16 ? [32, 64, 128] : [64, 128]
     }
 
-    /// The tile-size heuristic, as data. Measured on an H200 (B=1, H=16, N=8192, 2 stages
-    /// vs 3, 64 rows vs 128): 64-row CTAs (4 warps) were fastest for every method at d=64 and
-    /// d=128, by 3–18%; a third stage gained nothing. Q stays in registers only where it is
-    /// cheap (64-byte rows): at 128 bytes and more, re-reading it from shared memory per key
-    /// block is what keeps the 8-bit d=128 kernels free of spills.
-    public static func defaultTiles(method: AttentionMethod, headDim: Int, arch: String) -> Tiles {
+    /// The tile-size heuristic, as data, measured on an H200 (same-call A/B runs, docs/PERFORMANCE.md):
+    /// - 64-row CTAs of 4 warps with 16 rows per warp are the base: against 128-row CTAs of
+    ///   16-row warps they won by 3–18%, and a third stage gained nothing.
+    /// - int8 at D = 128 promises three CTAs per SM (168 registers, fragment loads fenced):
+    ///   +14–24% over two, without spills.
+    /// - 32 rows per warp in 128-row CTAs, each K and V fragment serving both row tiles: fp16
+    ///   at D = 64 +19%, int8 at D = 64 causal +8% (non-causal D = 64 int8 stays with 16 rows,
+    ///   which it runs 3% faster with four CTAs per SM). The paper scheme at D = 64 takes its
+    ///   two row tiles through the softmax one at a time (+7–10%). At D = 128 two row tiles
+    ///   spill, and fp8 spills at D = 64, so they keep 16 rows.
+    /// - Q stays in registers only where it is cheap (64-byte rows per 16 rows): at 128 bytes
+    ///   and more, re-reading it from shared memory per key block saves the registers.
+    public static func defaultTiles(method: AttentionMethod, headDim: Int, causal: Bool, arch: String) -> Tiles {
         let rowBytes = headDim * (method == .fp16 ? 2 : 1)
-        return Tiles(blockM: 64, stages: 2, qInRegisters: rowBytes <= 64)
+        var tiles = Tiles(blockM: 64, stages: 2, qInRegisters: rowBytes <= 64)
+        switch (method, headDim) {
+        case (.int8, 128):
+            tiles.minBlocksPerSM = 3
+        case (.int8, 64) where causal, (.fp16, 64):
+            tiles.blockM = 128
+            tiles.warpRows = 32
+        case (.int8Paper, 64):
+            tiles.blockM = 128
+            tiles.warpRows = 32
+            tiles.splitRowTiles = true
+        default:
+            break
+        }
+        return tiles
+    }
+
+    /// Tiles forced by `INTFA_MMA_TILES=blockM,warpRows,stages[,split[,minBlocksPerSM]]` (e.g.
+    /// `128,32,2` or `64,16,2,0,3`), for tuning runs; nil when unset. `qInRegisters` is left to the descriptor's default rule: see
+    /// ``Tiles/withDefaultQPlacement(method:headDim:)``.
+    public static func tiles(fromEnvironment environment: [String: String]) throws(AttentionError) -> Tiles? {
+        guard let text = environment["INTFA_MMA_TILES"], !text.isEmpty else { return nil }
+        let fields = text.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard (3...5).contains(fields.count), fields.count < 4 || fields[3] == 0 || fields[3] == 1,
+            fields.count < 5 || (1...4).contains(fields[4])
+        else {
+            throw .gpu("INTFA_MMA_TILES=\(text): expected blockM,warpRows,stages[,split[,minBlocksPerSM]] such as 128,32,2")
+        }
+        return Tiles(
+            blockM: fields[0], warpRows: fields[1], stages: fields[2], qInRegisters: false,
+            splitRowTiles: fields.count >= 4 && fields[3] == 1, minBlocksPerSM: fields.count == 5 ? fields[4] : 1)
     }
 
     /// The embedded source, `Kernels/attention.cu`.
@@ -115,7 +178,8 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
     /// The `extern "C"` name; `attention.cu` builds the same string from the macros.
     public var kernelName: String {
         "intfa_attention_\(methodName)_d\(headDim)_\(causal ? "causal" : "full")_\(output.rawValue)"
-            + (writesLogSumExp ? "_lse" : "") + "_m\(tiles.blockM)_s\(tiles.stages)"
+            + (writesLogSumExp ? "_lse" : "") + "_m\(tiles.blockM)_s\(tiles.stages)_w\(tiles.warpRows)"
+            + (tiles.splitRowTiles ? "_split" : "") + (tiles.minBlocksPerSM > 1 ? "_b\(tiles.minBlocksPerSM)" : "")
     }
 
     /// NVRTC options: the architecture, C++17, and the variant's `-D` macros.
@@ -123,24 +187,30 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         [
             "-arch=\(arch)", "-std=c++17",
             "-DINTFA_METHOD=\(methodID)", "-DINTFA_HEAD_DIM=\(headDim)",
-            "-DINTFA_BLOCK_M=\(tiles.blockM)", "-DINTFA_STAGES=\(tiles.stages)",
+            "-DINTFA_BLOCK_M=\(tiles.blockM)", "-DINTFA_WARP_ROWS=\(tiles.warpRows)",
+            "-DINTFA_SPLIT_ROW_TILES=\(tiles.splitRowTiles ? 1 : 0)", "-DINTFA_MIN_BLOCKS=\(tiles.minBlocksPerSM)", "-DINTFA_STAGES=\(tiles.stages)",
             "-DINTFA_CAUSAL=\(causal ? 1 : 0)", "-DINTFA_OUT_BF16=\(output == .bfloat16 ? 1 : 0)",
             "-DINTFA_WRITE_LSE=\(writesLogSumExp ? 1 : 0)", "-DINTFA_Q_IN_REGISTERS=\(tiles.qInRegisters ? 1 : 0)",
+            "-DINTFA_SMEM_BYTES=\(sharedMemoryBytes)",
         ]
     }
 
     /// Threads per CTA: 32 per warp.
     public var threadsPerBlock: Int { tiles.warps * 32 }
 
-    /// Dynamic shared memory, mirroring `kSharedBytes` of `attention.cu`: a ring of `stages`
-    /// (K tile + V tile + per-key K scales), rows padded by 16 bytes, then the Q tile.
+    /// Dynamic shared memory, mirroring `kSharedBytes` of `attention.cu` (which checks it at
+    /// compile time): a ring of `stages` (K tile + V tile + per-key K scales), rows padded by
+    /// 16 bytes, then the Q tile, its per-token scales and the CTA's 32-byte source pointers.
     /// Above 48 KiB the launcher must raise CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES.
     public var sharedMemoryBytes: Int {
         let eightBit = method != .fp16
         let kStride = headDim * (eightBit ? 1 : 2) + 16
         let vBytes = eightBit ? headDim * (64 + 16) : 64 * (2 * headDim + 16)
-        let kScaleBytes = (method == .int8 || method == .int8Paper) ? 64 * 4 : 0
-        return tiles.stages * (64 * kStride + vBytes + kScaleBytes) + tiles.blockM * kStride
+        let perTokenScales = method == .int8 || method == .int8Paper
+        let kScaleBytes = perTokenScales ? 64 * 4 : 0
+        let qScaleBytes = perTokenScales ? tiles.blockM * 4 : 0
+        let keySourcesBytes = 32
+        return tiles.stages * (64 * kStride + vBytes + kScaleBytes) + tiles.blockM * kStride + qScaleBytes + keySourcesBytes
     }
 
     /// Grid for a problem: (query blocks, heads, batch).
