@@ -111,6 +111,7 @@ struct KernelDescriptorTests {
         #expect(d.compileOptions.contains("-DINTFA_MIN_BLOCKS=2"))
         let defaults = try AttentionKernelDescriptor(method: .int8, headDim: 128, causal: false, arch: "sm_90")
         #expect(defaults.tiles.minBlocksPerSM == 3)
+        #expect(defaults.compileOptions.contains("-default-device"))  // the softmax forms' generic lambda
         for bad in [
             AttentionKernelDescriptor.Tiles(blockM: 64, warpRows: 48, stages: 2, qInRegisters: false),
             AttentionKernelDescriptor.Tiles(blockM: 96, warpRows: 32, stages: 2, qInRegisters: false),

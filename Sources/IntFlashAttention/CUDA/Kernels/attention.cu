@@ -23,10 +23,11 @@
 // Structure. Each warp owns 16 or 32 query rows (one or two MMA row tiles) and keeps its Q
 // fragments in registers or re-reads them per key block. K (and the per-key K scales) and V
 // tiles of 64 keys stream through a cp.async ring of shared memory, rows padded by 16 bytes
-// so that ldmatrix reads are free of bank conflicts. S = Q·Kᵀ stays
-// in registers; after the softmax its accumulator fragment is re-packed in place as the A
-// fragment of P·V. For 8-bit P that only works because the quantizer wrote each 32-key group
-// of Vt in the order the fragments imply (docs/SCHEMES.md); fp16 needs no permutation.
+// so that ldmatrix reads are free of bank conflicts. S = Q·Kᵀ stays in registers; after the
+// softmax (int8 blocks without a mask in a shorter form, see scoresToCodes) its accumulator
+// fragment is re-packed in place as the A fragment of P·V. For 8-bit P that only works
+// because the quantizer wrote each 32-key group of Vt in the order the fragments imply
+// (docs/SCHEMES.md); fp16 needs no permutation.
 #include "params.cuh"
 #include "variant_name.cuh"
 
@@ -136,6 +137,7 @@ static_assert(INTFA_SMEM_BYTES == kSharedBytes, "the host's shared-memory size d
 
 // Q·Kᵀ: k-chunks of 32 bytes (32 codes or 16 halves); one ldmatrix.x4 covers two of them.
 constexpr int kQKChunks = kKRowBytes / 32;
+constexpr float kLog2Of255 = 7.99435343685885793f;  // the fast softmax form's ×255, as an exponent
 constexpr int kOutTiles = kHeadDim / 8;  // n-tiles of 8 channels in O
 // Q fragments held in registers for the whole CTA (fast, costs 4 registers per 32-byte
 // chunk) or re-read from shared memory for each key block (saves registers at D >= 128).
@@ -159,7 +161,7 @@ typedef float ScoreAccumulator;
 
 // Copies rows [0, kRows) of a tile, 16 bytes per thread and pass: each thread keeps one chunk
 // column, so rows, chunks and shared addresses are fixed per pass at compile time. Rows at or
-// past `validRows` are zero-filled (their source address is row 0's, which is never read).
+// past `validRows` are zero-filled (their copies name row 0's address and read nothing).
 template <int kRows, int kChunksPerRow>
 static INTFA_DEVICE void copy_tile_rows(unsigned char* tile, int tileStride, const unsigned char* source0,
                                         intfa_i64 sourceStride, int validRows) {
@@ -182,6 +184,12 @@ struct KeySources {
     const unsigned char* k;
     const unsigned char* v;
     const float* kScale;
+};
+
+// A compile-time bool as a value, to pick a generic lambda's form.
+template <bool Value>
+struct IntfaBool {
+    static constexpr bool value = Value;
 };
 
 // Issues the cp.async copies of key block `block` into ring slot `slot`.
@@ -396,200 +404,221 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                 }
             }
 
-            // ---- Scores in the log2 domain, masked.
-            float s[kRowTiles][8][4];
-            float rowScale[kRowTiles][2];
+            // Scores to P fragments, in one of two forms. The exact one follows the CPU's order,
+            // S = (acc · qs) · ks and code = rne(exp2(S − mb) · 255). int8 blocks without a mask
+            // take the fast one (S' = acc · ks, qs and ×255 in the exponent's FFMA): two
+            // instructions fewer per score. Masked blocks (the causal diagonal, the Nk tail)
+            // keep the exact form: rows that see only a few keys live there, and one code
+            // rounded the other way would move their log-sum-exp by up to 1/255.
+            const bool needsMask = key0 + kBlockN > keyLength || (INTFA_CAUSAL && key0 + kBlockN - 1 > warpRow0 + causalShift);
+            auto scoresToCodes = [&](auto form) {
+                constexpr bool kFast = decltype(form)::value;
+                // ---- Scores in the log2 domain, masked.
+                float s[kRowTiles][8][4];
+                float rowScale[kRowTiles][2];
 #if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
-            const float* keyScales = (const float*)(vTile + kVBytes);
-            if constexpr (kRowTiles == 2) {
-                const float4 q = *(const float4*)threadQScales;
-                rowScale[0][0] = q.x, rowScale[0][1] = q.y, rowScale[1][0] = q.z, rowScale[1][1] = q.w;
-            } else {
-                const float2 q = *(const float2*)threadQScales;
-                rowScale[0][0] = q.x, rowScale[0][1] = q.y;
-            }
+                const float* keyScales = (const float*)(vTile + kVBytes);
+                if constexpr (kRowTiles == 2) {
+                    const float4 q = *(const float4*)threadQScales;
+                    rowScale[0][0] = q.x, rowScale[0][1] = q.y, rowScale[1][0] = q.z, rowScale[1][1] = q.w;
+                } else {
+                    const float2 q = *(const float2*)threadQScales;
+                    rowScale[0][0] = q.x, rowScale[0][1] = q.y;
+                }
 #else
 #pragma unroll
-            for (int t = t0; t < t0 + kGroupTiles; ++t) rowScale[t][0] = rowScale[t][1] = qScaleValue;
+                for (int t = t0; t < t0 + kGroupTiles; ++t) rowScale[t][0] = rowScale[t][1] = qScaleValue;
 #endif
 #pragma unroll
-            for (int j = 0; j < 8; ++j) {
+                for (int j = 0; j < 8; ++j) {
 #if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
-                const float2 ks = *(const float2*)(keyScales + 8 * j + 2 * quad);
+                    const float2 ks = *(const float2*)(keyScales + 8 * j + 2 * quad);
 #endif
 #pragma unroll
-                for (int t = t0; t < t0 + kGroupTiles; ++t) {
+                    for (int t = t0; t < t0 + kGroupTiles; ++t) {
 #pragma unroll
-                    for (int e = 0; e < 4; ++e) {
+                        for (int e = 0; e < 4; ++e) {
 #if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
-                        s[t][j][e] = __fmul_rn(__fmul_rn(intfa_small_int_to_float(score[t][j][e]), rowScale[t][e >> 1]), (e & 1) ? ks.y : ks.x);
+                            const float k = (e & 1) ? ks.y : ks.x;
+                            const float acc = intfa_small_int_to_float(score[t][j][e]);
+                            s[t][j][e] = kFast ? acc * k : __fmul_rn(__fmul_rn(acc, rowScale[t][e >> 1]), k);
 #elif INTFA_METHOD == INTFA_M_FP8
-                        s[t][j][e] = __fmul_rn(__fmul_rn(score[t][j][e], rowScale[t][e >> 1]), keyScale);
+                            s[t][j][e] = __fmul_rn(__fmul_rn(score[t][j][e], rowScale[t][e >> 1]), keyScale);
 #else
-                        s[t][j][e] = __fmul_rn(score[t][j][e], rowScale[t][e >> 1]);
+                            s[t][j][e] = __fmul_rn(score[t][j][e], rowScale[t][e >> 1]);
 #endif
+                        }
                     }
                 }
-            }
-            const bool needsMask = key0 + kBlockN > keyLength || (INTFA_CAUSAL && key0 + kBlockN - 1 > warpRow0 + causalShift);
-            if (needsMask) {
+                if (!kFast && needsMask) {
+#pragma unroll
+                    for (int t = t0; t < t0 + kGroupTiles; ++t) {
+#pragma unroll
+                        for (int j = 0; j < 8; ++j) {
+#pragma unroll
+                            for (int e = 0; e < 4; ++e) {
+                                const int key = key0 + 8 * j + 2 * quad + (e & 1);
+                                const int row = threadRow0 + 16 * t + 8 * (e >> 1);
+                                const bool visible = key < keyLength && (!INTFA_CAUSAL || key <= row + causalShift);
+                                if (!visible) s[t][j][e] = kNegativeInfinity;
+                            }
+                        }
+                    }
+                }
+
+                // ---- Block maximum per row (the quad's four threads share a row).
+                float blockMax[kRowTiles][2];
 #pragma unroll
                 for (int t = t0; t < t0 + kGroupTiles; ++t) {
+                    blockMax[t][0] = blockMax[t][1] = kNegativeInfinity;
+#pragma unroll
+                    for (int j = 0; j < 8; ++j) {
+                        blockMax[t][0] = fmaxf(blockMax[t][0], fmaxf(s[t][j][0], s[t][j][1]));
+                        blockMax[t][1] = fmaxf(blockMax[t][1], fmaxf(s[t][j][2], s[t][j][3]));
+                    }
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        blockMax[t][r] = fmaxf(blockMax[t][r], __shfl_xor_sync(0xFFFFFFFFu, blockMax[t][r], 1));
+                        blockMax[t][r] = fmaxf(blockMax[t][r], __shfl_xor_sync(0xFFFFFFFFu, blockMax[t][r], 2));
+                    }
+                }
+
+                // ---- Softmax and P fragments.
+#if INTFA_METHOD == INTFA_M_INT8
+                // Pq = rne(exp2(S − mb) · 255) against the block's own maximum mb; the block then
+                // enters the state with weight w = exp2(mb − mnew) / 255. The fast form holds
+                // S' = acc · ks (the row's qs > 0 keeps its maximum's key), so mb = max S' · qs,
+                // and the exponent is one FFMA: S' · qs + (log2 255 − mb).
+#pragma unroll
+                for (int t = t0; t < t0 + kGroupTiles; ++t) {
+                    float subtract[2];
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        const float mb = kFast ? blockMax[t][r] * rowScale[t][r] : blockMax[t][r];
+                        const bool empty = !kFast && mb == kNegativeInfinity;  // no visible key: skip
+                        const float newMax = fmaxf(rowMax[t][r], mb);
+                        alpha[t][r] = empty ? 1.0f : intfa_exp2(rowMax[t][r] - newMax);
+                        weight[t][r] = empty ? 0.0f : __fmul_rn(intfa_exp2(mb - newMax), 1.0f / 255.0f);
+                        subtract[r] = kFast ? kLog2Of255 - mb : (empty ? 0.0f : mb);
+                        rowMax[t][r] = newMax;
+                    }
+                    // Codes via the 1.5·2^23 trick: adding it rounds to an integer (ties to even) and
+                    // leaves the integer in the low mantissa bits.
+                    constexpr float kRound = 12582912.0f;
+                    intfa_u32 codeBits[32];  // n-tile j, element e at 4j + e
 #pragma unroll
                     for (int j = 0; j < 8; ++j) {
 #pragma unroll
                         for (int e = 0; e < 4; ++e) {
-                            const int key = key0 + 8 * j + 2 * quad + (e & 1);
-                            const int row = threadRow0 + 16 * t + 8 * (e >> 1);
-                            const bool visible = key < keyLength && (!INTFA_CAUSAL || key <= row + causalShift);
-                            if (!visible) s[t][j][e] = kNegativeInfinity;
+                            const float scaled = kFast ? intfa_exp2(fmaf(s[t][j][e], rowScale[t][e >> 1], subtract[e >> 1]))
+                                                       : __fmul_rn(intfa_exp2(__fsub_rn(s[t][j][e], subtract[e >> 1])), 255.0f);
+                            codeBits[4 * j + e] = __float_as_uint(__fadd_rn(scaled, kRound));
+                        }
+                    }
+                    // The P·V A fragments, and the rows' code sums from them (dp4a: four codes per
+                    // instruction; integers, so exact).
+                    intfa_pack_code_fragment(codeBits, pFragment[t]);
+                    intfa_u32 sum0 = 0, sum1 = 0;
+#pragma unroll
+                    for (int c = 0; c < 2; ++c) {
+                        sum0 = __dp4a(pFragment[t][c][0], 0x01010101u, __dp4a(pFragment[t][c][2], 0x01010101u, sum0));
+                        sum1 = __dp4a(pFragment[t][c][1], 0x01010101u, __dp4a(pFragment[t][c][3], 0x01010101u, sum1));
+                    }
+                    codeSum[t][0] = (float)sum0;
+                    codeSum[t][1] = (float)sum1;
+                }
+#elif INTFA_METHOD == INTFA_M_INT8_PAPER
+                constexpr float kRound = 12582912.0f;
+#pragma unroll
+                for (int t = t0; t < t0 + kGroupTiles; ++t) {
+                    float subtract[2];
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        const float newMax = fmaxf(rowMax[t][r], blockMax[t][r]);
+                        subtract[r] = newMax == kNegativeInfinity ? 0.0f : newMax;  // all masked so far: P = 0
+                        alpha[t][r] = intfa_exp2(rowMax[t][r] - subtract[r]);
+                        rowMax[t][r] = newMax;
+                    }
+                    intfa_u32 codeBits[32];  // n-tile j, element e at 4j + e
+#pragma unroll
+                    for (int j = 0; j < 8; ++j) {
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            s[t][j][e] = intfa_exp2(__fsub_rn(s[t][j][e], subtract[e >> 1]));  // P, in place
+                            codeBits[4 * j + e] = __float_as_uint(__fadd_rn(__fmul_rn(s[t][j][e], 127.0f), kRound));
+                        }
+                    }
+                    intfa_pack_code_fragment(codeBits, pFragment[t]);
+                    // Σ P as a tree of independent adds rather than one serial chain of 16 per row:
+                    // with the chain, ptxas kept the fp32 P live next to the codes and the output
+                    // accumulator (sm_90, d=128: 255 registers and spills); with the tree, 228 and
+                    // none. Only the order of the fp32 additions differs from the scheme.
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        float pairSum[4];  // keys of S n-tiles 2k and 2k + 1
+#pragma unroll
+                        for (int k = 0; k < 4; ++k) {
+                            pairSum[k] = (s[t][2 * k][2 * r] + s[t][2 * k][2 * r + 1]) + (s[t][2 * k + 1][2 * r] + s[t][2 * k + 1][2 * r + 1]);
+                        }
+                        probabilitySum[t][r] = (pairSum[0] + pairSum[1]) + (pairSum[2] + pairSum[3]);
+                    }
+                }
+#else
+                // fp8 / fp16: P = exp2(S − mnew) in fp32, rounded to the GEMM's type; l sums fp32 P.
+#pragma unroll
+                for (int t = t0; t < t0 + kGroupTiles; ++t) {
+                    float subtract[2];
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        const float newMax = fmaxf(rowMax[t][r], blockMax[t][r]);
+                        subtract[r] = newMax == kNegativeInfinity ? 0.0f : newMax;
+                        alpha[t][r] = intfa_exp2(rowMax[t][r] - subtract[r]);
+                        rowMax[t][r] = newMax;
+                        probabilitySum[t][r] = 0.0f;
+                    }
+#pragma unroll
+                    for (int j = 0; j < 8; ++j) {
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            s[t][j][e] = intfa_exp2(__fsub_rn(s[t][j][e], subtract[e >> 1]));
+                            probabilitySum[t][e >> 1] += s[t][j][e];
                         }
                     }
                 }
-            }
-
-            // ---- Block maximum per row (the quad's four threads share a row).
-            float blockMax[kRowTiles][2];
-#pragma unroll
-            for (int t = t0; t < t0 + kGroupTiles; ++t) {
-                blockMax[t][0] = blockMax[t][1] = kNegativeInfinity;
-#pragma unroll
-                for (int j = 0; j < 8; ++j) {
-                    blockMax[t][0] = fmaxf(blockMax[t][0], fmaxf(s[t][j][0], s[t][j][1]));
-                    blockMax[t][1] = fmaxf(blockMax[t][1], fmaxf(s[t][j][2], s[t][j][3]));
-                }
-#pragma unroll
-                for (int r = 0; r < 2; ++r) {
-                    blockMax[t][r] = fmaxf(blockMax[t][r], __shfl_xor_sync(0xFFFFFFFFu, blockMax[t][r], 1));
-                    blockMax[t][r] = fmaxf(blockMax[t][r], __shfl_xor_sync(0xFFFFFFFFu, blockMax[t][r], 2));
-                }
-            }
-
-            // ---- Softmax and P fragments.
-#if INTFA_METHOD == INTFA_M_INT8
-            // Pq = rne(exp2(S − mb) · 255) against the block's own maximum mb; the block then
-            // enters the state with weight w = exp2(mb − mnew) / 255.
-#pragma unroll
-            for (int t = t0; t < t0 + kGroupTiles; ++t) {
-                float subtract[2];
-#pragma unroll
-                for (int r = 0; r < 2; ++r) {
-                    const bool empty = blockMax[t][r] == kNegativeInfinity;  // no visible key: skip
-                    const float newMax = fmaxf(rowMax[t][r], blockMax[t][r]);
-                    alpha[t][r] = empty ? 1.0f : intfa_exp2(rowMax[t][r] - newMax);
-                    weight[t][r] = empty ? 0.0f : __fmul_rn(intfa_exp2(blockMax[t][r] - newMax), 1.0f / 255.0f);
-                    subtract[r] = empty ? 0.0f : blockMax[t][r];
-                    rowMax[t][r] = newMax;
-                }
-                // Codes via the 1.5·2^23 trick: adding it rounds to an integer (ties to even) and
-                // leaves the integer in the low mantissa bits.
-                constexpr float kRound = 12582912.0f;
-                intfa_u32 codeBits[32];  // n-tile j, element e at 4j + e
-#pragma unroll
-                for (int j = 0; j < 8; ++j) {
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const float scaled = __fmul_rn(intfa_exp2(__fsub_rn(s[t][j][e], subtract[e >> 1])), 255.0f);
-                        codeBits[4 * j + e] = __float_as_uint(__fadd_rn(scaled, kRound));
-                    }
-                }
-                // The P·V A fragments, and the rows' code sums from them (dp4a: four codes per
-                // instruction; integers, so exact).
-                intfa_pack_code_fragment(codeBits, pFragment[t]);
-                intfa_u32 sum0 = 0, sum1 = 0;
-#pragma unroll
-                for (int c = 0; c < 2; ++c) {
-                    sum0 = __dp4a(pFragment[t][c][0], 0x01010101u, __dp4a(pFragment[t][c][2], 0x01010101u, sum0));
-                    sum1 = __dp4a(pFragment[t][c][1], 0x01010101u, __dp4a(pFragment[t][c][3], 0x01010101u, sum1));
-                }
-                codeSum[t][0] = (float)sum0;
-                codeSum[t][1] = (float)sum1;
-            }
-#elif INTFA_METHOD == INTFA_M_INT8_PAPER
-            constexpr float kRound = 12582912.0f;
-#pragma unroll
-            for (int t = t0; t < t0 + kGroupTiles; ++t) {
-                float subtract[2];
-#pragma unroll
-                for (int r = 0; r < 2; ++r) {
-                    const float newMax = fmaxf(rowMax[t][r], blockMax[t][r]);
-                    subtract[r] = newMax == kNegativeInfinity ? 0.0f : newMax;  // all masked so far: P = 0
-                    alpha[t][r] = intfa_exp2(rowMax[t][r] - subtract[r]);
-                    rowMax[t][r] = newMax;
-                }
-                intfa_u32 codeBits[32];  // n-tile j, element e at 4j + e
-#pragma unroll
-                for (int j = 0; j < 8; ++j) {
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        s[t][j][e] = intfa_exp2(__fsub_rn(s[t][j][e], subtract[e >> 1]));  // P, in place
-                        codeBits[4 * j + e] = __float_as_uint(__fadd_rn(__fmul_rn(s[t][j][e], 127.0f), kRound));
-                    }
-                }
-                intfa_pack_code_fragment(codeBits, pFragment[t]);
-                // Σ P as a tree of independent adds rather than one serial chain of 16 per row:
-                // with the chain, ptxas kept the fp32 P live next to the codes and the output
-                // accumulator (sm_90, d=128: 255 registers and spills); with the tree, 228 and
-                // none. Only the order of the fp32 additions differs from the scheme.
-#pragma unroll
-                for (int r = 0; r < 2; ++r) {
-                    float pairSum[4];  // keys of S n-tiles 2k and 2k + 1
-#pragma unroll
-                    for (int k = 0; k < 4; ++k) {
-                        pairSum[k] = (s[t][2 * k][2 * r] + s[t][2 * k][2 * r + 1]) + (s[t][2 * k + 1][2 * r] + s[t][2 * k + 1][2 * r + 1]);
-                    }
-                    probabilitySum[t][r] = (pairSum[0] + pairSum[1]) + (pairSum[2] + pairSum[3]);
-                }
-            }
-#else
-            // fp8 / fp16: P = exp2(S − mnew) in fp32, rounded to the GEMM's type; l sums fp32 P.
-#pragma unroll
-            for (int t = t0; t < t0 + kGroupTiles; ++t) {
-                float subtract[2];
-#pragma unroll
-                for (int r = 0; r < 2; ++r) {
-                    const float newMax = fmaxf(rowMax[t][r], blockMax[t][r]);
-                    subtract[r] = newMax == kNegativeInfinity ? 0.0f : newMax;
-                    alpha[t][r] = intfa_exp2(rowMax[t][r] - subtract[r]);
-                    rowMax[t][r] = newMax;
-                    probabilitySum[t][r] = 0.0f;
-                }
-#pragma unroll
-                for (int j = 0; j < 8; ++j) {
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        s[t][j][e] = intfa_exp2(__fsub_rn(s[t][j][e], subtract[e >> 1]));
-                        probabilitySum[t][e >> 1] += s[t][j][e];
-                    }
-                }
-            }
 #endif
 #if INTFA_METHOD == INTFA_M_FP8
-            // A fragment of 32-key chunk c from S n-tiles 4c..4c+3: this thread's keys of those
-            // tiles, in the order the permuted Vt stores them (int8: packed with the codes above).
+                // A fragment of 32-key chunk c from S n-tiles 4c..4c+3: this thread's keys of those
+                // tiles, in the order the permuted Vt stores them (int8: packed with the codes above).
 #pragma unroll
-            for (int t = t0; t < t0 + kGroupTiles; ++t) {
+                for (int t = t0; t < t0 + kGroupTiles; ++t) {
 #pragma unroll
-                for (int c = 0; c < 2; ++c) {
-                    const int j = 4 * c;
-                    pFragment[t][c][0] = (intfa_u32)intfa_pack_e4m3x2(s[t][j][0], s[t][j][1]) | ((intfa_u32)intfa_pack_e4m3x2(s[t][j + 1][0], s[t][j + 1][1]) << 16);
-                    pFragment[t][c][1] = (intfa_u32)intfa_pack_e4m3x2(s[t][j][2], s[t][j][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[t][j + 1][2], s[t][j + 1][3]) << 16);
-                    pFragment[t][c][2] = (intfa_u32)intfa_pack_e4m3x2(s[t][j + 2][0], s[t][j + 2][1]) | ((intfa_u32)intfa_pack_e4m3x2(s[t][j + 3][0], s[t][j + 3][1]) << 16);
-                    pFragment[t][c][3] = (intfa_u32)intfa_pack_e4m3x2(s[t][j + 2][2], s[t][j + 2][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[t][j + 3][2], s[t][j + 3][3]) << 16);
+                    for (int c = 0; c < 2; ++c) {
+                        const int j = 4 * c;
+                        pFragment[t][c][0] = (intfa_u32)intfa_pack_e4m3x2(s[t][j][0], s[t][j][1]) | ((intfa_u32)intfa_pack_e4m3x2(s[t][j + 1][0], s[t][j + 1][1]) << 16);
+                        pFragment[t][c][1] = (intfa_u32)intfa_pack_e4m3x2(s[t][j][2], s[t][j][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[t][j + 1][2], s[t][j + 1][3]) << 16);
+                        pFragment[t][c][2] = (intfa_u32)intfa_pack_e4m3x2(s[t][j + 2][0], s[t][j + 2][1]) | ((intfa_u32)intfa_pack_e4m3x2(s[t][j + 3][0], s[t][j + 3][1]) << 16);
+                        pFragment[t][c][3] = (intfa_u32)intfa_pack_e4m3x2(s[t][j + 2][2], s[t][j + 2][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[t][j + 3][2], s[t][j + 3][3]) << 16);
+                    }
                 }
-            }
 #elif INTFA_METHOD == INTFA_M_FP16
-            // fp16: A fragment of 16-key chunk c from S n-tiles 2c, 2c+1 (no permutation).
+                // fp16: A fragment of 16-key chunk c from S n-tiles 2c, 2c+1 (no permutation).
 #pragma unroll
-            for (int t = t0; t < t0 + kGroupTiles; ++t) {
+                for (int t = t0; t < t0 + kGroupTiles; ++t) {
 #pragma unroll
-                for (int c = 0; c < 4; ++c) {
-                    pFragment[t][c][0] = intfa_pack_half2(s[t][2 * c][0], s[t][2 * c][1]);
-                    pFragment[t][c][1] = intfa_pack_half2(s[t][2 * c][2], s[t][2 * c][3]);
-                    pFragment[t][c][2] = intfa_pack_half2(s[t][2 * c + 1][0], s[t][2 * c + 1][1]);
-                    pFragment[t][c][3] = intfa_pack_half2(s[t][2 * c + 1][2], s[t][2 * c + 1][3]);
+                    for (int c = 0; c < 4; ++c) {
+                        pFragment[t][c][0] = intfa_pack_half2(s[t][2 * c][0], s[t][2 * c][1]);
+                        pFragment[t][c][1] = intfa_pack_half2(s[t][2 * c][2], s[t][2 * c][3]);
+                        pFragment[t][c][2] = intfa_pack_half2(s[t][2 * c + 1][0], s[t][2 * c + 1][1]);
+                        pFragment[t][c][3] = intfa_pack_half2(s[t][2 * c + 1][2], s[t][2 * c + 1][3]);
+                    }
                 }
-            }
+#endif
+            };
+#if INTFA_METHOD == INTFA_M_INT8
+            if (needsMask) scoresToCodes(IntfaBool<false>{});
+            else scoresToCodes(IntfaBool<true>{});
+#else
+            scoresToCodes(IntfaBool<false>{});
 #endif
         }
 

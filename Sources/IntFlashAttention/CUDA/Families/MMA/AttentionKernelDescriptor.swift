@@ -62,7 +62,7 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
     /// CTA shape and pipeline depth.
     public var tiles: Tiles
 
-    /// Creates a descriptor; `tiles` defaults to `defaultTiles(method:headDim:causal:arch:)`.
+    /// Creates a descriptor; `tiles` defaults to `defaultTiles(method:headDim:arch:)`.
     /// Throws when the method, head dim or architecture has no kernel.
     public init(
         method: AttentionMethod, headDim: Int, causal: Bool, output: Output = .float16,
@@ -86,7 +86,7 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         self.output = output
         self.writesLogSumExp = writesLogSumExp
         self.arch = arch
-        let tiles = tiles ?? Self.defaultTiles(method: method, headDim: headDim, causal: causal, arch: arch)
+        let tiles = tiles ?? Self.defaultTiles(method: method, headDim: headDim, arch: arch)
         guard [64, 128].contains(tiles.blockM), [16, 32].contains(tiles.warpRows),
             tiles.blockM % tiles.warpRows == 0, (2...4).contains(tiles.stages)
         else {
@@ -109,22 +109,25 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
     /// The tile-size heuristic, as data, measured on an H200 (same-call A/B runs, docs/PERFORMANCE.md):
     /// - 64-row CTAs of 4 warps with 16 rows per warp are the base: against 128-row CTAs of
     ///   16-row warps they won by 3–18%, and a third stage gained nothing.
-    /// - int8 at D = 128 promises three CTAs per SM (168 registers, fragment loads fenced):
-    ///   +14–24% over two, without spills.
+    /// - int8 promises three CTAs per SM at D = 128 (168 registers, fragment loads fenced):
+    ///   +14–24% over two; and four at D = 64 (128 registers), which its two softmax forms
+    ///   need to keep the fourth CTA: +3–6% over three. Neither spills.
     /// - 32 rows per warp in 128-row CTAs, each K and V fragment serving both row tiles: fp16
-    ///   at D = 64 +19%, int8 at D = 64 causal +8% (non-causal D = 64 int8 stays with 16 rows,
-    ///   which it runs 3% faster with four CTAs per SM). The paper scheme at D = 64 takes its
-    ///   two row tiles through the softmax one at a time (+7–10%). At D = 128 two row tiles
-    ///   spill, and fp8 spills at D = 64, so they keep 16 rows.
+    ///   at D = 64 +19%. The paper scheme at D = 64 takes its two row tiles through the
+    ///   softmax one at a time (+7–10%). At D = 128 two row tiles spill, and fp8 spills at
+    ///   D = 64, so they keep 16 rows; int8 at D = 64 ran 3% faster with 16-row warps and
+    ///   four CTAs per SM than with 32-row warps, causal or not.
     /// - Q stays in registers only where it is cheap (64-byte rows per 16 rows): at 128 bytes
     ///   and more, re-reading it from shared memory per key block saves the registers.
-    public static func defaultTiles(method: AttentionMethod, headDim: Int, causal: Bool, arch: String) -> Tiles {
+    public static func defaultTiles(method: AttentionMethod, headDim: Int, arch: String) -> Tiles {
         let rowBytes = headDim * (method == .fp16 ? 2 : 1)
         var tiles = Tiles(blockM: 64, stages: 2, qInRegisters: rowBytes <= 64)
         switch (method, headDim) {
         case (.int8, 128):
             tiles.minBlocksPerSM = 3
-        case (.int8, 64) where causal, (.fp16, 64):
+        case (.int8, 64):
+            tiles.minBlocksPerSM = 4
+        case (.fp16, 64):
             tiles.blockM = 128
             tiles.warpRows = 32
         case (.int8Paper, 64):
@@ -138,7 +141,7 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
     }
 
     /// Tiles forced by `INTFA_MMA_TILES=blockM,warpRows,stages[,split[,minBlocksPerSM]]` (e.g.
-    /// `128,32,2` or `64,16,2,0,3`), for tuning runs; nil when unset. `qInRegisters` is left to the descriptor's default rule: see
+    /// `128,32,2` or `64,16,2,0,3`), for tuning runs; nil when unset. Where Q lives is left to
     /// ``Tiles/withDefaultQPlacement(method:headDim:)``.
     public static func tiles(fromEnvironment environment: [String: String]) throws(AttentionError) -> Tiles? {
         guard let text = environment["INTFA_MMA_TILES"], !text.isEmpty else { return nil }
@@ -146,7 +149,8 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         guard (3...5).contains(fields.count), fields.count < 4 || fields[3] == 0 || fields[3] == 1,
             fields.count < 5 || (1...4).contains(fields[4])
         else {
-            throw .gpu("INTFA_MMA_TILES=\(text): expected blockM,warpRows,stages[,split[,minBlocksPerSM]] such as 128,32,2")
+            throw .gpu(
+                "INTFA_MMA_TILES=\(text): expected blockM,warpRows,stages[,split[,minBlocksPerSM]] such as 128,32,2")
         }
         return Tiles(
             blockM: fields[0], warpRows: fields[1], stages: fields[2], qInRegisters: false,
@@ -185,10 +189,12 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
     /// NVRTC options: the architecture, C++17, and the variant's `-D` macros.
     public var compileOptions: [String] {
         [
-            "-arch=\(arch)", "-std=c++17",
+            // -default-device: the kernel's generic lambda (its two softmax forms) is device code.
+            "-arch=\(arch)", "-std=c++17", "-default-device",
             "-DINTFA_METHOD=\(methodID)", "-DINTFA_HEAD_DIM=\(headDim)",
             "-DINTFA_BLOCK_M=\(tiles.blockM)", "-DINTFA_WARP_ROWS=\(tiles.warpRows)",
-            "-DINTFA_SPLIT_ROW_TILES=\(tiles.splitRowTiles ? 1 : 0)", "-DINTFA_MIN_BLOCKS=\(tiles.minBlocksPerSM)", "-DINTFA_STAGES=\(tiles.stages)",
+            "-DINTFA_SPLIT_ROW_TILES=\(tiles.splitRowTiles ? 1 : 0)", "-DINTFA_MIN_BLOCKS=\(tiles.minBlocksPerSM)",
+            "-DINTFA_STAGES=\(tiles.stages)",
             "-DINTFA_CAUSAL=\(causal ? 1 : 0)", "-DINTFA_OUT_BF16=\(output == .bfloat16 ? 1 : 0)",
             "-DINTFA_WRITE_LSE=\(writesLogSumExp ? 1 : 0)", "-DINTFA_Q_IN_REGISTERS=\(tiles.qInRegisters ? 1 : 0)",
             "-DINTFA_SMEM_BYTES=\(sharedMemoryBytes)",
@@ -210,7 +216,8 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         let kScaleBytes = perTokenScales ? 64 * 4 : 0
         let qScaleBytes = perTokenScales ? tiles.blockM * 4 : 0
         let keySourcesBytes = 32
-        return tiles.stages * (64 * kStride + vBytes + kScaleBytes) + tiles.blockM * kStride + qScaleBytes + keySourcesBytes
+        let ring = tiles.stages * (64 * kStride + vBytes + kScaleBytes)
+        return ring + tiles.blockM * kStride + qScaleBytes + keySourcesBytes
     }
 
     /// Grid for a problem: (query blocks, heads, batch).
