@@ -186,6 +186,16 @@ struct KeySources {
     const float* kScale;
 };
 
+// The online softmax's maximum of one row after a block with maximum `blockMax` (the
+// schemes that take P against the running maximum): the rescale alpha of the state, and the
+// value P's exponent subtracts (0 while every key so far was masked, so that P = 0).
+static INTFA_DEVICE void advance_row_max(float& rowMax, float blockMax, float& alpha, float& subtract) {
+    const float newMax = fmaxf(rowMax, blockMax);
+    subtract = newMax == kNegativeInfinity ? 0.0f : newMax;
+    alpha = intfa_exp2(rowMax - subtract);
+    rowMax = newMax;
+}
+
 // A compile-time bool as a value, to pick a generic lambda's form.
 template <bool Value>
 struct IntfaBool {
@@ -533,12 +543,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                 for (int t = t0; t < t0 + kGroupTiles; ++t) {
                     float subtract[2];
 #pragma unroll
-                    for (int r = 0; r < 2; ++r) {
-                        const float newMax = fmaxf(rowMax[t][r], blockMax[t][r]);
-                        subtract[r] = newMax == kNegativeInfinity ? 0.0f : newMax;  // all masked so far: P = 0
-                        alpha[t][r] = intfa_exp2(rowMax[t][r] - subtract[r]);
-                        rowMax[t][r] = newMax;
-                    }
+                    for (int r = 0; r < 2; ++r) advance_row_max(rowMax[t][r], blockMax[t][r], alpha[t][r], subtract[r]);
                     intfa_u32 codeBits[32];  // n-tile j, element e at 4j + e
 #pragma unroll
                     for (int j = 0; j < 8; ++j) {
@@ -570,10 +575,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                     float subtract[2];
 #pragma unroll
                     for (int r = 0; r < 2; ++r) {
-                        const float newMax = fmaxf(rowMax[t][r], blockMax[t][r]);
-                        subtract[r] = newMax == kNegativeInfinity ? 0.0f : newMax;
-                        alpha[t][r] = intfa_exp2(rowMax[t][r] - subtract[r]);
-                        rowMax[t][r] = newMax;
+                        advance_row_max(rowMax[t][r], blockMax[t][r], alpha[t][r], subtract[r]);
                         probabilitySum[t][r] = 0.0f;
                     }
 #pragma unroll
