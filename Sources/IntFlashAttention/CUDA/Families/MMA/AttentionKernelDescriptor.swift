@@ -42,8 +42,13 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         /// These tiles with Q in registers where 16-row warps of the method and head dim keep it there.
         public func withDefaultQPlacement(method: AttentionMethod, headDim: Int) -> Tiles {
             var tiles = self
-            tiles.qInRegisters = headDim * (method == .fp16 ? 2 : 1) <= 64
+            tiles.qInRegisters = Self.keepsQInRegisters(method: method, headDim: headDim)
             return tiles
+        }
+        /// Whether Q stays in registers by default: only where it is cheap, rows of 64 bytes or
+        /// fewer (at 128 bytes and more, re-reading it per key block saves the registers).
+        static func keepsQInRegisters(method: AttentionMethod, headDim: Int) -> Bool {
+            headDim * (method == .fp16 ? 2 : 1) <= 64
         }
     }
 
@@ -120,8 +125,7 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
     /// - Q stays in registers only where it is cheap (64-byte rows per 16 rows): at 128 bytes
     ///   and more, re-reading it from shared memory per key block saves the registers.
     public static func defaultTiles(method: AttentionMethod, headDim: Int, arch: String) -> Tiles {
-        let rowBytes = headDim * (method == .fp16 ? 2 : 1)
-        var tiles = Tiles(blockM: 64, stages: 2, qInRegisters: rowBytes <= 64)
+        var tiles = Tiles(blockM: 64, stages: 2, qInRegisters: Tiles.keepsQInRegisters(method: method, headDim: headDim))
         switch (method, headDim) {
         case (.int8, 128):
             tiles.minBlocksPerSM = 3
