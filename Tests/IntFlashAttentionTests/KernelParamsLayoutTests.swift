@@ -110,7 +110,14 @@ struct KernelDescriptorTests {
         #expect(d.compileOptions.contains("-DINTFA_SPLIT_ROW_TILES=1"))
         #expect(d.compileOptions.contains("-DINTFA_MIN_BLOCKS=2"))
         let defaults = try AttentionKernelDescriptor(method: .int8, headDim: 128, causal: false, arch: "sm_90")
-        #expect(defaults.tiles.minBlocksPerSM == 3)
+        #expect(defaults.tiles.warpRows == 32 && defaults.tiles.minBlocksPerSM == 2)
+        // 32-row warps at D = 128 keep each thread's row sums and maxima in shared memory, 32 bytes.
+        #expect(defaults.sharedMemoryBytes == 2 * (64 * 144 + 128 * 80 + 256) + 128 * 144 + 128 * 4 + 32 + 128 * 32)
+        // fp16 with the log-sum-exp at D = 128 keeps 16-row warps where ptxas spills the 32-row form.
+        let lse = try AttentionKernelDescriptor(method: .fp16, headDim: 128, causal: false, writesLogSumExp: true, arch: "sm_90")
+        #expect(lse.tiles.warpRows == 16)
+        let lseAmpere = try AttentionKernelDescriptor(method: .fp16, headDim: 128, causal: false, writesLogSumExp: true, arch: "sm_80")
+        #expect(lseAmpere.tiles.warpRows == 32)
         #expect(defaults.compileOptions.contains("-default-device"))  // the softmax forms' generic lambda
         for bad in [
             AttentionKernelDescriptor.Tiles(blockM: 64, warpRows: 48, stages: 2, qInRegisters: false),

@@ -103,8 +103,16 @@ constexpr int kWarps = kBlockM / kWarpRows;
 constexpr int kGroupTiles = INTFA_SPLIT_ROW_TILES ? 1 : kRowTiles;
 // With more than one CTA promised per SM the register budget is tight (168 for three), and
 // ptxas, left free, hoists a dozen K or V fragment loads ahead of their MMAs and spills. A
-// __syncwarp every 64 bytes of Q·Kᵀ depth and every two P·V n-tiles bounds that hoisting.
+// __syncwarp every 64 bytes of Q·Kᵀ depth and every two P·V n-tiles (every one with two row
+// tiles, whose output accumulator leaves no slack) bounds that hoisting.
 constexpr bool kFenceFragmentLoads = INTFA_MIN_BLOCKS > 1;
+constexpr int kFencedOutTiles = kRowTiles == 2 ? 1 : 2;
+// How the output accumulator takes alpha: a warp vote skips the whole rescale when no row
+// maximum moved (int8; fp16 at D >= 128, where it also keeps ptxas from spilling), otherwise
+// each n-tile is rescaled just before its MMAs (the branch would hold every P·V MMA of fp16
+// at D = 64 until the whole softmax is done: 3–7% slower), or, in the paper scheme and fp8,
+// alpha is folded into the P·V update.
+constexpr bool kRescaleByVote = INTFA_METHOD == INTFA_M_INT8 || (INTFA_METHOD == INTFA_M_FP16 && kHeadDim >= 128);
 constexpr int kThreads = kWarps * 32;
 constexpr int kStages = INTFA_STAGES;
 constexpr bool kEightBit = INTFA_METHOD != INTFA_M_FP16;
@@ -130,7 +138,14 @@ constexpr int kQScaleBytes = kPerKeyScale ? kBlockM * 4 : 0;
 // Last, the CTA's K and V source pointers: the loop reads them per key block instead of
 // holding six registers through it.
 constexpr int kSourcesOffset = kStages * kStageBytes + kQBytes + kQScaleBytes;
-constexpr int kSharedBytes = kSourcesOffset + 32;
+// Then, for two row tiles at D >= 128 (where the output accumulator and S alone take 192 of
+// the 255 registers), each thread's parts of its rows' sums l, read and written once per key
+// block rather than held in registers through the loop (ptxas would spill them), and, with
+// the log-sum-exp, its rows' maxima, stored once after the loop for the epilogue. Two float4
+// arrays of kThreads entries.
+constexpr bool kRowStateInShared = kRowTiles == 2 && kHeadDim >= 128;
+constexpr int kRowStateOffset = kSourcesOffset + 32;
+constexpr int kSharedBytes = kRowStateOffset + (kRowStateInShared ? 2 * kThreads * 16 : 0);
 #ifdef INTFA_SMEM_BYTES
 static_assert(INTFA_SMEM_BYTES == kSharedBytes, "the host's shared-memory size disagrees with the kernel's");
 #endif
@@ -159,6 +174,19 @@ typedef float ScoreAccumulator;
 
 }  // namespace
 
+// threadIdx.x read afresh (a volatile %tid.x): values derived from it are formed again at each
+// use instead of being held in registers through the key loop, where they would spill.
+static INTFA_DEVICE int fresh_thread_index() {
+    unsigned thread;
+    asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(thread));
+    return (int)thread;
+}
+
+// This thread's entry of row state array `array` (0: sums, 1: maxima; kRowStateInShared).
+static INTFA_DEVICE float4* row_state_slot(unsigned char* smem, int array) {
+    return (float4*)(smem + kRowStateOffset) + array * kThreads + fresh_thread_index();
+}
+
 // Copies rows [0, kRows) of a tile, 16 bytes per thread and pass: each thread keeps one chunk
 // column, so rows, chunks and shared addresses are fixed per pass at compile time. Rows at or
 // past `validRows` are zero-filled (their copies name row 0's address and read nothing).
@@ -179,11 +207,13 @@ static INTFA_DEVICE void copy_tile_rows(unsigned char* tile, int tileStride, con
     }
 }
 
-// Where a CTA's key blocks come from: its (batch, KV head)'s K, V (or Vt) and K scales.
+// Where a CTA's key blocks come from: its (batch, KV head)'s K, V (or Vt) and K scales, and
+// the V scales its epilogue applies.
 struct KeySources {
     const unsigned char* k;
     const unsigned char* v;
     const float* kScale;
+    const float* vScale;
 };
 
 // The online softmax's maximum of one row after a block with maximum `blockMax` (the
@@ -265,6 +295,8 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
     sources.k = (const unsigned char*)p.k + ((intfa_i64)batch * p.kStrideBatch + (intfa_i64)kvHead * p.kStrideHead) * kElementBytes;
     sources.v = (const unsigned char*)p.v + ((intfa_i64)batch * p.vStrideBatch + (intfa_i64)kvHead * p.vStrideHead) * kElementBytes;
     sources.kScale = kPerKeyScale ? (const float*)p.kScale + ((intfa_i64)batch * p.kvHeads + kvHead) * p.keyLengthPadded : nullptr;
+    // Per channel (int8) or per tensor.
+    sources.vScale = kEightBit ? (const float*)p.vScale + ((intfa_i64)batch * p.kvHeads + kvHead) * (INTFA_METHOD == INTFA_M_INT8 ? kHeadDim : 1) : nullptr;
     KeySources* sharedSources = (KeySources*)(smem + kSourcesOffset);
     if (threadIdx.x == 0) *sharedSources = sources;  // published by the loop's first barrier
 
@@ -330,6 +362,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 #pragma unroll
         for (int n = 0; n < kOutTiles; ++n) output[t][n][0] = output[t][n][1] = output[t][n][2] = output[t][n][3] = 0.0f;
     }
+    if constexpr (kRowStateInShared) *row_state_slot(smem, 0) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 
     const int ldRow = lane & 7;     // row inside the 8x8 matrix whose address this lane gives
     const int ldMatrix = lane >> 3; // which of the four matrices
@@ -455,7 +488,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 #elif INTFA_METHOD == INTFA_M_FP8
                             s[t][j][e] = __fmul_rn(__fmul_rn(score[t][j][e], rowScale[t][e >> 1]), keyScale);
 #else
-                            s[t][j][e] = __fmul_rn(score[t][j][e], rowScale[t][e >> 1]);
+                            s[t][j][e] = score[t][j][e];  // scaled in the exponent's FFMA below
 #endif
                         }
                     }
@@ -568,8 +601,8 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                         probabilitySum[t][r] = (pairSum[0] + pairSum[1]) + (pairSum[2] + pairSum[3]);
                     }
                 }
-#else
-                // fp8 / fp16: P = exp2(S − mnew) in fp32, rounded to the GEMM's type; l sums fp32 P.
+#elif INTFA_METHOD == INTFA_M_FP8
+                // fp8: P = exp2(S − mnew) in fp32, rounded to e4m3; l sums fp32 P.
 #pragma unroll
                 for (int t = t0; t < t0 + kGroupTiles; ++t) {
                     float subtract[2];
@@ -585,6 +618,35 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                             s[t][j][e] = intfa_exp2(__fsub_rn(s[t][j][e], subtract[e >> 1]));
                             probabilitySum[t][e >> 1] += s[t][j][e];
                         }
+                    }
+                }
+#else
+                // fp16: P = exp2(acc · sm·L − mnew) in fp32, rounded to fp16; l sums fp32 P. The
+                // maximum is taken on the accumulator (sm·L > 0 keeps its key), so each score
+                // costs one FFMA before its exp2, as in FlashAttention-2.
+#pragma unroll
+                for (int t = t0; t < t0 + kGroupTiles; ++t) {
+                    float negatedSubtract[2];
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        float subtract;
+                        advance_row_max(rowMax[t][r], blockMax[t][r] * rowScale[t][r], alpha[t][r], subtract);
+                        negatedSubtract[r] = -subtract;
+                    }
+#pragma unroll
+                    for (int j = 0; j < 8; ++j) {
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) s[t][j][e] = intfa_exp2(fmaf(s[t][j][e], rowScale[t][e >> 1], negatedSubtract[e >> 1]));
+                    }
+                    // Σ P as a tree of independent adds (a serial chain keeps the fp32 P live).
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        float pairSum[4];  // keys of S n-tiles 2k and 2k + 1
+#pragma unroll
+                        for (int k = 0; k < 4; ++k) {
+                            pairSum[k] = (s[t][2 * k][2 * r] + s[t][2 * k][2 * r + 1]) + (s[t][2 * k + 1][2 * r] + s[t][2 * k + 1][2 * r + 1]);
+                        }
+                        probabilitySum[t][r] = (pairSum[0] + pairSum[1]) + (pairSum[2] + pairSum[3]);
                     }
                 }
 #endif
@@ -626,6 +688,10 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 
         // ---- The l update, on this thread's part of each row: alpha and the weight are the
         // same across the quad, so the quad's parts are summed once, in the epilogue.
+        if constexpr (kRowStateInShared) {
+            const float4 sums = *row_state_slot(smem, 0);
+            rowSum[0][0] = sums.x, rowSum[0][1] = sums.y, rowSum[1][0] = sums.z, rowSum[1][1] = sums.w;
+        }
 #pragma unroll
         for (int t = 0; t < kRowTiles; ++t) {
 #pragma unroll
@@ -637,31 +703,33 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 #endif
             }
         }
+        if constexpr (kRowStateInShared) {
+            *row_state_slot(smem, 0) = make_float4(rowSum[0][0], rowSum[0][1], rowSum[1][0], rowSum[1][1]);
+        }
 
         // ---- P·V; each V fragment serves every row tile.
-#if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER || INTFA_METHOD == INTFA_M_FP8
-#if INTFA_METHOD == INTFA_M_INT8
         // The rescale of the output, skipped when no row of the warp has a new maximum
-        // (alpha = 1 exactly): most blocks after the first few. (The paper scheme's fold is
-        // one FFMA with alpha, cheaper than the vote.)
-        bool unchanged = true;
+        // (alpha = 1 exactly): most blocks after the first few (kRescaleByVote).
+        if constexpr (kRescaleByVote) {
+            bool unchanged = true;
 #pragma unroll
-        for (int t = 0; t < kRowTiles; ++t) unchanged = unchanged && alpha[t][0] == 1.0f && alpha[t][1] == 1.0f;
-        if (!__all_sync(0xFFFFFFFFu, unchanged)) {
+            for (int t = 0; t < kRowTiles; ++t) unchanged = unchanged && alpha[t][0] == 1.0f && alpha[t][1] == 1.0f;
+            if (!__all_sync(0xFFFFFFFFu, unchanged)) {
 #pragma unroll
-            for (int t = 0; t < kRowTiles; ++t) {
+                for (int t = 0; t < kRowTiles; ++t) {
 #pragma unroll
-                for (int n = 0; n < kOutTiles; ++n) {
+                    for (int n = 0; n < kOutTiles; ++n) {
 #pragma unroll
-                    for (int e = 0; e < 4; ++e) output[t][n][e] *= alpha[t][e >> 1];
+                        for (int e = 0; e < 4; ++e) output[t][n][e] *= alpha[t][e >> 1];
+                    }
                 }
             }
         }
-#endif
+#if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER || INTFA_METHOD == INTFA_M_FP8
 #pragma unroll
         for (int n = 0; n < kOutTiles; ++n) {
             // Vt rows 8n..8n+7 (channels); matrices 0,1 hold positions 0-31, 2,3 positions 32-63.
-            if (kFenceFragmentLoads && n % 2 == 0) __syncwarp();
+            if (kFenceFragmentLoads && n % kFencedOutTiles == 0) __syncwarp();
             intfa_u32 b[4];
             intfa_ldmatrix_x4(b, vTileAddress + (8 * n + ldRow) * kVStride + 16 * ldMatrix);
 #pragma unroll
@@ -690,10 +758,12 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 #else
 #pragma unroll
         for (int n = 0; n < kOutTiles; ++n) {
+            if constexpr (!kRescaleByVote) {
 #pragma unroll
-            for (int t = 0; t < kRowTiles; ++t) {
+                for (int t = 0; t < kRowTiles; ++t) {
 #pragma unroll
-                for (int e = 0; e < 4; ++e) output[t][n][e] *= alpha[t][e >> 1];
+                    for (int e = 0; e < 4; ++e) output[t][n][e] *= alpha[t][e >> 1];
+                }
             }
 #pragma unroll
             for (int half = 0; half < 2; ++half) {
@@ -712,22 +782,28 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
     }
 
     // ---- Epilogue: O = acc · sV / l (0 when no key was visible), and the log-sum-exp.
+    if (kRowStateInShared && INTFA_WRITE_LSE) *row_state_slot(smem, 1) = make_float4(rowMax[0][0], rowMax[0][1], rowMax[1][0], rowMax[1][1]);
     intfa_cp_async_wait<0>();
+    __syncthreads();  // publishes the sources where the loop ran no block (a causal CTA with no visible key)
 #if INTFA_METHOD == INTFA_M_INT8
-    const float* vScale = (const float*)p.vScale + ((intfa_i64)batch * p.kvHeads + kvHead) * kHeadDim;
+    const float* vScale = sharedSources->vScale;
 #elif INTFA_METHOD == INTFA_M_INT8_PAPER
-    const float vScale = __fdiv_rn(((const float*)p.vScale)[(intfa_i64)batch * p.kvHeads + kvHead], 127.0f);
+    const float vScale = __fdiv_rn(sharedSources->vScale[0], 127.0f);
 #elif INTFA_METHOD == INTFA_M_FP8
-    const float vScale = ((const float*)p.vScale)[(intfa_i64)batch * p.kvHeads + kvHead];
+    const float vScale = sharedSources->vScale[0];
 #endif
     unsigned char* outBase = (unsigned char*)p.out + ((intfa_i64)batch * p.oStrideBatch + (intfa_i64)head * p.oStrideHead) * 2;
+    if constexpr (kRowStateInShared) {
+        const float4 sums = *row_state_slot(smem, 0);
+        rowSum[0][0] = sums.x, rowSum[0][1] = sums.y, rowSum[1][0] = sums.z, rowSum[1][1] = sums.w;
+    }
 #pragma unroll
     for (int t = 0; t < kRowTiles; ++t) {
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-            float l = rowSum[t][r];
-            l += __shfl_xor_sync(0xFFFFFFFFu, l, 1);
-            l += __shfl_xor_sync(0xFFFFFFFFu, l, 2);
+            rowSum[t][r] += __shfl_xor_sync(0xFFFFFFFFu, rowSum[t][r], 1);
+            rowSum[t][r] += __shfl_xor_sync(0xFFFFFFFFu, rowSum[t][r], 2);
+            const float l = rowSum[t][r];
             const int row = threadRow0 + 16 * t + 8 * r;
             if (row >= queryLength) continue;
             // One division per row (the IEEE division has a slow-path call; one per element
@@ -755,12 +831,26 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                 outRow[channel / 2] = intfa_pack_half2(value[0], value[1]);
 #endif
             }
-#if INTFA_WRITE_LSE
-            if (quad == 0) {
-                float* lse = (float*)p.lse + ((intfa_i64)batch * p.heads + head) * p.queryLength;
-                lse[row] = l > 0.0f ? __fdiv_rn(rowMax[t][r] + log2f(l), INTFA_LOG2E) : kNegativeInfinity;
-            }
-#endif
         }
     }
+#if INTFA_WRITE_LSE
+    // After every output row is written, so that log2f and the division (calls with their own
+    // registers) do not meet a live accumulator.
+    if (quad == 0) {
+        if constexpr (kRowStateInShared) {
+            const float4 maxima = *row_state_slot(smem, 1);
+            rowMax[0][0] = maxima.x, rowMax[0][1] = maxima.y, rowMax[1][0] = maxima.z, rowMax[1][1] = maxima.w;
+        }
+        float* lse = (float*)p.lse + ((intfa_i64)batch * p.heads + head) * p.queryLength;
+#pragma unroll
+        for (int t = 0; t < kRowTiles; ++t) {
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                const float l = rowSum[t][r];
+                const int row = threadRow0 + 16 * t + 8 * r;
+                if (row < queryLength) lse[row] = l > 0.0f ? __fdiv_rn(rowMax[t][r] + log2f(l), INTFA_LOG2E) : kNegativeInfinity;
+            }
+        }
+    }
+#endif
 }

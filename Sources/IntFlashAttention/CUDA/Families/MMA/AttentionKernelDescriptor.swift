@@ -67,7 +67,7 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
     /// CTA shape and pipeline depth.
     public var tiles: Tiles
 
-    /// Creates a descriptor; `tiles` defaults to `defaultTiles(method:headDim:arch:)`.
+    /// Creates a descriptor; `tiles` defaults to `defaultTiles(method:headDim:causal:writesLogSumExp:arch:)`.
     /// Throws when the method, head dim or architecture has no kernel.
     public init(
         method: AttentionMethod, headDim: Int, causal: Bool, output: Output = .float16,
@@ -91,7 +91,10 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         self.output = output
         self.writesLogSumExp = writesLogSumExp
         self.arch = arch
-        let tiles = tiles ?? Self.defaultTiles(method: method, headDim: headDim, arch: arch)
+        let tiles =
+            tiles
+            ?? Self.defaultTiles(
+                method: method, headDim: headDim, causal: causal, writesLogSumExp: writesLogSumExp, arch: arch)
         guard [64, 128].contains(tiles.blockM), [16, 32].contains(tiles.warpRows),
             tiles.blockM % tiles.warpRows == 0, (2...4).contains(tiles.stages)
         else {
@@ -114,34 +117,46 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
     /// The tile-size heuristic, as data, measured on an H200 (same-call A/B runs, docs/PERFORMANCE.md):
     /// - 64-row CTAs of 4 warps with 16 rows per warp are the base: against 128-row CTAs of
     ///   16-row warps they won by 3–18%, and a third stage gained nothing.
-    /// - int8 promises three CTAs per SM at D = 128 (168 registers, fragment loads fenced):
-    ///   +14–24% over two; and four at D = 64 (128 registers), which its two softmax forms
-    ///   need to keep the fourth CTA: +3–6% over three. Neither spills.
     /// - 32 rows per warp in 128-row CTAs, each K and V fragment serving both row tiles: fp16
-    ///   at D = 64 +19%. The paper scheme at D = 64 takes its two row tiles through the
-    ///   softmax one at a time (+7–10%). At D = 128 two row tiles spill, and fp8 spills at
-    ///   D = 64, so they keep 16 rows; int8 at D = 64 ran 3% faster with 16-row warps and
-    ///   four CTAs per SM than with 32-row warps, causal or not.
+    ///   +19% at D = 64 and +36% at D = 128, int8 +10% at D = 128 (with two CTAs per SM
+    ///   promised, which fences fragment loads), the paper scheme +7–10% at D = 64. The paper
+    ///   scheme takes its two row tiles through the softmax one at a time. At D = 128 the
+    ///   kernel keeps the rows' sums in shared memory to fit; fp8 still spills there and at
+    ///   D = 64, so it keeps 16 rows; so does fp16 with the log-sum-exp at D = 128 without a
+    ///   mask on sm_90, where ptxas spills 8 bytes.
+    /// - int8 at D = 64 promises four CTAs per SM (128 registers), which its two softmax forms
+    ///   need to keep the fourth CTA: +3–6% over three, and 3% faster than 32-row warps.
     /// - Q stays in registers only where it is cheap (64-byte rows per 16 rows): at 128 bytes
     ///   and more, re-reading it from shared memory per key block saves the registers.
-    public static func defaultTiles(method: AttentionMethod, headDim: Int, arch: String) -> Tiles {
-        var tiles = Tiles(blockM: 64, stages: 2, qInRegisters: Tiles.keepsQInRegisters(method: method, headDim: headDim))
-        switch (method, headDim) {
-        case (.int8, 128):
-            tiles.minBlocksPerSM = 3
-        case (.int8, 64):
-            tiles.minBlocksPerSM = 4
-        case (.fp16, 64):
-            tiles.blockM = 128
-            tiles.warpRows = 32
-        case (.int8Paper, 64):
-            tiles.blockM = 128
-            tiles.warpRows = 32
-            tiles.splitRowTiles = true
-        default:
-            break
+    public static func defaultTiles(
+        method: AttentionMethod, headDim: Int, causal: Bool = false, writesLogSumExp: Bool = false, arch: String
+    ) -> Tiles {
+        let qInRegisters = Tiles.keepsQInRegisters(method: method, headDim: headDim)
+        let oneRowTile = Tiles(blockM: 64, stages: 2, qInRegisters: qInRegisters)
+        func twoRowTiles(split: Bool = false, minBlocksPerSM: Int = 1) -> Tiles {
+            Tiles(
+                blockM: 128, warpRows: 32, stages: 2, qInRegisters: qInRegisters, splitRowTiles: split,
+                minBlocksPerSM: minBlocksPerSM)
         }
-        return tiles
+        switch (method, headDim) {
+        case (.int8, 64):
+            var tiles = oneRowTile
+            tiles.minBlocksPerSM = 4
+            return tiles
+        case (.int8, 128):
+            return twoRowTiles(minBlocksPerSM: 2)
+        case (.fp16, 64):
+            return twoRowTiles()
+        case (.fp16, 128):
+            let spills = writesLogSumExp && !causal && (smVersion(arch) ?? 0) >= 90
+            return spills ? oneRowTile : twoRowTiles()
+        case (.int8Paper, 64):
+            return twoRowTiles(split: true)
+        case (.int8Paper, 128):
+            return twoRowTiles(split: true, minBlocksPerSM: 2)
+        default:
+            return oneRowTile
+        }
     }
 
     /// Tiles forced by `INTFA_MMA_TILES=blockM,warpRows,stages[,split[,minBlocksPerSM]]` (e.g.
@@ -210,7 +225,8 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
 
     /// Dynamic shared memory, mirroring `kSharedBytes` of `attention.cu` (which checks it at
     /// compile time): a ring of `stages` (K tile + V tile + per-key K scales), rows padded by
-    /// 16 bytes, then the Q tile, its per-token scales and the CTA's 32-byte source pointers.
+    /// 16 bytes, then the Q tile, its per-token scales, the CTA's 32-byte source pointers and,
+    /// for 32-row warps at D ≥ 128, each thread's row sums and maxima (`kRowStateInShared`).
     /// Above 48 KiB the launcher must raise CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES.
     public var sharedMemoryBytes: Int {
         let eightBit = method != .fp16
@@ -221,7 +237,8 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         let qScaleBytes = perTokenScales ? tiles.blockM * 4 : 0
         let keySourcesBytes = 32
         let ring = tiles.stages * (64 * kStride + vBytes + kScaleBytes)
-        return ring + tiles.blockM * kStride + qScaleBytes + keySourcesBytes
+        let rowStateBytes = tiles.warpRows == 32 && headDim >= 128 ? 2 * threadsPerBlock * 16 : 0
+        return ring + tiles.blockM * kStride + qScaleBytes + keySourcesBytes + rowStateBytes
     }
 
     /// Grid for a problem: (query blocks, heads, batch).
