@@ -108,11 +108,11 @@ constexpr int kGroupTiles = INTFA_SPLIT_ROW_TILES ? 1 : kRowTiles;
 constexpr bool kFenceFragmentLoads = INTFA_MIN_BLOCKS > 1;
 constexpr int kFencedOutTiles = kRowTiles == 2 ? 1 : 2;
 // How the output accumulator takes alpha: a warp vote skips the whole rescale when no row
-// maximum moved (int8; fp16 at D >= 128, where it also keeps ptxas from spilling), otherwise
-// each n-tile is rescaled just before its MMAs (the branch would hold every P·V MMA of fp16
-// at D = 64 until the whole softmax is done: 3–7% slower), or, in the paper scheme and fp8,
-// alpha is folded into the P·V update.
-constexpr bool kRescaleByVote = INTFA_METHOD == INTFA_M_INT8 || (INTFA_METHOD == INTFA_M_FP16 && kHeadDim >= 128);
+// maximum moved (int8; fp16 at D >= 128 without a mask, where the per-tile form spills on
+// sm_90), otherwise each n-tile is rescaled just before its MMAs (the vote's branch would hold
+// every P·V MMA of fp16 until the whole softmax is done: 3–7% slower at D = 64, 1–2% causal
+// at D = 128), or, in the paper scheme and fp8, alpha is folded into the P·V update.
+constexpr bool kRescaleByVote = INTFA_METHOD == INTFA_M_INT8 || (INTFA_METHOD == INTFA_M_FP16 && kHeadDim >= 128 && !INTFA_CAUSAL);
 constexpr int kThreads = kWarps * 32;
 constexpr int kStages = INTFA_STAGES;
 constexpr bool kEightBit = INTFA_METHOD != INTFA_M_FP16;
