@@ -226,6 +226,21 @@ static INTFA_DEVICE void advance_row_max(float& rowMax, float blockMax, float& a
     rowMax = newMax;
 }
 
+// A row tile's block of P (fragment elements 0, 1 of the first row, 2, 3 of the second, in 8
+// key n-tiles) summed per row as a tree of independent adds. A serial chain of 16 adds per row
+// kept the fp32 P live next to the output accumulator, and ptxas spilled (the paper scheme at
+// D = 128 on sm_90: 255 registers; with the tree, 228). Only the order of the fp32 additions
+// differs from the scheme's.
+static INTFA_DEVICE void sum_block_rows(const float (&p)[8][4], float (&rowSums)[2]) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float pairSum[4];  // keys of n-tiles 2k and 2k + 1
+#pragma unroll
+        for (int k = 0; k < 4; ++k) pairSum[k] = (p[2 * k][2 * r] + p[2 * k][2 * r + 1]) + (p[2 * k + 1][2 * r] + p[2 * k + 1][2 * r + 1]);
+        rowSums[r] = (pairSum[0] + pairSum[1]) + (pairSum[2] + pairSum[3]);
+    }
+}
+
 // A compile-time bool as a value, to pick a generic lambda's form.
 template <bool Value>
 struct IntfaBool {
@@ -587,19 +602,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                         }
                     }
                     intfa_pack_code_fragment(codeBits, pFragment[t]);
-                    // Σ P as a tree of independent adds rather than one serial chain of 16 per row:
-                    // with the chain, ptxas kept the fp32 P live next to the codes and the output
-                    // accumulator (sm_90, d=128: 255 registers and spills); with the tree, 228 and
-                    // none. Only the order of the fp32 additions differs from the scheme.
-#pragma unroll
-                    for (int r = 0; r < 2; ++r) {
-                        float pairSum[4];  // keys of S n-tiles 2k and 2k + 1
-#pragma unroll
-                        for (int k = 0; k < 4; ++k) {
-                            pairSum[k] = (s[t][2 * k][2 * r] + s[t][2 * k][2 * r + 1]) + (s[t][2 * k + 1][2 * r] + s[t][2 * k + 1][2 * r + 1]);
-                        }
-                        probabilitySum[t][r] = (pairSum[0] + pairSum[1]) + (pairSum[2] + pairSum[3]);
-                    }
+                    sum_block_rows(s[t], probabilitySum[t]);
                 }
 #elif INTFA_METHOD == INTFA_M_FP8
                 // fp8: P = exp2(S − mnew) in fp32, rounded to e4m3; l sums fp32 P.
@@ -638,16 +641,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 #pragma unroll
                         for (int e = 0; e < 4; ++e) s[t][j][e] = intfa_exp2(fmaf(s[t][j][e], rowScale[t][e >> 1], negatedSubtract[e >> 1]));
                     }
-                    // Σ P as a tree of independent adds (a serial chain keeps the fp32 P live).
-#pragma unroll
-                    for (int r = 0; r < 2; ++r) {
-                        float pairSum[4];  // keys of S n-tiles 2k and 2k + 1
-#pragma unroll
-                        for (int k = 0; k < 4; ++k) {
-                            pairSum[k] = (s[t][2 * k][2 * r] + s[t][2 * k][2 * r + 1]) + (s[t][2 * k + 1][2 * r] + s[t][2 * k + 1][2 * r + 1]);
-                        }
-                        probabilitySum[t][r] = (pairSum[0] + pairSum[1]) + (pairSum[2] + pairSum[3]);
-                    }
+                    sum_block_rows(s[t], probabilitySum[t]);
                 }
 #endif
 #if INTFA_METHOD == INTFA_M_FP8
