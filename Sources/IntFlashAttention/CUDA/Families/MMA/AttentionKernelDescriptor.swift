@@ -135,9 +135,9 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
     ) -> Tiles {
         let qInRegisters = Tiles.keepsQInRegisters(method: method, headDim: headDim)
         let oneRowTile = Tiles(blockM: 64, stages: 2, qInRegisters: qInRegisters)
-        func twoRowTiles(split: Bool = false, minBlocksPerSM: Int = 1) -> Tiles {
+        func twoRowTiles(blockM: Int = 128, split: Bool = false, minBlocksPerSM: Int = 1) -> Tiles {
             Tiles(
-                blockM: 128, warpRows: 32, stages: 2, qInRegisters: qInRegisters, splitRowTiles: split,
+                blockM: blockM, warpRows: 32, stages: 2, qInRegisters: qInRegisters, splitRowTiles: split,
                 minBlocksPerSM: minBlocksPerSM)
         }
         switch (method, headDim) {
@@ -157,9 +157,7 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         case (.int8Paper, 128):
             return twoRowTiles(split: true, minBlocksPerSM: 2)
         case (.fp8E4M3, 64) where !causal:
-            var tiles = twoRowTiles(minBlocksPerSM: 4)
-            tiles.blockM = 64
-            return tiles
+            return twoRowTiles(blockM: 64, minBlocksPerSM: 4)
         default:
             return oneRowTile
         }
