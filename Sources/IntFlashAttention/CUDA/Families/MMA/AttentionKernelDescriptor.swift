@@ -119,13 +119,17 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
     ///   16-row warps they won by 3–18%, and a third stage gained nothing.
     /// - 32 rows per warp in 128-row CTAs, each K and V fragment serving both row tiles: fp16
     ///   +19% at D = 64 and +36% at D = 128, int8 +10% at D = 128 (with two CTAs per SM
-    ///   promised, which fences fragment loads), the paper scheme +7–10% at D = 64. The paper
-    ///   scheme takes its two row tiles through the softmax one at a time. At D = 128 the
+    ///   promised, which fences fragment loads), the paper scheme +7–10% at D = 64, where it
+    ///   takes its two row tiles through the softmax one at a time. At D = 128 the
     ///   kernel keeps the rows' sums in shared memory to fit; fp8 still spills there, so it
     ///   keeps 16 rows; so does fp16 with the log-sum-exp at D = 128 without a mask on sm_90,
     ///   where ptxas spills 8 bytes. fp8 at D = 64 without a mask runs 64-row CTAs of two
     ///   32-row warps, four per SM: +11% (with the mask that tiling spills on sm_90). The same
     ///   tiling measured 5–20% slower for int8, the paper scheme and fp16.
+    /// - The paper scheme at D = 128 takes both row tiles together through three K/V stages
+    ///   (two CTAs per SM still fit): +4–6% over two stages taken one tile at a time, which it
+    ///   keeps with the log-sum-exp and the causal mask on sm_90 (24 spill bytes otherwise). A
+    ///   third stage cost int8 2%.
     /// - int8 at D = 64 promises four CTAs per SM (128 registers), which its two softmax forms
     ///   need to keep the fourth CTA: +3–6% over three, and 3% faster than 32-row warps.
     /// - Q stays in registers only where it is cheap (64-byte rows per 16 rows): at 128 bytes
@@ -135,11 +139,12 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
     ) -> Tiles {
         let qInRegisters = Tiles.keepsQInRegisters(method: method, headDim: headDim)
         let oneRowTile = Tiles(blockM: 64, stages: 2, qInRegisters: qInRegisters)
-        func twoRowTiles(blockM: Int = 128, split: Bool = false, minBlocksPerSM: Int = 1) -> Tiles {
+        func twoRowTiles(blockM: Int = 128, stages: Int = 2, split: Bool = false, minBlocksPerSM: Int = 1) -> Tiles {
             Tiles(
-                blockM: blockM, warpRows: 32, stages: 2, qInRegisters: qInRegisters, splitRowTiles: split,
+                blockM: blockM, warpRows: 32, stages: stages, qInRegisters: qInRegisters, splitRowTiles: split,
                 minBlocksPerSM: minBlocksPerSM)
         }
+        let hopperOrNewer = (smVersion(arch) ?? 0) >= 90
         switch (method, headDim) {
         case (.int8, 64):
             var tiles = oneRowTile
@@ -150,12 +155,13 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         case (.fp16, 64):
             return twoRowTiles()
         case (.fp16, 128):
-            let spills = writesLogSumExp && !causal && (smVersion(arch) ?? 0) >= 90
+            let spills = writesLogSumExp && !causal && hopperOrNewer
             return spills ? oneRowTile : twoRowTiles()
         case (.int8Paper, 64):
             return twoRowTiles(split: true)
         case (.int8Paper, 128):
-            return twoRowTiles(split: true, minBlocksPerSM: 2)
+            let spills = writesLogSumExp && causal && hopperOrNewer
+            return spills ? twoRowTiles(split: true, minBlocksPerSM: 2) : twoRowTiles(stages: 3, minBlocksPerSM: 2)
         case (.fp8E4M3, 64) where !causal:
             return twoRowTiles(blockM: 64, minBlocksPerSM: 4)
         default:
