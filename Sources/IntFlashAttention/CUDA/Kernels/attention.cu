@@ -182,9 +182,23 @@ static INTFA_DEVICE int fresh_thread_index() {
     return (int)thread;
 }
 
-// This thread's entry of row state array `array` (0: sums, 1: maxima; kRowStateInShared).
+// This thread's entry of row state array `array` (0: sums, 1: maxima; kRowStateInShared): its
+// value of each of its rows, row tile t and half r at 2t + r.
 static INTFA_DEVICE float4* row_state_slot(unsigned char* smem, int array) {
     return (float4*)(smem + kRowStateOffset) + array * kThreads + fresh_thread_index();
+}
+static INTFA_DEVICE void store_row_state(unsigned char* smem, int array, const float (&rows)[kRowTiles][2]) {
+    float4 packed = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    float* entry = &packed.x;
+#pragma unroll
+    for (int t = 0; t < kRowTiles; ++t) entry[2 * t] = rows[t][0], entry[2 * t + 1] = rows[t][1];
+    *row_state_slot(smem, array) = packed;
+}
+static INTFA_DEVICE void load_row_state(unsigned char* smem, int array, float (&rows)[kRowTiles][2]) {
+    float4 packed = *row_state_slot(smem, array);
+    const float* entry = &packed.x;
+#pragma unroll
+    for (int t = 0; t < kRowTiles; ++t) rows[t][0] = entry[2 * t], rows[t][1] = entry[2 * t + 1];
 }
 
 // Copies rows [0, kRows) of a tile, 16 bytes per thread and pass: each thread keeps one chunk
@@ -377,7 +391,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 #pragma unroll
         for (int n = 0; n < kOutTiles; ++n) output[t][n][0] = output[t][n][1] = output[t][n][2] = output[t][n][3] = 0.0f;
     }
-    if constexpr (kRowStateInShared) *row_state_slot(smem, 0) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if constexpr (kRowStateInShared) store_row_state(smem, 0, rowSum);
 
     const int ldRow = lane & 7;     // row inside the 8x8 matrix whose address this lane gives
     const int ldMatrix = lane >> 3; // which of the four matrices
@@ -682,10 +696,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 
         // ---- The l update, on this thread's part of each row: alpha and the weight are the
         // same across the quad, so the quad's parts are summed once, in the epilogue.
-        if constexpr (kRowStateInShared) {
-            const float4 sums = *row_state_slot(smem, 0);
-            rowSum[0][0] = sums.x, rowSum[0][1] = sums.y, rowSum[1][0] = sums.z, rowSum[1][1] = sums.w;
-        }
+        if constexpr (kRowStateInShared) load_row_state(smem, 0, rowSum);
 #pragma unroll
         for (int t = 0; t < kRowTiles; ++t) {
 #pragma unroll
@@ -697,9 +708,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 #endif
             }
         }
-        if constexpr (kRowStateInShared) {
-            *row_state_slot(smem, 0) = make_float4(rowSum[0][0], rowSum[0][1], rowSum[1][0], rowSum[1][1]);
-        }
+        if constexpr (kRowStateInShared) store_row_state(smem, 0, rowSum);
 
         // ---- P·V; each V fragment serves every row tile.
         // The rescale of the output, skipped when no row of the warp has a new maximum
@@ -776,7 +785,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
     }
 
     // ---- Epilogue: O = acc · sV / l (0 when no key was visible), and the log-sum-exp.
-    if (kRowStateInShared && INTFA_WRITE_LSE) *row_state_slot(smem, 1) = make_float4(rowMax[0][0], rowMax[0][1], rowMax[1][0], rowMax[1][1]);
+    if (kRowStateInShared && INTFA_WRITE_LSE) store_row_state(smem, 1, rowMax);
     intfa_cp_async_wait<0>();
     __syncthreads();  // publishes the sources where the loop ran no block (a causal CTA with no visible key)
 #if INTFA_METHOD == INTFA_M_INT8
@@ -787,10 +796,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
     const float vScale = sharedSources->vScale[0];
 #endif
     unsigned char* outBase = (unsigned char*)p.out + ((intfa_i64)batch * p.oStrideBatch + (intfa_i64)head * p.oStrideHead) * 2;
-    if constexpr (kRowStateInShared) {
-        const float4 sums = *row_state_slot(smem, 0);
-        rowSum[0][0] = sums.x, rowSum[0][1] = sums.y, rowSum[1][0] = sums.z, rowSum[1][1] = sums.w;
-    }
+    if constexpr (kRowStateInShared) load_row_state(smem, 0, rowSum);
 #pragma unroll
     for (int t = 0; t < kRowTiles; ++t) {
 #pragma unroll
@@ -831,10 +837,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
     // After every output row is written, so that log2f and the division (calls with their own
     // registers) do not meet a live accumulator.
     if (quad == 0) {
-        if constexpr (kRowStateInShared) {
-            const float4 maxima = *row_state_slot(smem, 1);
-            rowMax[0][0] = maxima.x, rowMax[0][1] = maxima.y, rowMax[1][0] = maxima.z, rowMax[1][1] = maxima.w;
-        }
+        if constexpr (kRowStateInShared) load_row_state(smem, 1, rowMax);
         float* lse = (float*)p.lse + ((intfa_i64)batch * p.heads + head) * p.queryLength;
 #pragma unroll
         for (int t = 0; t < kRowTiles; ++t) {

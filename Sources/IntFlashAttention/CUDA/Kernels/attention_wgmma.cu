@@ -138,10 +138,10 @@ constexpr int kExactBelowKeys = 512;
 // units): the P codes take their block's own maximum, so the reference only scales the fp32
 // state, and w = exp2(mb − m)/255 ≤ 2^8/255 keeps it far from overflow.
 constexpr float kRescaleSlack = 8.0f;
-// Folds between removals of the excess-128 offset from O' (fold_block).
 // Named barriers: 1…kConsumers take turns (TurnTaking), kQTileBarrier + group guards a
 // consumer's Q tile.
 constexpr int kQTileBarrier = 4;
+// Folds between removals of the excess-128 offset from O' (fold_block).
 constexpr int kRebaseBlocks = 8;
 
 }  // namespace
