@@ -16,7 +16,8 @@ float intfa_exp2_scalar(float);
 #define DECLARE_QUANTIZERS(suffix)                                                                          \
     void intfa_quantize_rows_##suffix(const float *, long, long, int, float, int8_t *, float *);            \
     void intfa_quantize_channels_##suffix(const float *, long, int, int, int8_t *, float *, float *);       \
-    void intfa_smooth_keys_##suffix(const float *, long, int, float *, double *);
+    void intfa_smooth_keys_##suffix(const float *, long, int, float *, double *);                          \
+    void intfa_quantize_key_groups_##suffix(const float *, long, long, int, int, int8_t *, float *);
 DECLARE_QUANTIZERS(scalar)
 DECLARE_QUANTIZERS(avx2)
 DECLARE_QUANTIZERS(avxvnni)
@@ -102,6 +103,11 @@ void intfa_quantize_rows(intfa_isa isa, const float *x, long rows, long length, 
 void intfa_quantize_channels(intfa_isa isa, const float *x, long tokens, int channels, int levels, int8_t *codes,
                              float *scales, float *scratch) {
     DISPATCH(isa, intfa_quantize_channels, x, tokens, channels, levels, codes, scales, scratch)
+}
+
+void intfa_quantize_key_groups(intfa_isa isa, const float *x, long tokens, long padded_tokens, int channels, int levels,
+                               int8_t *codes, float *scales) {
+    DISPATCH(isa, intfa_quantize_key_groups, x, tokens, padded_tokens, channels, levels, codes, scales)
 }
 
 void intfa_smooth_keys(intfa_isa isa, const float *k, long tokens, int channels, float *out, double *scratch) {

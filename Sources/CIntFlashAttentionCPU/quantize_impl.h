@@ -93,3 +93,34 @@ void TILE_NAME(intfa_smooth_keys)(const float *k, long tokens, int channels, flo
     for (long t = 0; t < tokens; t++)
         for (int c = 0; c < channels; c++) out[t * channels + c] = k[t * channels + c] - means[c];
 }
+
+// K of the `int8` scheme: one scale per group of 8 keys (docs/SCHEMES.md). Group (G, t) of
+// the 32-key span G holds keys 32G + 8a + 2t + e (a in 0..3, e in 0..1): the keys one thread
+// of a GPU warp holds in each row of its S fragment. amax is the largest |x| of the group's
+// rows; each row is quantized with the group's inverse. Scales are stored per 128-key tile,
+// quad-major: group (G, t) at 16 * (G / 4) + 4 * t + G % 4; groups past `tokens` get 0.
+void TILE_NAME(intfa_quantize_key_groups)(const float *x, long tokens, long padded_tokens, int channels, int levels,
+                                          int8_t *codes, float *scales) {
+    for (long i = 0; i < padded_tokens / 8; i++) scales[i] = 0.0f;
+    for (long span = 0; span * 32 < tokens; span++) {
+        for (int t = 0; t < 4; t++) {
+            float amax = 0.0f;
+            for (int k = 0; k < 8; k++) {
+                long key = span * 32 + 8 * (k / 2) + 2 * t + k % 2;
+                if (key >= tokens) continue;
+                float a = group_amax(x + key * channels, channels);
+                amax = a > amax ? a : amax;
+            }
+            float inverse = 0.0f, scale = 0.0f;
+            if (amax > 0.0f) {
+                inverse = (float)levels / amax;
+                scale = amax / (float)levels;
+            }
+            for (int k = 0; k < 8; k++) {
+                long key = span * 32 + 8 * (k / 2) + 2 * t + k % 2;
+                if (key < tokens) quantize_group(x + key * channels, channels, inverse, levels, codes + key * channels);
+            }
+            scales[16 * (span / 4) + 4 * t + span % 4] = scale;
+        }
+    }
+}

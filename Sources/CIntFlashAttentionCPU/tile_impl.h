@@ -154,9 +154,9 @@ INLINE void update_accumulator(float *acc, float alpha, float w, vf x) {
 // ---------------------------------------------------------------------------------------
 // Integer tile.
 
-// S[r][j] = sum_d (K[j][d] + 128) * Q[r][d] for R rows and the 64 keys of one block
-// (the +128 is removed per row by the caller: it adds 128 * sum_d Q[r][d]).
-INLINE void int_scores(const int R, const int8_t *q, int dp, const uint8_t *kp, int32_t *S) {
+// S[r][j] = sum_d (K[j][d] + 128) * Q[r][d] for R rows and the 64 keys of one block, rows
+// `stride` apart (the +128 is removed per row by the caller: it adds 128 * sum_d Q[r][d]).
+INLINE void int_scores(const int R, const int8_t *q, int dp, const uint8_t *kp, int32_t *S, int stride) {
     vi acc[CHUNK_ROWS][4];
     for (int r = 0; r < R; r++)
         for (int t = 0; t < 4; t++) acc[r][t] = vi_zero();
@@ -172,22 +172,23 @@ INLINE void int_scores(const int R, const int8_t *q, int dp, const uint8_t *kp, 
         }
     }
     for (int r = 0; r < R; r++)
-        for (int t = 0; t < 4; t++) vi_store(S + r * 64 + 16 * t, acc[r][t]);
+        for (int t = 0; t < 4; t++) vi_store(S + r * stride + 16 * t, acc[r][t]);
 }
 
 // acc[r][c0 + ...] = acc * alpha[r] + w[r] * float(sum_j P[r][j] * V[j][c]) for NC vectors
-// of 16 channels starting at c0.
-INLINE void int_values(const int R, const int NC, const uint8_t *P, const int8_t *vp, int dp, int c0,
-                       float *acc, const float *alpha, const float *w) {
+// of 16 channels starting at c0, over the keys 4·j4 of [4·first, 4·last) counted from the start
+// of `vp` (consecutive 64-key blocks); P rows are `stride` bytes apart.
+INLINE void int_values(const int R, const int NC, const uint8_t *P, int stride, const int8_t *vp, int dp, int c0,
+                       int first, int last, float *acc, const float *alpha, const float *w) {
     vi o[CHUNK_ROWS][4];
     for (int r = 0; r < R; r++)
         for (int t = 0; t < NC; t++) o[r][t] = vi_zero();
-    for (int j4 = 0; j4 < 16; j4++) {
-        const int8_t *v = vp + ((size_t)j4 * dp + c0) * 4;
+    for (int j4 = first; j4 < last; j4++) {
+        const int8_t *v = vp + (size_t)(j4 / 16) * dp * 64 + ((size_t)(j4 % 16) * dp + c0) * 4;
         vi vv[4];
         for (int t = 0; t < NC; t++) vv[t] = vi_load(v + 64 * t);
         for (int r = 0; r < R; r++) {
-            vi pb = vi_broadcast32(P + r * 64 + j4 * 4);
+            vi pb = vi_broadcast32(P + r * stride + j4 * 4);
             for (int t = 0; t < NC; t++) o[r][t] = vi_dpbusd(o[r][t], pb, vv[t]);
         }
     }
@@ -196,23 +197,23 @@ INLINE void int_values(const int R, const int NC, const uint8_t *P, const int8_t
             update_accumulator(acc + (size_t)r * dp + c0 + 16 * t, alpha[r], w[r], vf_from_vi(o[r][t]));
 }
 
-INLINE void int_values_rows(const int R, const uint8_t *P, const int8_t *vp, int dp, float *acc,
-                            const float *alpha, const float *w) {
+INLINE void int_values_rows(const int R, const uint8_t *P, int stride, const int8_t *vp, int dp, int first, int last,
+                            float *acc, const float *alpha, const float *w) {
     for (int c0 = 0; c0 < dp; c0 += 64) {
         switch ((dp - c0) >= 64 ? 4 : (dp - c0) / 16) {
-        case 4: int_values(R, 4, P, vp, dp, c0, acc, alpha, w); break;
-        case 3: int_values(R, 3, P, vp, dp, c0, acc, alpha, w); break;
-        case 2: int_values(R, 2, P, vp, dp, c0, acc, alpha, w); break;
-        default: int_values(R, 1, P, vp, dp, c0, acc, alpha, w); break;
+        case 4: int_values(R, 4, P, stride, vp, dp, c0, first, last, acc, alpha, w); break;
+        case 3: int_values(R, 3, P, stride, vp, dp, c0, first, last, acc, alpha, w); break;
+        case 2: int_values(R, 2, P, stride, vp, dp, c0, first, last, acc, alpha, w); break;
+        default: int_values(R, 1, P, stride, vp, dp, c0, first, last, acc, alpha, w); break;
         }
     }
 }
 
-// One row of one key block: scores, the scheme's P codes, and the state update of m and l.
-// Writes alpha and w for the accumulator update; a fully masked row leaves the state alone.
-INLINE void int_softmax_row(intfa_int_scheme scheme, const int32_t *S, int32_t correction, float qs,
-                            const float *ks, int limit, float *m, float *l, uint8_t *P, float *alpha,
-                            float *w) {
+// One row of one key block of the paper scheme: scores, P codes rne(127 * exp2(S - m_new)),
+// and the state update of m and l (l sums the fp32 P). Writes alpha for the accumulator
+// update; a fully masked row leaves the state alone.
+INLINE void paper_softmax_row(const int32_t *S, int32_t correction, float qs, const float *ks, int limit, float *m,
+                              float *l, uint8_t *P, float *alpha) {
     vf s[4];
     vi corr = vi_set1(correction);
     vf qsv = vf_set1(qs);
@@ -222,52 +223,148 @@ INLINE void int_softmax_row(intfa_int_scheme scheme, const int32_t *S, int32_t c
     if (block_max == -INFINITY) {
         memset(P, 0, 64);
         *alpha = 1.0f;
-        *w = 0.0f;
         return;
     }
     float m_new = fmaxf(*m, block_max);
     float a = exp2_scalar(*m - m_new);
-    if (scheme == INTFA_INT_SCHEME_INT8) {
-        vf shift = vf_set1(block_max);
-        vi total = vi_zero();
-        for (int t = 0; t < 4; t++) {
-            vi code = vi_from_vf_rne(vf_mul(vf_exp2(vf_sub(s[t], shift)), vf_set1(255.0f)));
-            total = vi_add(total, code);
-            vi_store_u8(P + 16 * t, code);
-        }
-        float weight = exp2_scalar(block_max - m_new) * (1.0f / 255.0f);
-        *l = *l * a + weight * (float)vi_reduce_add(total);
-        *w = weight;
-    } else {
-        vf shift = vf_set1(m_new);
-        vf p[4];
-        for (int t = 0; t < 4; t++) {
-            p[t] = vf_exp2(vf_sub(s[t], shift));
-            vi_store_u8(P + 16 * t, vi_from_vf_rne(vf_mul(p[t], vf_set1(127.0f))));
-        }
-        *l = *l * a + row_sum(p);
-        *w = 1.0f;
+    vf shift = vf_set1(m_new);
+    vf p[4];
+    for (int t = 0; t < 4; t++) {
+        p[t] = vf_exp2(vf_sub(s[t], shift));
+        vi_store_u8(P + 16 * t, vi_from_vf_rne(vf_mul(p[t], vf_set1(127.0f))));
     }
+    *l = *l * a + row_sum(p);
     *m = m_new;
     *alpha = a;
 }
 
-INLINE void int_chunk(const int R, const intfa_int_tile *tile, tile_state *st, int r0, int kb,
+INLINE void paper_chunk(const int R, const intfa_int_tile *tile, tile_state *st, int r0, int kb,
                       const int32_t *correction) {
     const intfa_tile_rows *t = &tile->rows;
     const int dp = t->padded_dim;
     _Alignas(64) int32_t S[CHUNK_ROWS * 64];
     _Alignas(64) uint8_t P[CHUNK_ROWS * 64];
     float alpha[CHUNK_ROWS], w[CHUNK_ROWS];
-    int_scores(R, tile->q + (size_t)r0 * dp, dp, tile->k_packed + (size_t)kb * dp * 64, S);
+    int_scores(R, tile->q + (size_t)r0 * dp, dp, tile->k_packed + (size_t)kb * dp * 64, S, 64);
     for (int r = 0; r < R; r++) {
         int limit = visible_keys(t, r0 + r) - kb * 64;
-        int_softmax_row(tile->scheme, S + r * 64, correction[r0 + r], tile->q_scale[r0 + r],
-                        tile->k_scale + (size_t)kb * 64, limit, st->m + r0 + r, st->l + r0 + r,
-                        P + r * 64, alpha + r, w + r);
+        paper_softmax_row(S + r * 64, correction[r0 + r], tile->q_scale[r0 + r], tile->k_scale + (size_t)kb * 64, limit,
+                          st->m + r0 + r, st->l + r0 + r, P + r * 64, alpha + r);
+        w[r] = 1.0f;
     }
-    int_values_rows(R, P, tile->v_packed + (size_t)kb * dp * 64, dp, st->acc + (size_t)r0 * dp, alpha, w);
+    int_values_rows(R, P, 64, tile->v_packed + (size_t)kb * dp * 64, dp, 0, 16, st->acc + (size_t)r0 * dp, alpha, w);
 }
+
+// ---------------------------------------------------------------------------------------
+// The int8 scheme (int8, int4): key tiles of 128 keys; P blocks of keys [0, 32), [32, 128),
+// then each whole tile (docs/SCHEMES.md).
+
+#define INT8_TILE_KEYS 128
+#define INT8_FIRST_BLOCK_KEYS 32
+
+// One row of one P block, keys [a, b) of the tile (multiples of 16): the scores
+// float(acc) * c with c = qs * ks (per key), their maximum mb, the codes
+// rne(255 * fp16(exp2(fma(acc, c, -t)))) with t = mb + |mb| * 2^-22, and the state update of
+// m and l. Writes alpha and w for the accumulator update; a row with no visible key in the
+// block leaves the state alone (its codes 0).
+INLINE void int8_block_row(const int32_t *S, int32_t correction, float qs, const float *ks, int a, int b, int limit,
+                           float *m, float *l, uint8_t *P, float *alpha, float *w) {
+    vf acc[INT8_TILE_KEYS / 16], c[INT8_TILE_KEYS / 16];
+    vi corr = vi_set1(correction);
+    vf qsv = vf_set1(qs);
+    vf running = vf_set1(-INFINITY);
+    for (int k = a; k < b; k += 16) {
+        int t = k / 16;
+        acc[t] = vf_from_vi(vi_sub(vi_load(S + k), corr));
+        c[t] = vf_mul(qsv, vf_load(ks + k));
+        running = vf_max(running, vf_mask_tail(vf_mul(acc[t], c[t]), limit - k));
+    }
+    float mb = vf_reduce_max(running);
+    if (mb == -INFINITY) {
+        memset(P + a, 0, (size_t)(b - a));
+        *alpha = 1.0f;
+        *w = 0.0f;
+        return;
+    }
+    float reference = fmaf(fabsf(mb), 2.384185791015625e-7f, mb);
+    vf bias = vf_set1(-reference);
+    vi total = vi_zero();
+    for (int k = a; k < b; k += 16) {
+        int t = k / 16;
+        vf x = vf_mask_tail(vf_fmadd(acc[t], c[t], bias), limit - k);
+        vf p = vf_round_to_format(vf_exp2(x), 10, -14);
+        vi code = vi_from_vf_rne(vf_mul(p, vf_set1(255.0f)));
+        total = vi_add(total, code);
+        vi_store_u8(P + k, code);
+    }
+    float m_new = fmaxf(*m, reference);
+    float decay = exp2_scalar(*m - m_new);
+    float weight = exp2_scalar(reference - m_new) * (1.0f / 255.0f);
+    *l = *l * decay + weight * (float)vi_reduce_add(total);
+    *m = m_new;
+    *alpha = decay;
+    *w = weight;
+}
+
+INLINE void int8_chunk(const int R, const intfa_int_tile *tile, tile_state *st, int r0, int kt, const int32_t *correction) {
+    const intfa_tile_rows *t = &tile->rows;
+    const int dp = t->padded_dim;
+    _Alignas(64) int32_t S[CHUNK_ROWS * INT8_TILE_KEYS];
+    _Alignas(64) uint8_t P[CHUNK_ROWS * INT8_TILE_KEYS];
+    float alpha[2][CHUNK_ROWS], w[2][CHUNK_ROWS];
+    const int8_t *q = tile->q + (size_t)r0 * dp;
+    const uint8_t *kp = tile->k_packed + (size_t)kt * dp * INT8_TILE_KEYS;
+    int_scores(R, q, dp, kp, S, INT8_TILE_KEYS);
+    int_scores(R, q, dp, kp + (size_t)dp * 64, S + 64, INT8_TILE_KEYS);
+    // P blocks of this tile: [0, 32) and [32, 128) in the first, the whole tile after.
+    const int blocks = kt == 0 ? 2 : 1;
+    const int bounds[3] = {0, kt == 0 ? INT8_FIRST_BLOCK_KEYS : INT8_TILE_KEYS, INT8_TILE_KEYS};
+    const float *ks = tile->k_scale + (size_t)kt * INT8_TILE_KEYS;
+    for (int r = 0; r < R; r++) {
+        int limit = visible_keys(t, r0 + r) - kt * INT8_TILE_KEYS;
+        for (int b = 0; b < blocks; b++) {
+            int8_block_row(S + r * INT8_TILE_KEYS, correction[r0 + r], tile->q_scale[r0 + r], ks, bounds[b], bounds[b + 1],
+                           limit, st->m + r0 + r, st->l + r0 + r, P + r * INT8_TILE_KEYS, &alpha[b][r], &w[b][r]);
+        }
+    }
+    const int8_t *vp = tile->v_packed + (size_t)kt * dp * INT8_TILE_KEYS;
+    for (int b = 0; b < blocks; b++) {
+        int_values_rows(R, P, INT8_TILE_KEYS, vp, dp, bounds[b] / 4, bounds[b + 1] / 4, st->acc + (size_t)r0 * dp,
+                        alpha[b], w[b]);
+    }
+}
+
+// Dispatches a row chunk of R = rows - r0 (at most CHUNK_ROWS) to the instance for its size.
+#define CHUNK_SWITCH(call, remaining)                                                           \
+    switch ((remaining) >= CHUNK_ROWS ? CHUNK_ROWS : (remaining)) {                             \
+    CHUNK_CASE_6(call) CHUNK_CASE_5(call) CHUNK_CASE_4(call) CHUNK_CASE_3(call) CHUNK_CASE_2(call) \
+    default: call(1); break;                                                                     \
+    }
+#if CHUNK_ROWS >= 6
+#define CHUNK_CASE_6(call) case 6: call(6); break;
+#else
+#define CHUNK_CASE_6(call)
+#endif
+#if CHUNK_ROWS >= 5
+#define CHUNK_CASE_5(call) case 5: call(5); break;
+#else
+#define CHUNK_CASE_5(call)
+#endif
+#if CHUNK_ROWS >= 4
+#define CHUNK_CASE_4(call) case 4: call(4); break;
+#else
+#define CHUNK_CASE_4(call)
+#endif
+#if CHUNK_ROWS >= 3
+#define CHUNK_CASE_3(call) case 3: call(3); break;
+#else
+#define CHUNK_CASE_3(call)
+#endif
+#if CHUNK_ROWS >= 2
+#define CHUNK_CASE_2(call) case 2: call(2); break;
+#else
+#define CHUNK_CASE_2(call)
+#endif
 
 void TILE_NAME(intfa_int_tile)(const intfa_int_tile *tile) {
     const intfa_tile_rows *t = &tile->rows;
@@ -284,26 +381,21 @@ void TILE_NAME(intfa_int_tile)(const intfa_int_tile *tile) {
         for (int d = 0; d < dp; d++) sum += tile->q[(size_t)r * dp + d];
         correction[r] = 128 * sum;
     }
-    int key_blocks = (visible_keys(t, t->rows - 1) + 63) / 64;
-    for (int kb = 0; kb < key_blocks; kb++) {
-        for (int r0 = 0; r0 < t->rows; r0 += CHUNK_ROWS) {
-            switch (t->rows - r0 >= CHUNK_ROWS ? CHUNK_ROWS : t->rows - r0) {
-#if CHUNK_ROWS >= 6
-            case 6: int_chunk(6, tile, &st, r0, kb, correction); break;
-#endif
-#if CHUNK_ROWS >= 5
-            case 5: int_chunk(5, tile, &st, r0, kb, correction); break;
-#endif
-#if CHUNK_ROWS >= 4
-            case 4: int_chunk(4, tile, &st, r0, kb, correction); break;
-#endif
-#if CHUNK_ROWS >= 3
-            case 3: int_chunk(3, tile, &st, r0, kb, correction); break;
-#endif
-#if CHUNK_ROWS >= 2
-            case 2: int_chunk(2, tile, &st, r0, kb, correction); break;
-#endif
-            default: int_chunk(1, tile, &st, r0, kb, correction); break;
+    const int visible = visible_keys(t, t->rows - 1);
+    if (tile->scheme == INTFA_INT_SCHEME_PAPER) {
+        for (int kb = 0; kb < (visible + 63) / 64; kb++) {
+            for (int r0 = 0; r0 < t->rows; r0 += CHUNK_ROWS) {
+#define PAPER_CHUNK(R) paper_chunk(R, tile, &st, r0, kb, correction)
+                CHUNK_SWITCH(PAPER_CHUNK, t->rows - r0)
+#undef PAPER_CHUNK
+            }
+        }
+    } else {
+        for (int kt = 0; kt < (visible + INT8_TILE_KEYS - 1) / INT8_TILE_KEYS; kt++) {
+            for (int r0 = 0; r0 < t->rows; r0 += CHUNK_ROWS) {
+#define INT8_CHUNK(R) int8_chunk(R, tile, &st, r0, kt, correction)
+                CHUNK_SWITCH(INT8_CHUNK, t->rows - r0)
+#undef INT8_CHUNK
             }
         }
     }
@@ -410,24 +502,9 @@ void TILE_NAME(intfa_float_tile)(const intfa_float_tile *tile) {
     int key_blocks = (visible_keys(t, t->rows - 1) + 63) / 64;
     for (int kb = 0; kb < key_blocks; kb++) {
         for (int r0 = 0; r0 < t->rows; r0 += CHUNK_ROWS) {
-            switch (t->rows - r0 >= CHUNK_ROWS ? CHUNK_ROWS : t->rows - r0) {
-#if CHUNK_ROWS >= 6
-            case 6: float_chunk(6, tile, &st, r0, kb); break;
-#endif
-#if CHUNK_ROWS >= 5
-            case 5: float_chunk(5, tile, &st, r0, kb); break;
-#endif
-#if CHUNK_ROWS >= 4
-            case 4: float_chunk(4, tile, &st, r0, kb); break;
-#endif
-#if CHUNK_ROWS >= 3
-            case 3: float_chunk(3, tile, &st, r0, kb); break;
-#endif
-#if CHUNK_ROWS >= 2
-            case 2: float_chunk(2, tile, &st, r0, kb); break;
-#endif
-            default: float_chunk(1, tile, &st, r0, kb); break;
-            }
+#define FLOAT_CHUNK(R) float_chunk(R, tile, &st, r0, kb)
+            CHUNK_SWITCH(FLOAT_CHUNK, t->rows - r0)
+#undef FLOAT_CHUNK
         }
     }
     tile_finish(&st, t, NULL, tile->v_scale);

@@ -61,7 +61,9 @@ import Testing
         for s in 0..<(p.batch * p.kvHeads) {
             var keys = Array(k[s * slice..<(s + 1) * slice])
             if method != .int8Paper { keys = KeySmoothing.smoothed(keys, tokens: p.keyLength, channels: p.headDim) }
-            let (codes, scales) = SymmetricQuantization.quantizeRows(keys, rowLength: p.headDim, levels: levels)
+            let (codes, scales) = method == .int8
+                ? SymmetricQuantization.quantizeKeyGroups(keys, tokens: p.keyLength, channels: p.headDim, paddedTokens: padded, levels: levels)
+                : SymmetricQuantization.quantizeRows(keys, rowLength: p.headDim, levels: levels)
             kCodes += codes
             kScales += scales
             let values = Array(v[s * slice..<(s + 1) * slice])

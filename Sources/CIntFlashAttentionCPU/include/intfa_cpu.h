@@ -38,7 +38,7 @@ intfa_isa intfa_cpu_clamp_isa(intfa_isa requested);
 
 /// Softmax / P-quantization variants of the integer tile.
 typedef enum intfa_int_scheme {
-    INTFA_INT_SCHEME_INT8 = 0,   // u8 P, 255 levels, per-block row scale (int8, int4)
+    INTFA_INT_SCHEME_INT8 = 0,   // u8 P of fp16-rounded exp2, P blocks of 32, 96, then 128 keys (int8, int4)
     INTFA_INT_SCHEME_PAPER = 1,  // P = rne(127 * exp2(S - m_new)), l sums fp32 P (int8-paper)
 } intfa_int_scheme;
 
@@ -71,9 +71,11 @@ typedef struct intfa_int_tile {
     intfa_int_scheme scheme;
     const int8_t *q;          // rows x padded_dim signed codes (zero padded)
     const float *q_scale;     // rows: sQ * (sm * log2 e)
-    // Per key block of 64: [padded_dim/4][64 keys][4 channels] unsigned bytes K + 128.
+    // Per key block of 64: [padded_dim/4][64 keys][4 channels] unsigned bytes K + 128. The int8
+    // scheme reads them in tiles of two blocks (padded keys a multiple of 128).
     const uint8_t *k_packed;
-    const float *k_scale;     // one per (padded) key, 0 past Nk
+    const float *k_scale;     // one per (padded) key: the key's own (int8-paper, int4) or its
+                              // group's (int8) scale, 0 past Nk
     // Per key block of 64: [16 key quads][padded_dim][4 keys] signed V codes.
     const int8_t *v_packed;
     const float *v_scale;     // padded_dim final multipliers: sV[c] (int8) or sV/127 (paper)
@@ -108,6 +110,12 @@ void intfa_quantize_rows(intfa_isa isa, const float *x, long rows, long length, 
 /// channel. `scratch` holds 2 * channels floats.
 void intfa_quantize_channels(intfa_isa isa, const float *x, long tokens, int channels, int levels, int8_t *codes,
                              float *scales, float *scratch);
+/// K of the `int8` scheme: one scale per group of 8 keys (keys 32G + 8a + 2t + e of group
+/// (G, t)), codes row-major [tokens][channels], scales [padded_tokens / 8] stored per 128-key
+/// tile quad-major (group (G, t) at 16 * (G / 4) + 4 * t + G % 4), 0 for groups past `tokens`.
+/// `padded_tokens` is a multiple of 128.
+void intfa_quantize_key_groups(intfa_isa isa, const float *x, long tokens, long padded_tokens, int channels, int levels,
+                               int8_t *codes, float *scales);
 /// K smoothing: out = K - channel mean (mean accumulated in double). `scratch` holds
 /// 2 * channels doubles.
 void intfa_smooth_keys(intfa_isa isa, const float *k, long tokens, int channels, float *out, double *scratch);

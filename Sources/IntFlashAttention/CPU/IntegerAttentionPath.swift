@@ -44,7 +44,7 @@ struct IntegerOperands {
     var query: [Int8]
     /// Per (batch, kv head), per key block: [paddedDim/4][64 keys][4 channels] of K + 128.
     var keys: [UInt8]
-    /// Per (batch, kv head): one scale per padded key (0 past Nk).
+    /// Per (batch, kv head): one scale per padded key (its group's for `int8`; 0 past Nk).
     var keyScales: [Float]
     /// Per (batch, kv head), per key block: [16 key quads][paddedDim][4 keys] signed V codes.
     var values: [Int8]
@@ -99,7 +99,13 @@ struct IntegerOperands {
             }
         }
         for slice in 0..<slices {
-            for t in 0..<n { keyScales[slice * nPad + t] = quantized.keyScales[slice * n + t] }
+            if quantized.keyScalesPerGroup {
+                for t in 0..<n {
+                    keyScales[slice * nPad + t] = quantized.keyScales[slice * (nPad / 8) + KeyGroups.scaleIndex(ofKey: t)]
+                }
+            } else {
+                for t in 0..<n { keyScales[slice * nPad + t] = quantized.keyScales[slice * n + t] }
+            }
             for c in 0..<d {
                 // int8-paper: O = acc · (sV / 127) / l, so the multiplier is sV / 127.
                 valueScales[slice * dp + c] = perChannel

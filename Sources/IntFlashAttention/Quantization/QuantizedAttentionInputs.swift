@@ -7,8 +7,9 @@ import CIntFlashAttentionCPU
 /// * `queryCodes`: s8 [B, H, Nq, D] row-major (`int4`: two codes per byte, [B, H, Nq, D/2]).
 /// * `queryScales`: fp32 [B, H, Nq], already multiplied by `softmaxScale · log2(e)`.
 /// * `keyCodes`: s8 [B, Hkv, Nk, D] (`int4`: [B, Hkv, Nk, D/2]); smoothed first for `int8`, `int4`.
-/// * `keyScales`: fp32 [B, Hkv, Nk].
-/// * `valueCodesTransposed`: s8 [B, Hkv, D, NkPad], NkPad = Nk rounded up to 64, zero padded.
+/// * `keyScales`: fp32 [B, Hkv, NkPad / 8], one per group of 8 keys (`int8`, see ``KeyGroups``),
+///   or [B, Hkv, Nk], one per key (`int8-paper`, `int4`).
+/// * `valueCodesTransposed`: s8 [B, Hkv, D, NkPad], NkPad = Nk rounded up to 128, zero padded.
 /// * `valueScales`: fp32 [B, Hkv, D] (per channel: `int8`, `int4`) or [B, Hkv] (`int8-paper`).
 public struct QuantizedAttentionInputs: Sendable {
     /// The integer method the inputs are quantized for.
@@ -21,23 +22,27 @@ public struct QuantizedAttentionInputs: Sendable {
     public var queryScales: [Float]
     /// s8 [B, Hkv, Nk, D] (`int4`: [B, Hkv, Nk, D/2]); smoothed first for `int8`, `int4`.
     public var keyCodes: [Int8]
-    /// fp32 [B, Hkv, Nk].
+    /// fp32 [B, Hkv, NkPad / 8] per key group (`int8`) or [B, Hkv, Nk] per key.
     public var keyScales: [Float]
     /// s8 [B, Hkv, D, NkPad], zero padded past Nk.
     public var valueCodesTransposed: [Int8]
     /// fp32 [B, Hkv, D] (per channel: `int8`, `int4`) or [B, Hkv] (`int8-paper`).
     public var valueScales: [Float]
 
-    /// Nk rounded up to a multiple of the key block (64): the row length of `valueCodesTransposed`.
+    /// Nk rounded up to a multiple of ``keyPadding``: the row length of `valueCodesTransposed`.
     public var paddedKeyLength: Int { Self.paddedKeyLength(problem.keyLength) }
+    /// Whether K has one scale per group of 8 keys (`int8`) rather than one per key.
+    public var keyScalesPerGroup: Bool { method == .int8 }
     /// Bytes per token row of `queryCodes` and `keyCodes`: D, or D/2 for `int4`.
     public var codeBytesPerRow: Int { method == .int4 ? problem.headDim / 2 : problem.headDim }
     /// Whether V has one scale per channel (else one per (batch, kv head)).
     public var valueScalesPerChannel: Bool { method != .int8Paper }
 
+    /// Keys are padded to a multiple of this: the `int8` scheme's key tile.
+    public static let keyPadding = KeyGroups.tileKeys
+
     static func paddedKeyLength(_ keyLength: Int) -> Int {
-        let block = AttentionMethod.keyBlock
-        return (keyLength + block - 1) / block * block
+        (keyLength + keyPadding - 1) / keyPadding * keyPadding
     }
 
     /// Quantizes fp32 Q, K, V in BHND order (q: B·H·Nq·D, k and v: B·Hkv·Nk·D) for `method`.
@@ -77,13 +82,14 @@ public struct QuantizedAttentionInputs: Sendable {
             queryCodes: [Int8](repeating: 0, count: p.batch * p.heads * p.queryLength * codeRow),
             queryScales: [Float](repeating: 0, count: p.batch * p.heads * p.queryLength),
             keyCodes: [Int8](repeating: 0, count: p.batch * p.kvHeads * p.keyLength * codeRow),
-            keyScales: [Float](repeating: 0, count: p.batch * p.kvHeads * p.keyLength),
+            keyScales: [Float](repeating: 0, count: p.batch * p.kvHeads * (method == .int8 ? paddedKeys / 8 : p.keyLength)),
             valueCodesTransposed: [Int8](repeating: 0, count: p.batch * p.kvHeads * d * paddedKeys),
             valueScales: [Float](repeating: 0, count: p.batch * p.kvHeads * (smooth ? d : 1)))
 
         let slices = QuantizationSlices(
             levels: levels, headDim: d, keyLength: p.keyLength, paddedKeys: paddedKeys,
-            smoothKeys: smooth, valuesPerChannel: smooth, packInt4: pack4, isa: isa.clampedToSupported.cValue)
+            smoothKeys: smooth, keyGroups: method == .int8, valuesPerChannel: smooth, packInt4: pack4,
+            isa: isa.clampedToSupported.cValue)
         let queryRows = p.batch * p.heads * p.queryLength
         if queryRows > 0 {
             q.withUnsafeBufferPointer { source in
@@ -141,6 +147,8 @@ private struct QuantizationSlices {
     let keyLength: Int
     let paddedKeys: Int
     let smoothKeys: Bool
+    /// One K scale per group of 8 keys (`int8`), else one per key.
+    let keyGroups: Bool
     let valuesPerChannel: Bool
     let packInt4: Bool
     let isa: intfa_isa
@@ -156,23 +164,31 @@ private struct QuantizationSlices {
             codes: codes + rows.lowerBound * codeBytesPerRow, scales: scales + rows.lowerBound)
     }
 
-    /// K (smoothed when asked) per token and V per channel or per tensor, for one (batch, kv head).
+    /// K (smoothed when asked; per key group or per token) and V per channel or per tensor, for
+    /// one (batch, kv head).
     func quantizeKeyValueSlice(
         _ slice: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, output: KeyValueOutput
     ) {
         let d = headDim, n = keyLength
         let keySlice = keys + slice * n * d
         let keyCodes = output.keyCodes + slice * n * codeBytesPerRow
-        let keyScales = output.keyScales + slice * n
+        let keyScales = output.keyScales + slice * (keyGroups ? paddedKeys / 8 : n)
+        let quantizeKeys = { (rows: UnsafePointer<Float>) in
+            if keyGroups {
+                intfa_quantize_key_groups(isa, rows, n, paddedKeys, Int32(d), Int32(levels), keyCodes, keyScales)
+            } else {
+                quantizeRows(rows, count: n, scaleMultiplier: 1, codes: keyCodes, scales: keyScales)
+            }
+        }
         if smoothKeys {
             withUnsafeTemporaryAllocation(of: Float.self, capacity: n * d) { smoothed in
                 withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * d) { scratch in
                     intfa_smooth_keys(isa, keySlice, n, Int32(d), smoothed.baseAddress!, scratch.baseAddress!)
                 }
-                quantizeRows(smoothed.baseAddress!, count: n, scaleMultiplier: 1, codes: keyCodes, scales: keyScales)
+                quantizeKeys(UnsafePointer(smoothed.baseAddress!))
             }
         } else {
-            quantizeRows(keySlice, count: n, scaleMultiplier: 1, codes: keyCodes, scales: keyScales)
+            quantizeKeys(keySlice)
         }
 
         let valueSlice = values + slice * n * d

@@ -76,6 +76,29 @@ public enum SymmetricQuantization {
         return (codes, scales)
     }
 
+    /// `int8` keys: one scale per group of 8 keys (``KeyGroups``) over the group's rows, codes
+    /// row-major; scales `[paddedTokens / 8]` in ``KeyGroups/scaleIndex(ofKey:)`` order, 0 for
+    /// groups past `tokens`.
+    public static func quantizeKeyGroups(
+        _ values: [Float], tokens: Int, channels: Int, paddedTokens: Int, levels: Int
+    ) -> (codes: [Int8], scales: [Float]) {
+        var codes = [Int8](repeating: 0, count: tokens * channels)
+        var scales = [Float](repeating: 0, count: paddedTokens / KeyGroups.groupKeys)
+        for index in scales.indices {
+            let keys = KeyGroups.keys(ofScaleIndex: index, keyLength: tokens)
+            guard !keys.isEmpty else { continue }
+            let amax = keys.map { key in
+                values.withUnsafeBufferPointer { absoluteMaximum($0.baseAddress! + key * channels, count: channels) }
+            }.max()!
+            let (inverse, scale) = parameters(amax: amax, levels: levels)
+            scales[index] = scale
+            for key in keys {
+                for c in 0..<channels { codes[key * channels + c] = code(values[key * channels + c], inverse: inverse, levels: levels) }
+            }
+        }
+        return (codes, scales)
+    }
+
     /// Per-channel quantization of a [tokens, channels] matrix: one scale per channel over all
     /// tokens, codes written transposed (`[channel][token]`, tokens contiguous) with each
     /// channel's row padded with zero codes to `paddedTokens`.
