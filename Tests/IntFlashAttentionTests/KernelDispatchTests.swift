@@ -37,7 +37,7 @@ struct KernelDispatchTests {
             tiles: .init(stages: 4, consumers: 2, pingPong: true))
         #expect(d.kernelName == "intfa_wgmma_int8_d128_causal_bf16_lse_c2_s4_pp")
         #expect(d.threadsPerBlock == 384)
-        #expect(d.sharedMemoryBytes == 4 * 17 * 1024 + 2 * 8 * 1024 + 1024)  // ring, Q tiles, alignment
+        #expect(d.sharedMemoryBytes == 4 * 33 * 1024 + 2 * 8 * 1024 + 1024)  // ring of 128-key slots, Q tiles, alignment
         #expect(d.compileOptions.contains("-DINTFA_SMEM_BYTES=\(d.sharedMemoryBytes)"))
         let problem = try AttentionProblem(batch: 2, heads: 3, queryLength: 129, keyLength: 5, headDim: 128)
         #expect(d.tileCount(for: problem) == 2 * 3 * 2)

@@ -96,8 +96,13 @@ extension CUDAAttention {
             try launch(make(.rows(code, perTensor: perTensor, smooth: false)),
                        grid: LaunchDimensions((nq + rowsPerCTA - 1) / rowsPerCTA, Self.gridLimited(b * h)), block: LaunchDimensions(256), params: qp)
         }
-        try launch(make(.rows(code, perTensor: perTensor, smooth: method == .int8)),
-                   grid: LaunchDimensions((nkPad + rowsPerCTA - 1) / rowsPerCTA, Self.gridLimited(b * hkv)), block: LaunchDimensions(256), params: kp)
+        if method == .int8 {
+            try launch(make(.keyGroups), grid: LaunchDimensions(nkPad / KeyGroups.tileKeys, Self.gridLimited(b * hkv)),
+                       block: LaunchDimensions(256), params: kp)
+        } else {
+            try launch(make(.rows(code, perTensor: perTensor, smooth: false)),
+                       grid: LaunchDimensions((nkPad + rowsPerCTA - 1) / rowsPerCTA, Self.gridLimited(b * hkv)), block: LaunchDimensions(256), params: kp)
+        }
         try launch(make(.transposedV(code, perTensor: method != .int8)),
                    grid: LaunchDimensions(nkPad / 64, (d + 63) / 64, Self.gridLimited(b * hkv)), block: LaunchDimensions(256), params: vp)
 

@@ -21,7 +21,9 @@ extension CUDAAttention {
         let nkPad = QuantizedDeviceInputs.paddedKeyLength(nk)
         let vScaleCount = method == .int8Paper ? b * hkv : b * hkv * d
         return try cuda { () throws(CUDAError) in
-            let paddedKeyScales = try context.read(Float.self, from: inputs.kScale, count: b * hkv * nkPad)
+            // int8: group scales, stored as the CPU stores them; otherwise per key, padded.
+            let keyScaleCount = method == .int8 ? b * hkv * nkPad / KeyGroups.groupKeys : b * hkv * nkPad
+            let paddedKeyScales = try context.read(Float.self, from: inputs.kScale, count: keyScaleCount)
             let permuted = try context.read(Int8.self, from: inputs.vt, count: b * hkv * d * nkPad)
             var vt = permuted
             for row in 0..<(b * hkv * d) {
@@ -34,7 +36,8 @@ extension CUDAAttention {
                 queryCodes: try context.read(Int8.self, from: inputs.q, count: b * h * nq * d),
                 queryScales: try context.read(Float.self, from: inputs.qScale, count: b * h * nq),
                 keyCodes: try context.read(Int8.self, from: inputs.k, count: b * hkv * nk * d),
-                keyScales: (0..<(b * hkv)).flatMap { head in paddedKeyScales[(head * nkPad)..<(head * nkPad + nk)] },
+                keyScales: method == .int8
+                    ? paddedKeyScales : (0..<(b * hkv)).flatMap { head in paddedKeyScales[(head * nkPad)..<(head * nkPad + nk)] },
                 valueCodesTransposed: vt,
                 valueScales: try context.read(Float.self, from: inputs.vScale, count: vScaleCount))
         }

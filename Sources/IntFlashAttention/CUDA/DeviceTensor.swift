@@ -36,7 +36,8 @@ public struct QuantizedDeviceInputs: Sendable, Hashable {
     public var qScale: UInt64
     /// s8 [B, Hkv, Nk, D].
     public var k: UInt64
-    /// fp32 [B, Hkv, NkPad], zero past Nk.
+    /// fp32 [B, Hkv, NkPad / 8], one per group of 8 keys (`int8`, ``KeyGroups``), or
+    /// [B, Hkv, NkPad], one per key (`int8-paper`); zero past Nk.
     public var kScale: UInt64
     /// s8 [B, Hkv, D, NkPad], keys permuted within each group of 32.
     public var vt: UInt64
@@ -54,7 +55,7 @@ public struct QuantizedDeviceInputs: Sendable, Hashable {
         self.vScale = vScale
     }
 
-    /// Keys rounded up to the 64-key block: the padded length of `vt` rows and `kScale`.
+    /// Keys rounded up to the 128-key tile: the padded length of `vt` rows and `kScale`.
     public static func paddedKeyLength(_ keyLength: Int) -> Int { QuantizedAttentionInputs.paddedKeyLength(keyLength) }
 
     /// Bytes each buffer needs for `problem` under `method`.
@@ -68,7 +69,7 @@ public struct QuantizedDeviceInputs: Sendable, Hashable {
             q: b * h * problem.queryLength * d,
             qScale: perTensor ? b * h * 4 : b * h * max(problem.queryLength, 1) * 4,
             k: b * hkv * problem.keyLength * d,
-            kScale: perTensor ? b * hkv * 4 : b * hkv * nkPad * 4,
+            kScale: perTensor ? b * hkv * 4 : b * hkv * (method == .int8 ? nkPad / KeyGroups.groupKeys : nkPad) * 4,
             vt: b * hkv * d * nkPad,
             vScale: method == .int8 ? b * hkv * d * 4 : b * hkv * 4)
     }

@@ -23,6 +23,9 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
         /// (or one per tensor), optionally smoothing (channel mean subtracted).
         /// Grid (ceil(tokensPadded/8), B·Hx), block 256.
         case rows(Code, perTensor: Bool, smooth: Bool)
+        /// K of `int8`: codes [B, Hx, N, D] with one scale per group of 8 keys
+        /// ([B, Hx, NPad / 8], ``KeyGroups``), smoothed. Grid (NPad/128, B·Hx), block 256.
+        case keyGroups
         /// V → Vt [B, Hx, D, NPad], keys permuted per 32; scales per channel or per tensor.
         /// Grid (NPad/64, ceil(D/64), B·Hx), block 256.
         case transposedV(Code, perTensor: Bool)
@@ -67,8 +70,11 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
     }
 
     private var smooth: Bool {
-        if case let .rows(_, _, smooth) = kind { return smooth }
-        return false
+        switch kind {
+        case let .rows(_, _, smooth): return smooth
+        case .keyGroups: return true
+        default: return false
+        }
     }
 
     /// The `extern "C"` name; `quantize.cu` builds the same string from its macros.
@@ -79,6 +85,7 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
         case .channelStats: return "intfa_channel_stats_\(suffix)"
         case let .rows(code, perTensor, smooth):
             return "intfa_quantize_rows_\(code.rawValue)_\(perTensor ? "pertensor" : "pertoken")\(smooth ? "_smooth" : "")_\(suffix)"
+        case .keyGroups: return "intfa_quantize_key_groups_s8_smooth_\(suffix)"
         case let .transposedV(code, perTensor):
             return "intfa_quantize_vt_\(code.rawValue)_\(perTensor ? "pertensor" : "perchannel")_\(suffix)"
         case .convertToHalf: return "intfa_convert_f16_\(suffix)"
@@ -104,7 +111,7 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
         switch method {
         case .int8:
             return [make(.channelPartials), make(.channelStats), make(.rows(.int8, perTensor: false, smooth: false)),
-                    make(.rows(.int8, perTensor: false, smooth: true)), make(.transposedV(.int8, perTensor: false))]
+                    make(.keyGroups), make(.transposedV(.int8, perTensor: false))]
         case .int8Paper:
             return [make(.channelPartials), make(.channelStats), make(.rows(.int8, perTensor: false, smooth: false)),
                     make(.transposedV(.int8, perTensor: true))]
@@ -126,6 +133,7 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
             result.append(.init(kind: .channelPartials, input: input, arch: arch))
             result.append(.init(kind: .channelStats, input: input, arch: arch))
             result.append(.init(kind: .convertToHalf, input: input, arch: arch))
+            result.append(.init(kind: .keyGroups, input: input, arch: arch))
             for code in fp8 ? [Code.int8, .e4m3] : [.int8] {
                 for perTensor in [false, true] {
                     result.append(.init(kind: .transposedV(code, perTensor: perTensor), input: input, arch: arch))

@@ -1,8 +1,9 @@
-// FlashAttention forward pass with 8-bit (or fp16) tensor-core GEMMs: one design, four
-// element types, following docs/SCHEMES.md block by block (key blocks of 64).
+// FlashAttention forward pass with 8-bit (or fp16) tensor-core GEMMs on mma.sync: one design,
+// three element types, following docs/SCHEMES.md block by block (key blocks of 64). The
+// default `int8` scheme has its own kernel, attention_mma_int8.cu.
 //
 // Compile-time options (NVRTC -D), all required except where a default is given:
-//   INTFA_METHOD      0 int8 (default scheme), 1 int8-paper, 2 fp8-e4m3 (sm_89+), 3 fp16
+//   INTFA_METHOD      1 int8-paper, 2 fp8-e4m3 (sm_89+), 3 fp16
 //   INTFA_HEAD_DIM    8-bit methods: 64, 128, 256; fp16: 32, 64, 128, 256
 //   INTFA_BLOCK_M     query rows per CTA: 64 or 128
 //   INTFA_WARP_ROWS   query rows per warp: 16 or 32 (default 16)
@@ -24,12 +25,13 @@
 // fragments in registers or re-reads them per key block. K (and the per-key K scales) and V
 // tiles of 64 keys stream through a cp.async ring of shared memory, rows padded by 16 bytes
 // so that ldmatrix reads are free of bank conflicts. S = Q·Kᵀ stays in registers; after the
-// softmax (int8 blocks without a mask in a shorter form, see scoresToCodes) its accumulator
+// softmax its accumulator
 // fragment is re-packed in place as the A fragment of P·V. For 8-bit P that only works
 // because the quantizer wrote each 32-key group of Vt in the order the fragments imply
 // (docs/SCHEMES.md); fp16 needs no permutation.
 #include "params.cuh"
 #include "variant_name.cuh"
+#include "mma_tiles.cuh"
 
 #ifndef INTFA_METHOD
 #error "INTFA_METHOD must be defined"
@@ -53,7 +55,6 @@
 #define INTFA_MIN_BLOCKS 1
 #endif
 
-#define INTFA_M_INT8 0
 #define INTFA_M_INT8_PAPER 1
 #define INTFA_M_FP8 2
 #define INTFA_M_FP16 3
@@ -63,9 +64,7 @@
 #endif
 
 // Kernel name: intfa_attention_<method>_d<D>_<full|causal>_<f16|bf16>[_lse]_m<BLOCK_M>_s<STAGES>_w<WARP_ROWS>[_split][_b<MIN_BLOCKS>]
-#if INTFA_METHOD == INTFA_M_INT8
-#define INTFA_METHOD_NAME int8
-#elif INTFA_METHOD == INTFA_M_INT8_PAPER
+#if INTFA_METHOD == INTFA_M_INT8_PAPER
 #define INTFA_METHOD_NAME int8paper
 #elif INTFA_METHOD == INTFA_M_FP8
 #define INTFA_METHOD_NAME fp8e4m3
@@ -108,15 +107,15 @@ constexpr int kGroupTiles = INTFA_SPLIT_ROW_TILES ? 1 : kRowTiles;
 constexpr bool kFenceFragmentLoads = INTFA_MIN_BLOCKS > 1;
 constexpr int kFencedOutTiles = kRowTiles == 2 ? 1 : 2;
 // How the output accumulator takes alpha: a warp vote skips the whole rescale when no row
-// maximum moved (int8; fp16 at D >= 128 without a mask, where the per-tile form spills on
-// sm_90), otherwise each n-tile is rescaled just before its MMAs (the vote's branch would hold
+// maximum moved (fp16 at D >= 128 without a mask, where the per-tile form spills on sm_90),
+// otherwise each n-tile is rescaled just before its MMAs (the vote's branch would hold
 // every P·V MMA of fp16 until the whole softmax is done: 3–7% slower at D = 64, 1–2% causal
 // at D = 128), or, in the paper scheme and fp8, alpha is folded into the P·V update.
-constexpr bool kRescaleByVote = INTFA_METHOD == INTFA_M_INT8 || (INTFA_METHOD == INTFA_M_FP16 && kHeadDim >= 128 && !INTFA_CAUSAL);
+constexpr bool kRescaleByVote = INTFA_METHOD == INTFA_M_FP16 && kHeadDim >= 128 && !INTFA_CAUSAL;
 constexpr int kThreads = kWarps * 32;
 constexpr int kStages = INTFA_STAGES;
 constexpr bool kEightBit = INTFA_METHOD != INTFA_M_FP16;
-constexpr bool kPerKeyScale = INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER;
+constexpr bool kPerKeyScale = INTFA_METHOD == INTFA_M_INT8_PAPER;
 constexpr int kElementBytes = kEightBit ? 1 : 2;
 
 // K tile: 64 key rows of D elements. V tile: 8-bit Vt has D channel rows of 64 keys; fp16 V
@@ -131,7 +130,7 @@ constexpr int kKBytes = kBlockN * kKStride;
 constexpr int kVBytes = kVRows * kVStride;
 constexpr int kKScaleBytes = kPerKeyScale ? kBlockN * 4 : 0;
 constexpr int kStageBytes = kKBytes + kVBytes + kKScaleBytes;
-// After the ring: the CTA's Q tile, rows padded like K, then (int8 schemes) its per-token Q
+// After the ring: the CTA's Q tile, rows padded like K, then (the paper scheme) its per-token Q
 // scales, read per key block rather than held in registers through the loop.
 constexpr int kQBytes = kBlockM * kKStride;
 constexpr int kQScaleBytes = kPerKeyScale ? kBlockM * 4 : 0;
@@ -152,7 +151,6 @@ static_assert(INTFA_SMEM_BYTES == kSharedBytes, "the host's shared-memory size d
 
 // Q·Kᵀ: k-chunks of 32 bytes (32 codes or 16 halves); one ldmatrix.x4 covers two of them.
 constexpr int kQKChunks = kKRowBytes / 32;
-constexpr float kLog2Of255 = 7.99435343685885793f;  // the fast softmax form's ×255, as an exponent
 constexpr int kOutTiles = kHeadDim / 8;  // n-tiles of 8 channels in O
 // Q fragments held in registers for the whole CTA (fast, costs 4 registers per 32-byte
 // chunk) or re-read from shared memory for each key block (saves registers at D >= 128).
@@ -166,7 +164,7 @@ static_assert(kBlockM % kWarpRows == 0, "BLOCK_M must be a multiple of the warp'
 static_assert(kKRowBytes % 64 == 0, "head dim: 8-bit needs a multiple of 64, fp16 of 32");
 static_assert(kStages >= 2 && kStages <= 4, "2 to 4 pipeline stages");
 
-#if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
+#if INTFA_METHOD == INTFA_M_INT8_PAPER
 typedef intfa_s32 ScoreAccumulator;
 #else
 typedef float ScoreAccumulator;
@@ -199,26 +197,6 @@ static INTFA_DEVICE void load_row_state(unsigned char* smem, int array, float (&
     const float* entry = &packed.x;
 #pragma unroll
     for (int t = 0; t < kRowTiles; ++t) rows[t][0] = entry[2 * t], rows[t][1] = entry[2 * t + 1];
-}
-
-// Copies rows [0, kRows) of a tile, 16 bytes per thread and pass: each thread keeps one chunk
-// column, so rows, chunks and shared addresses are fixed per pass at compile time. Rows at or
-// past `validRows` are zero-filled (their copies name row 0's address and read nothing).
-template <int kRows, int kChunksPerRow>
-static INTFA_DEVICE void copy_tile_rows(unsigned char* tile, int tileStride, const unsigned char* source0,
-                                        intfa_i64 sourceStride, int validRows) {
-    constexpr int kRowsPerPass = kThreads / kChunksPerRow;
-    static_assert(kThreads % kChunksPerRow == 0 && kRows % kRowsPerPass == 0, "whole passes");
-    const int chunk = threadIdx.x % kChunksPerRow;
-    const int firstRow = threadIdx.x / kChunksPerRow;
-    const unsigned char* first = source0 + chunk * 16;
-#pragma unroll
-    for (int pass = 0; pass < kRows / kRowsPerPass; ++pass) {
-        const int row = firstRow + pass * kRowsPerPass;
-        const bool valid = row < validRows;
-        const unsigned char* source = first + (intfa_i64)row * sourceStride;
-        intfa_cp_async_16(intfa_smem_address(tile + row * tileStride + chunk * 16), valid ? source : first, valid ? 16u : 0u);
-    }
 }
 
 // Where a CTA's key blocks come from: its (batch, KV head)'s K, V (or Vt) and K scales, and
@@ -255,12 +233,6 @@ static INTFA_DEVICE void sum_block_rows(const float (&p)[8][4], float (&rowSums)
     }
 }
 
-// A compile-time bool as a value, to pick a generic lambda's form.
-template <bool Value>
-struct IntfaBool {
-    static constexpr bool value = Value;
-};
-
 // Issues the cp.async copies of key block `block` into ring slot `slot`.
 static INTFA_DEVICE void load_key_block(const AttentionParams& p, unsigned char* smem, int slot, int block, const KeySources& sources) {
     const unsigned char* kBase = sources.k;
@@ -271,14 +243,14 @@ static INTFA_DEVICE void load_key_block(const AttentionParams& p, unsigned char*
     const int key0 = block * kBlockN;
     const int validKeys = (int)p.keyLength - key0;
     const intfa_i64 kRowBytesGlobal = p.kStrideToken * kElementBytes;
-    copy_tile_rows<kBlockN, kKRowBytes / 16>(kTile, kKStride, kBase + key0 * kRowBytesGlobal, kRowBytesGlobal, validKeys);
+    copy_tile_rows<kThreads, kBlockN, kKRowBytes / 16>(kTile, kKStride, kBase + key0 * kRowBytesGlobal, kRowBytesGlobal, validKeys);
     if constexpr (kEightBit) {
         // Vt rows are padded to NkPad with zero codes: every copy is in range.
-        copy_tile_rows<kHeadDim, kVRowBytes / 16>(vTile, kVStride, vBase + key0, p.vStrideRow, kHeadDim);
+        copy_tile_rows<kThreads, kHeadDim, kVRowBytes / 16>(vTile, kVStride, vBase + key0, p.vStrideRow, kHeadDim);
     } else {
         // Rows past Nk must be zeros, not stale data: P is 0 there, but 0 · NaN is NaN.
         const intfa_i64 vRowBytesGlobal = p.vStrideRow * 2;
-        copy_tile_rows<kBlockN, kVRowBytes / 16>(vTile, kVStride, vBase + key0 * vRowBytesGlobal, vRowBytesGlobal, validKeys);
+        copy_tile_rows<kThreads, kBlockN, kVRowBytes / 16>(vTile, kVStride, vBase + key0 * vRowBytesGlobal, vRowBytesGlobal, validKeys);
     }
     if constexpr (kPerKeyScale) {
         // sK is padded per head to NkPad (zeros), so 16-byte copies stay in range.
@@ -324,8 +296,8 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
     sources.k = (const unsigned char*)p.k + ((intfa_i64)batch * p.kStrideBatch + (intfa_i64)kvHead * p.kStrideHead) * kElementBytes;
     sources.v = (const unsigned char*)p.v + ((intfa_i64)batch * p.vStrideBatch + (intfa_i64)kvHead * p.vStrideHead) * kElementBytes;
     sources.kScale = kPerKeyScale ? (const float*)p.kScale + ((intfa_i64)batch * p.kvHeads + kvHead) * p.keyLengthPadded : nullptr;
-    // Per channel (int8) or per tensor.
-    sources.vScale = kEightBit ? (const float*)p.vScale + ((intfa_i64)batch * p.kvHeads + kvHead) * (INTFA_METHOD == INTFA_M_INT8 ? kHeadDim : 1) : nullptr;
+    // Per tensor.
+    sources.vScale = kEightBit ? (const float*)p.vScale + ((intfa_i64)batch * p.kvHeads + kvHead) : nullptr;
     KeySources* sharedSources = (KeySources*)(smem + kSourcesOffset);
     if (threadIdx.x == 0) *sharedSources = sources;  // published by the loop's first barrier
 
@@ -336,7 +308,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
     {
         const unsigned char* qBase = (const unsigned char*)p.q + ((intfa_i64)batch * p.qStrideBatch + (intfa_i64)head * p.qStrideHead) * kElementBytes;
         const intfa_i64 qRowBytes = p.qStrideToken * kElementBytes;
-        copy_tile_rows<kBlockM, kKRowBytes / 16>(qTile, kKStride, qBase + (intfa_i64)rowBlock0 * qRowBytes, qRowBytes, queryLength - rowBlock0);
+        copy_tile_rows<kThreads, kBlockM, kKRowBytes / 16>(qTile, kKStride, qBase + (intfa_i64)rowBlock0 * qRowBytes, qRowBytes, queryLength - rowBlock0);
         intfa_cp_async_commit();
     }
 #pragma unroll
@@ -360,7 +332,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 #endif
 
     // Per-row score factor: S = (acc · qs) · ks (8-bit) or acc · sm·L (fp16).
-#if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
+#if INTFA_METHOD == INTFA_M_INT8_PAPER
     // Per-token Q scales → shared memory (0 past Nq), ordered so that a thread's 2·kRowTiles
     // rows (16t + 8r + g) are one vector: [warp][g][t][r]. The loop's first barrier publishes them.
     float* qScaleTile = (float*)(qTile + kQBytes);
@@ -416,12 +388,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 
         // Softmax state and P·V operands of every row tile (filled group by group below).
         float alpha[kRowTiles][2];
-#if INTFA_METHOD == INTFA_M_INT8
-        float weight[kRowTiles][2];
-        float codeSum[kRowTiles][2];
-#else
         float probabilitySum[kRowTiles][2];
-#endif
 #if INTFA_METHOD == INTFA_M_FP16
         intfa_u32 pFragment[kRowTiles][4][4];  // 16-key chunks
 #else
@@ -462,7 +429,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                         const intfa_u32 (&a0)[4] = qa[t];
                         const intfa_u32 (&a1)[4] = qb[t];
 #endif
-#if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
+#if INTFA_METHOD == INTFA_M_INT8_PAPER
                         intfa_mma_s8s8(score[t][j], a0, b[0], b[1]);
                         intfa_mma_s8s8(score[t][j], a1, b[2], b[3]);
 #elif INTFA_METHOD == INTFA_M_FP8
@@ -476,19 +443,14 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                 }
             }
 
-            // Scores to P fragments, in one of two forms. The exact one follows the CPU's order,
-            // S = (acc · qs) · ks and code = rne(exp2(S − mb) · 255). int8 blocks without a mask
-            // take the fast one (S' = acc · ks, qs and ×255 in the exponent's FFMA): two
-            // instructions fewer per score. Masked blocks (the causal diagonal, the Nk tail)
-            // keep the exact form: rows that see only a few keys live there, and one code
-            // rounded the other way would move their log-sum-exp by up to 1/255.
+            // Scores to P fragments, in the CPU's order: S = (acc · qs) · ks, masked where a block
+            // needs it (the causal diagonal, the Nk tail).
             const bool needsMask = key0 + kBlockN > keyLength || (INTFA_CAUSAL && key0 + kBlockN - 1 > warpRow0 + causalShift);
-            auto scoresToCodes = [&](auto form) {
-                constexpr bool kFast = decltype(form)::value;
+            auto scoresToCodes = [&]() {
                 // ---- Scores in the log2 domain, masked.
                 float s[kRowTiles][8][4];
                 float rowScale[kRowTiles][2];
-#if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
+#if INTFA_METHOD == INTFA_M_INT8_PAPER
                 const float* keyScales = (const float*)(vTile + kVBytes);
                 if constexpr (kRowTiles == 2) {
                     const float4 q = *(const float4*)threadQScales;
@@ -503,17 +465,17 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 #endif
 #pragma unroll
                 for (int j = 0; j < 8; ++j) {
-#if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
+#if INTFA_METHOD == INTFA_M_INT8_PAPER
                     const float2 ks = *(const float2*)(keyScales + 8 * j + 2 * quad);
 #endif
 #pragma unroll
                     for (int t = t0; t < t0 + kGroupTiles; ++t) {
 #pragma unroll
                         for (int e = 0; e < 4; ++e) {
-#if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER
+#if INTFA_METHOD == INTFA_M_INT8_PAPER
                             const float k = (e & 1) ? ks.y : ks.x;
                             const float acc = intfa_small_int_to_float(score[t][j][e]);
-                            s[t][j][e] = kFast ? acc * k : __fmul_rn(__fmul_rn(acc, rowScale[t][e >> 1]), k);
+                            s[t][j][e] = __fmul_rn(__fmul_rn(acc, rowScale[t][e >> 1]), k);
 #elif INTFA_METHOD == INTFA_M_FP8
                             s[t][j][e] = __fmul_rn(__fmul_rn(score[t][j][e], rowScale[t][e >> 1]), keyScale);
 #else
@@ -522,7 +484,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                         }
                     }
                 }
-                if (!kFast && needsMask) {
+                if (needsMask) {
 #pragma unroll
                     for (int t = t0; t < t0 + kGroupTiles; ++t) {
 #pragma unroll
@@ -556,50 +518,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                 }
 
                 // ---- Softmax and P fragments.
-#if INTFA_METHOD == INTFA_M_INT8
-                // Pq = rne(exp2(S − mb) · 255) against the block's own maximum mb; the block then
-                // enters the state with weight w = exp2(mb − mnew) / 255. The fast form holds
-                // S' = acc · ks (the row's qs > 0 keeps its maximum's key), so mb = max S' · qs,
-                // and the exponent is one FFMA: S' · qs + (log2 255 − mb).
-#pragma unroll
-                for (int t = t0; t < t0 + kGroupTiles; ++t) {
-                    float subtract[2];
-#pragma unroll
-                    for (int r = 0; r < 2; ++r) {
-                        const float mb = kFast ? blockMax[t][r] * rowScale[t][r] : blockMax[t][r];
-                        const bool empty = !kFast && mb == kNegativeInfinity;  // no visible key: skip
-                        const float newMax = fmaxf(rowMax[t][r], mb);
-                        alpha[t][r] = empty ? 1.0f : intfa_exp2(rowMax[t][r] - newMax);
-                        weight[t][r] = empty ? 0.0f : __fmul_rn(intfa_exp2(mb - newMax), 1.0f / 255.0f);
-                        subtract[r] = kFast ? kLog2Of255 - mb : (empty ? 0.0f : mb);
-                        rowMax[t][r] = newMax;
-                    }
-                    // Codes via the 1.5·2^23 trick: adding it rounds to an integer (ties to even) and
-                    // leaves the integer in the low mantissa bits.
-                    constexpr float kRound = 12582912.0f;
-                    intfa_u32 codeBits[32];  // n-tile j, element e at 4j + e
-#pragma unroll
-                    for (int j = 0; j < 8; ++j) {
-#pragma unroll
-                        for (int e = 0; e < 4; ++e) {
-                            const float scaled = kFast ? intfa_exp2(fmaf(s[t][j][e], rowScale[t][e >> 1], subtract[e >> 1]))
-                                                       : __fmul_rn(intfa_exp2(__fsub_rn(s[t][j][e], subtract[e >> 1])), 255.0f);
-                            codeBits[4 * j + e] = __float_as_uint(__fadd_rn(scaled, kRound));
-                        }
-                    }
-                    // The P·V A fragments, and the rows' code sums from them (dp4a: four codes per
-                    // instruction; integers, so exact).
-                    intfa_pack_code_fragment(codeBits, pFragment[t]);
-                    intfa_u32 sum0 = 0, sum1 = 0;
-#pragma unroll
-                    for (int c = 0; c < 2; ++c) {
-                        sum0 = __dp4a(pFragment[t][c][0], 0x01010101u, __dp4a(pFragment[t][c][2], 0x01010101u, sum0));
-                        sum1 = __dp4a(pFragment[t][c][1], 0x01010101u, __dp4a(pFragment[t][c][3], 0x01010101u, sum1));
-                    }
-                    codeSum[t][0] = (float)sum0;
-                    codeSum[t][1] = (float)sum1;
-                }
-#elif INTFA_METHOD == INTFA_M_INT8_PAPER
+#if INTFA_METHOD == INTFA_M_INT8_PAPER
                 constexpr float kRound = 12582912.0f;
 #pragma unroll
                 for (int t = t0; t < t0 + kGroupTiles; ++t) {
@@ -660,7 +579,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 #endif
 #if INTFA_METHOD == INTFA_M_FP8
                 // A fragment of 32-key chunk c from S n-tiles 4c..4c+3: this thread's keys of those
-                // tiles, in the order the permuted Vt stores them (int8: packed with the codes above).
+                // tiles, in the order the permuted Vt stores them (the paper scheme packs its codes above).
 #pragma unroll
                 for (int t = t0; t < t0 + kGroupTiles; ++t) {
 #pragma unroll
@@ -686,12 +605,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                 }
 #endif
             };
-#if INTFA_METHOD == INTFA_M_INT8
-            if (needsMask) scoresToCodes(IntfaBool<false>{});
-            else scoresToCodes(IntfaBool<true>{});
-#else
-            scoresToCodes(IntfaBool<false>{});
-#endif
+            scoresToCodes();
         }
 
         // ---- The l update, on this thread's part of each row: alpha and the weight are the
@@ -701,11 +615,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
         for (int t = 0; t < kRowTiles; ++t) {
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
-#if INTFA_METHOD == INTFA_M_INT8
-                rowSum[t][r] = rowSum[t][r] * alpha[t][r] + weight[t][r] * codeSum[t][r];
-#else
                 rowSum[t][r] = rowSum[t][r] * alpha[t][r] + probabilitySum[t][r];
-#endif
             }
         }
         if constexpr (kRowStateInShared) store_row_state(smem, 0, rowSum);
@@ -728,7 +638,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                 }
             }
         }
-#if INTFA_METHOD == INTFA_M_INT8 || INTFA_METHOD == INTFA_M_INT8_PAPER || INTFA_METHOD == INTFA_M_FP8
+#if INTFA_METHOD == INTFA_M_INT8_PAPER || INTFA_METHOD == INTFA_M_FP8
 #pragma unroll
         for (int n = 0; n < kOutTiles; ++n) {
             // Vt rows 8n..8n+7 (channels); matrices 0,1 hold positions 0-31, 2,3 positions 32-63.
@@ -744,17 +654,10 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                 intfa_mma_e4m3(output[t][n], pFragment[t][1], b[2], b[3]);
 #else
                 intfa_s32 blockProduct[4] = {0, 0, 0, 0};
-#if INTFA_METHOD == INTFA_M_INT8
-                intfa_mma_u8s8(blockProduct, pFragment[t][0], b[0], b[1]);
-                intfa_mma_u8s8(blockProduct, pFragment[t][1], b[2], b[3]);
-#pragma unroll
-                for (int e = 0; e < 4; ++e) output[t][n][e] = fmaf(weight[t][e >> 1], intfa_small_int_to_float(blockProduct[e]), output[t][n][e]);
-#else
                 intfa_mma_s8s8(blockProduct, pFragment[t][0], b[0], b[1]);
                 intfa_mma_s8s8(blockProduct, pFragment[t][1], b[2], b[3]);
 #pragma unroll
                 for (int e = 0; e < 4; ++e) output[t][n][e] = output[t][n][e] * alpha[t][e >> 1] + intfa_small_int_to_float(blockProduct[e]);
-#endif
 #endif
             }
         }
@@ -788,9 +691,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
     if (kRowStateInShared && INTFA_WRITE_LSE) store_row_state(smem, 1, rowMax);
     intfa_cp_async_wait<0>();
     __syncthreads();  // publishes the sources where the loop ran no block (a causal CTA with no visible key)
-#if INTFA_METHOD == INTFA_M_INT8
-    const float* vScale = sharedSources->vScale;
-#elif INTFA_METHOD == INTFA_M_INT8_PAPER
+#if INTFA_METHOD == INTFA_M_INT8_PAPER
     const float vScale = __fdiv_rn(sharedSources->vScale[0], 127.0f);
 #elif INTFA_METHOD == INTFA_M_FP8
     const float vScale = sharedSources->vScale[0];
@@ -816,9 +717,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                 float value[2];
 #pragma unroll
                 for (int e = 0; e < 2; ++e) {
-#if INTFA_METHOD == INTFA_M_INT8
-                    const float scaled = __fmul_rn(output[t][n][2 * r + e], vScale[channel + e]);
-#elif INTFA_METHOD == INTFA_M_FP16
+#if INTFA_METHOD == INTFA_M_FP16
                     const float scaled = output[t][n][2 * r + e];
 #else
                     const float scaled = __fmul_rn(output[t][n][2 * r + e], vScale);

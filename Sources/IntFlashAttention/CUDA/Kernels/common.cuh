@@ -91,6 +91,55 @@ INTFA_DEVICE void intfa_pack_code_fragment(const intfa_u32 (&code)[32], intfa_u3
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// The `int8` scheme's P codes (docs/SCHEMES.md): code = rne(255 · fp16(p)), p = 2^x ≤ 1.
+
+// Two codes from two probabilities, in bytes 0 and 2 of the result: both rounded to fp16 (one
+// F2FP), then one HFMA2 computes 255 · p + 1536 with a single rounding, which in [1024, 2048)
+// is to an integer (ties to even), so each half's low byte is the code (1536 is 0x6600).
+INTFA_DEVICE intfa_u32 intfa_code_pair(float low, float high) {
+    intfa_u32 codes;
+    asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(codes) : "r"(intfa_pack_half2(low, high)), "r"(0x5BF85BF8u), "r"(0x66006600u));
+    return codes;
+}
+
+// Four codes, b0 lowest, from two code pairs (bytes 0 and 2 of each).
+INTFA_DEVICE intfa_u32 intfa_pack_code_pairs(intfa_u32 low, intfa_u32 high) { return __byte_perm(low, high, 0x6420); }
+
+// The 8-bit P·V A fragment of one 32-key chunk from the probabilities at the chunk's 16
+// accumulator positions (n-tiles 4c…4c+3 of the S fragment, element e of n-tile j at
+// 4j + e): the keys go in the order in which the permuted Vt stores them (docs/SCHEMES.md),
+// so no shuffles are needed. The same for mma.sync m16n8k32 and wgmma, whose fragments agree
+// per warp.
+INTFA_DEVICE void intfa_pack_code_chunk(const float (&p)[16], intfa_u32 (&a)[4]) {
+    a[0] = intfa_pack_code_pairs(intfa_code_pair(p[0], p[1]), intfa_code_pair(p[4], p[5]));
+    a[1] = intfa_pack_code_pairs(intfa_code_pair(p[2], p[3]), intfa_code_pair(p[6], p[7]));
+    a[2] = intfa_pack_code_pairs(intfa_code_pair(p[8], p[9]), intfa_code_pair(p[12], p[13]));
+    a[3] = intfa_pack_code_pairs(intfa_code_pair(p[10], p[11]), intfa_code_pair(p[14], p[15]));
+}
+
+// max(a, b, c) of int32, one VIMNMX3 on sm_90 (two IMNMX before).
+INTFA_DEVICE intfa_s32 intfa_max3(intfa_s32 a, intfa_s32 b, intfa_s32 c) {
+#if __CUDA_ARCH__ >= 900
+    return __vimax3_s32(a, b, c);
+#else
+    return max(max(a, b), c);
+#endif
+}
+
+// max(a, b) that returns NaN when either is NaN (fmaxf returns the other operand), so a NaN
+// scale reaches the row's state instead of vanishing in a maximum.
+INTFA_DEVICE float intfa_max_nan(float a, float b) {
+    float m;
+    asm("max.NaN.f32 %0, %1, %2;" : "=f"(m) : "f"(a), "f"(b));
+    return m;
+}
+
+// The reference of a block's codes: a hair above the block maximum mb (by |mb| · 2^-22, at
+// least one ulp), so that fma(acc, c, −t) ≤ 0 for every key although mb = fl(acc · c) may
+// round below the exact product, and no code exceeds 255.
+INTFA_DEVICE float intfa_code_reference(float mb) { return __fmaf_rn(fabsf(mb), 2.384185791015625e-7f, mb); }
+
 // Exact int32 → fp32 for |x| < 2^22. From sm_86 one full-rate I2FP; sm_80 has only the
 // quarter-rate I2F, so there it takes an integer add and a float add (x added to the bits
 // of 1.5·2^23 lands in the low mantissa bits).

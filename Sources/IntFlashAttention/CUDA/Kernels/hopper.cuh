@@ -59,6 +59,22 @@ INTFA_DEVICE void intfa_fence_registers(intfa_s32 (&r)[N]) {
     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                          \
     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
 
+// The 64 accumulator operands of an m64n128 wgmma, %0…%63.
+#define INTFA_WGMMA_D64_TEXT                                                                           \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                          \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "                 \
+    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "                 \
+    "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+
+// S += Q·Kᵀ for 128 keys with both operands from shared memory (descriptors).
+template <int Accumulate>
+INTFA_DEVICE void intfa_wgmma_m64n128k32_s8s8_shared(intfa_s32 (&d)[64], intfa_u64 a, intfa_u64 b) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 " INTFA_WGMMA_D64_TEXT "%64, %65, p;\n}\n"
+                 : INTFA_WGMMA_D32(d, 0), INTFA_WGMMA_D32(d, 32)
+                 : "l"(a), "l"(b), "n"(Accumulate));
+}
+
 // O += P·V for D = 64: A (P, u8) from registers, B (Vt in excess-128 form, u8) from shared
 // memory.
 template <int Accumulate>
@@ -69,14 +85,6 @@ INTFA_DEVICE void intfa_wgmma_m64n64k32_u8u8(intfa_s32 (&d)[32], const intfa_u32
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(Accumulate));
 }
 
-// S += Q·Kᵀ for 64 keys with both operands from shared memory (descriptors).
-template <int Accumulate>
-INTFA_DEVICE void intfa_wgmma_m64n64k32_s8s8_shared(intfa_s32 (&d)[32], intfa_u64 a, intfa_u64 b) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 " INTFA_WGMMA_D32_TEXT "%32, %33, p;\n}\n"
-                 : INTFA_WGMMA_D32(d, 0)
-                 : "l"(a), "l"(b), "n"(Accumulate));
-}
 
 // O += P·V for D = 128.
 template <int Accumulate>
@@ -84,11 +92,7 @@ INTFA_DEVICE void intfa_wgmma_m64n128k32_u8u8(intfa_s32 (&d)[64], const intfa_u3
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n128k32.s32.u8.u8 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-        "{%64, %65, %66, %67}, %68, p;\n}\n"
+        INTFA_WGMMA_D64_TEXT "{%64, %65, %66, %67}, %68, p;\n}\n"
         : INTFA_WGMMA_D32(d, 0), INTFA_WGMMA_D32(d, 32)
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(Accumulate));
 }

@@ -64,6 +64,7 @@
 #define INTFA_VT_KERNEL \
     INTFA_NAME5(intfa_quantize_vt_, INTFA_CODE_NAME, _, INTFA_VT_GRAIN_NAME, INTFA_CAT(_, INTFA_IN_SUFFIX))
 #define INTFA_CONVERT_KERNEL INTFA_CAT(intfa_convert_f16_, INTFA_IN_SUFFIX)
+#define INTFA_KEY_GROUPS_KERNEL INTFA_NAME5(intfa_quantize_key_groups_, INTFA_CODE_NAME, INTFA_SMOOTH_NAME, _, INTFA_IN_SUFFIX)
 
 static INTFA_DEVICE float load_input(const intfa_u16* input, intfa_i64 index) {
 #if INTFA_INPUT_BF16
@@ -325,6 +326,118 @@ extern "C" __global__ void __launch_bounds__(256, 3) INTFA_ROWS_KERNEL(const Qua
             for (int r = 0; r < kRowsPerWarp; ++r) {
                 if (t0 + r < p.tokens) quantize_rows<8, false, 1>(p, bh, t0 + r, lane, inv);
             }
+        }
+    }
+}
+
+// K of the `int8` scheme: one scale per group of 8 keys. Group (G, t) of the 32-key span G
+// holds keys 32G + 8a + 2t + e (a in 0…3, e in 0…1), the keys one thread of an attention warp
+// holds in each row of its S fragment. Each CTA takes one 128-key tile of one (batch, head):
+// every warp loads 16 rows (mean subtracted when smoothing) and takes their max |x|; the 16
+// groups' maxima then give each row its inverse scale. The 16 scales of a tile are stored
+// quad-major ([B, Hx, NPad / 8], group (G, t) at 16·(tile) + 4t + G), groups past N get 0.
+constexpr int kGroupTileKeys = 128;
+constexpr int kGroupRowsPerWarp = kGroupTileKeys / 8;
+
+template <int kPer, bool kContiguous>
+static INTFA_DEVICE void quantize_key_group_tile(const QuantizationParams& p, intfa_i64 bh, intfa_i64 tile0, int warp, int lane,
+                                                 float (&rowAmax)[kGroupTileKeys], float (&groupInverse)[16]) {
+    const intfa_i64 b = bh / p.heads, h = bh % p.heads;
+    const intfa_u16* base = (const intfa_u16*)p.input + b * p.strideBatch + h * p.strideHead;
+    auto channel = [&](int i) { return kContiguous ? kPer * lane + i : lane + 32 * i; };
+    struct alignas(2 * kPer) Halves { intfa_u16 bits[kPer]; };
+    Halves raw[kGroupRowsPerWarp];
+    const intfa_i64 row0 = tile0 + warp * kGroupRowsPerWarp;
+#pragma unroll
+    for (int r = 0; r < kGroupRowsPerWarp; ++r) {
+        const intfa_i64 t = row0 + r;
+        const intfa_u16* row = base + (t < p.tokens ? t : 0) * p.strideToken;
+        if (kContiguous) {
+            raw[r] = *(const Halves*)(row + kPer * lane);
+        } else {
+#pragma unroll
+            for (int i = 0; i < kPer; ++i) raw[r].bits[i] = channel(i) < p.headDim ? row[channel(i)] : (intfa_u16)0;
+        }
+    }
+    float mean[kPer];
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) {
+        mean[i] = INTFA_SMOOTH && channel(i) < p.headDim ? ((const float*)p.channelMean)[bh * p.headDim + channel(i)] : 0.0f;
+    }
+    auto value = [&](int r, int i) {
+#if INTFA_INPUT_BF16
+        const float x = intfa_bf16_to_float(raw[r].bits[i]);
+#else
+        const float x = intfa_half_to_float(raw[r].bits[i]);
+#endif
+        return INTFA_SMOOTH ? __fsub_rn(x, mean[i]) : x;
+    };
+    float amax[kGroupRowsPerWarp];
+#pragma unroll
+    for (int r = 0; r < kGroupRowsPerWarp; ++r) {
+        amax[r] = 0.0f;
+#pragma unroll
+        for (int i = 0; i < kPer; ++i) amax[r] = fmaxf(amax[r], fabsf(value(r, i)));
+    }
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+#pragma unroll
+        for (int r = 0; r < kGroupRowsPerWarp; ++r) amax[r] = fmaxf(amax[r], __shfl_xor_sync(0xFFFFFFFFu, amax[r], offset));
+    }
+    // Rows past N have amax 0 (their loads read row 0, so they are masked here).
+#pragma unroll
+    for (int r = 0; r < kGroupRowsPerWarp; ++r) {
+        if (lane == r) rowAmax[warp * kGroupRowsPerWarp + r] = row0 + r < p.tokens ? amax[r] : 0.0f;
+    }
+    __syncthreads();
+    if (warp == 0 && lane < 16) {
+        const int span = lane / 4, quad = lane % 4;
+        float groupAmax = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 8; ++k) groupAmax = fmaxf(groupAmax, rowAmax[32 * span + 8 * (k >> 1) + 2 * quad + (k & 1)]);
+        groupInverse[lane] = inverse_scale(groupAmax);
+        ((float*)p.scales)[bh * (p.tokensPadded / 8) + tile0 / 8 + 4 * quad + span] =
+            __fmul_rn(__fdiv_rn(groupAmax, INTFA_LEVELS), p.scaleMultiplier);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < kGroupRowsPerWarp; ++r) {
+        const intfa_i64 t = row0 + r;
+        if (t >= p.tokens) break;
+        const int key = warp * kGroupRowsPerWarp + r;
+        const float inverse = groupInverse[4 * (key / 32) + (key % 8) / 2];
+        intfa_u8* out = (intfa_u8*)p.codes + (bh * p.tokens + t) * p.headDim;
+        if (kContiguous) {
+            struct alignas(kPer) Bytes { intfa_u8 codes[kPer]; };
+            Bytes bytes;
+#pragma unroll
+            for (int i = 0; i < kPer; ++i) bytes.codes[i] = (intfa_u8)encode(value(r, i), inverse);
+            *(Bytes*)(out + kPer * lane) = bytes;
+        } else {
+#pragma unroll
+            for (int i = 0; i < kPer; ++i) {
+                if (channel(i) < p.headDim) out[channel(i)] = (intfa_u8)encode(value(r, i), inverse);
+            }
+        }
+    }
+}
+
+// Grid (NPad / 128, min(B·Hx, 65535)); block 256. Writes codes [B, Hx, N, D] contiguous and
+// the group scales; CTAs loop over the heads beyond the grid's y limit.
+extern "C" __global__ void __launch_bounds__(256) INTFA_KEY_GROUPS_KERNEL(const QuantizationParams p) {
+    __shared__ float rowAmax[kGroupTileKeys];
+    __shared__ float groupInverse[16];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const intfa_i64 tile0 = (intfa_i64)blockIdx.x * kGroupTileKeys;
+    for (intfa_i64 bh = blockIdx.y; bh < p.batch * p.heads; bh += gridDim.y) {
+        __syncthreads();  // the previous head's maxima are no longer read
+        if (rows_contiguous(p, 4)) {
+            quantize_key_group_tile<4, true>(p, bh, tile0, warp, lane, rowAmax, groupInverse);
+        } else if (rows_contiguous(p, 2)) {
+            quantize_key_group_tile<2, true>(p, bh, tile0, warp, lane, rowAmax, groupInverse);
+        } else {
+            // Any head dim ≤ 256 and alignment, lane l owning channels l, l + 32, … .
+            quantize_key_group_tile<8, false>(p, bh, tile0, warp, lane, rowAmax, groupInverse);
         }
     }
 }

@@ -2,17 +2,18 @@ import CUDADriver
 
 extension CUDAAttention {
     /// The fragment-layout test of the wgmma kernels: on random integer data, one warpgroup
-    /// computes S = Q·Kᵀ (s8, K by TMA) and P·V (u8 codes packed from the S fragment, permuted
-    /// Vt by TMA) through the attention kernel's own helpers, and every element must equal the
-    /// host's integer product. Returns nil when both are exact, else the first mismatch.
+    /// computes S = Q·Kᵀ for 64 rows and a 128-key tile (s8, K by TMA) and P·V (u8 codes packed
+    /// from the S fragment by the kernel's own code packing, permuted Vt by TMA) through the
+    /// attention kernel's helpers, and every element must equal the host's integer product.
+    /// Returns nil when both are exact, else the first mismatch.
     public func wgmmaLayoutMismatch(headDim d: Int, seed: UInt64) throws(AttentionError) -> String? {
         let kernel = try HopperKernelDescriptor(headDim: d, causal: false, arch: featureArchitecture, isLayoutTest: true)
-        let n = 64  // query rows and keys
+        let rows = 64, n = KeyGroups.tileKeys  // query rows, keys
         var generator = SplitMix64(seed: seed)
         func codes(_ count: Int) -> [Int8] { (0..<count).map { _ in Int8(Int(generator.next() % 255) - 127) } }
-        let q = codes(n * d), k = codes(n * d), v = codes(n * d)
-        let p = (0..<(n * n)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
-        // Vt [d, 64] with the keys of each group of 32 permuted as the quantizer writes them.
+        let q = codes(rows * d), k = codes(n * d), v = codes(n * d)
+        let p = (0..<(rows * n)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        // Vt [d, 128] with the keys of each group of 32 permuted as the quantizer writes them.
         var vt = [Int8](repeating: 0, count: d * n)
         for c in 0..<d {
             for position in 0..<n { vt[c * n + position] = v[Self.permutedKey(position: position) * d + c] }
@@ -20,8 +21,8 @@ extension CUDAAttention {
         let buffers = try cuda { () throws(CUDAError) in
             (q: try DeviceBuffer(context: context, copying: q), k: try DeviceBuffer(context: context, copying: k),
              vt: try DeviceBuffer(context: context, copying: vt), p: try DeviceBuffer(context: context, copying: p),
-             s: try DeviceBuffer(context: context, byteCount: n * n * 4),
-             o: try DeviceBuffer(context: context, byteCount: n * d * 4))
+             s: try DeviceBuffer(context: context, byteCount: rows * n * 4),
+             o: try DeviceBuffer(context: context, byteCount: rows * d * 4))
         }
         var params = AttentionParams()
         try cuda { () throws(CUDAError) in
@@ -31,16 +32,16 @@ extension CUDAAttention {
             (params.kScale, params.out, params.lse) = (try buffers.p.pointer().address, try buffers.s.pointer().address, try buffers.o.pointer().address)
         }
         (params.batch, params.heads, params.kvHeads) = (1, 1, 1)
-        (params.queryLength, params.keyLength, params.keyLengthPadded) = (Int64(n), Int64(n), Int64(n))
+        (params.queryLength, params.keyLength, params.keyLengthPadded) = (Int64(rows), Int64(n), Int64(n))
         (params.kStrideBatch, params.kStrideHead, params.kStrideToken) = (Int64(n * d), Int64(n * d), Int64(d))
         (params.vStrideBatch, params.vStrideHead, params.vStrideRow) = (Int64(n * d), Int64(n * d), Int64(n))
         let hopperParams = try HopperAttentionParams(params, headDim: d, context: context)
         try launch(kernel, grid: LaunchDimensions(1), block: LaunchDimensions(kernel.threadsPerBlock), params: hopperParams)
         let (sDevice, oDevice) = try cuda { () throws(CUDAError) in
             try stream.synchronize()
-            return (try buffers.s.toArray(of: Int32.self, count: n * n), try buffers.o.toArray(of: Int32.self, count: n * d))
+            return (try buffers.s.toArray(of: Int32.self, count: rows * n), try buffers.o.toArray(of: Int32.self, count: rows * d))
         }
-        for row in 0..<n {
+        for row in 0..<rows {
             for key in 0..<n {
                 let expected = (0..<d).reduce(Int32(0)) { $0 + Int32(q[row * d + $1]) * Int32(k[key * d + $1]) }
                 if sDevice[row * n + key] != expected {

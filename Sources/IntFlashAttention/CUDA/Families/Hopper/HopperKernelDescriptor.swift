@@ -1,14 +1,14 @@
 import Foundation
 
 /// One compiled variant of the Hopper kernel (`Kernels/attention_wgmma.cu`): warpgroup MMAs
-/// fed by TMA, a producer warpgroup and `consumers` warpgroups of 64 query rows each, for the
-/// default `int8` scheme on sm_90a. Hashable: it keys the module caches, and its kernel name
+/// fed by TMA over key tiles of 128, a producer warpgroup and `consumers` warpgroups of 64
+/// query rows each, for the default `int8` scheme on sm_90a. Hashable: it keys the module caches, and its kernel name
 /// spells every option.
 public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertible {
-    /// Pipeline shape: ring slots of 64 keys, consumer warpgroups, and whether consumers take
+    /// Pipeline shape: ring slots of 128 keys, consumer warpgroups, and whether consumers take
     /// turns issuing their GEMMs (ping-pong).
     public struct Tiles: Hashable, Sendable {
-        /// Ring slots of 64 keys (K tile, Vt tile and K scales each).
+        /// Ring slots of 128 keys (K tile, Vt tile and K group scales each).
         public var stages: Int
         /// Consumer warpgroups, 64 query rows each.
         public var consumers: Int
@@ -67,20 +67,12 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     /// set is not forward compatible).
     public static func supports(arch: String) -> Bool { arch == "sm_90a" }
 
-    /// The tile heuristic, as data, from sweeps on an H200 (TOPS):
-    /// - D = 128: 2 consumer warpgroups (240 registers each; a third would leave 160, less
-    ///   than the O and P·V accumulators need); a 4-slot ring of 64-key tiles (17 KiB a
-    ///   slot): 533, against 527 with 3 slots and 520 with 6 (B=2, H=16, N=8192).
-    /// - D = 64: 3 consumers (192 query rows per CTA, 160 registers each): 376 at B=4, H=32,
-    ///   N=4096, against 305 with 2; causal (which fits 160 registers since the fold became
-    ///   one FFMA per element) 327-330 against 279-280, +14-21% over N = 1k-16k.
-    /// - Ping-pong (consumers taking turns at the tensor cores) only for D = 64 without a
-    ///   mask: 0-4% ahead there (376-380 against 362-365 at N = 4096). Elsewhere the
-    ///   consumers do better on their own: +2-3% at D = 128 over N = 1k-16k and causal, and
-    ///   at D = 64 causal 397 against 349-352 at N = 16384 (with the older, longer fold
-    ///   ping-pong had won at D = 128, 470 against 450).
+    /// The tile heuristic: 2 consumer warpgroups (240 registers each: the O', P·V and S
+    /// accumulators of 128-key tiles take 64 each at D = 128; with 3 consumers, 160 each, ptxas
+    /// spills at D = 64 too) and a 4-slot ring (33 KiB a slot at D = 128; a power of two keeps
+    /// the slot arithmetic a mask), consumers issuing on their own.
     public static func defaultTiles(headDim: Int, causal: Bool) -> Tiles {
-        Tiles(stages: 4, consumers: headDim == 64 ? 3 : 2, pingPong: headDim == 64 && !causal)
+        Tiles(stages: 4, consumers: 2, pingPong: false)
     }
 
     /// Tiles forced by `INTFA_WGMMA_TILES=stages,consumers,pingpong` (e.g. `4,2,1`), for
@@ -108,7 +100,7 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     /// host's shared-memory size equals its own.
     public var compileOptions: [String] {
         [
-            "-arch=\(arch)", "-std=c++17",
+            "-arch=\(arch)", "-std=c++17", "-default-device",
             "-DINTFA_HEAD_DIM=\(headDim)", "-DINTFA_CAUSAL=\(causal ? 1 : 0)",
             "-DINTFA_OUT_BF16=\(output == .bfloat16 ? 1 : 0)", "-DINTFA_WRITE_LSE=\(writesLogSumExp ? 1 : 0)",
             "-DINTFA_STAGES=\(tiles.stages)", "-DINTFA_CONSUMERS=\(tiles.consumers)",
@@ -123,11 +115,12 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     /// Query rows per CTA.
     public var blockM: Int { 64 * tiles.consumers }
 
-    /// Dynamic shared memory: `stages` slots of (K tile + Vt tile + 64 K scales) rounded up
-    /// to 1 KiB, a 64-row Q tile per consumer, plus 1 KiB to align the ring to the 128-byte
+    /// Dynamic shared memory: `stages` slots of (K tile + Vt tile + 16 K group scales) rounded
+    /// up to 1 KiB, a 64-row Q tile per consumer, plus 1 KiB to align the ring to the 128-byte
     /// swizzle's 1 KiB repeat.
     public var sharedMemoryBytes: Int {
-        let slot = (64 * headDim * 2 + 64 * 4 + 1023) / 1024 * 1024
+        let keys = KeyGroups.tileKeys
+        let slot = (keys * headDim * 2 + keys / KeyGroups.groupKeys * 4 + 1023) / 1024 * 1024
         return tiles.stages * slot + tiles.consumers * 64 * headDim + 1024
     }
 

@@ -12,10 +12,11 @@ public struct HopperAttentionParams: BitwiseCopyable, Sendable {
     public var attention: AttentionParams
     var padding: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
 
-    /// Encodes the tensor maps of the 8-bit K codes [B, Hkv, Nk, D] and the permuted Vt
-    /// [B, Hkv, D, NkPad] that `attention` points at (strides in bytes = elements).
+    /// Encodes the tensor maps of the 8-bit K codes [B, Hkv, Nk, D] (boxes of 128 keys) and the
+    /// permuted Vt [B, Hkv, D, NkPad] (boxes of 128 keys × D channels, rows of 128 bytes) that
+    /// `attention` points at (strides in bytes = elements).
     public init(_ attention: AttentionParams, headDim: Int, context: CUDAContext) throws(AttentionError) {
-        let d = UInt64(headDim), tile: UInt32 = 64
+        let d = UInt64(headDim), tile = UInt32(KeyGroups.tileKeys)
         let a = attention
         for (name, address) in [("K codes", a.k), ("Vt codes", a.v), ("K scales", a.kScale)] where address % 16 != 0 {
             throw .gpu("the wgmma kernel reads \(name) with TMA: its address \(address) must be 16-byte aligned")
@@ -31,7 +32,7 @@ public struct HopperAttentionParams: BitwiseCopyable, Sendable {
                 in: context, address: a.v,
                 dimensions: [UInt64(a.keyLengthPadded), d, UInt64(a.kvHeads), UInt64(a.batch)],
                 strides: [UInt64(a.vStrideRow), UInt64(a.vStrideHead), UInt64(a.vStrideBatch)],
-                box: [tile, UInt32(headDim), 1, 1], swizzle: .bytes64)
+                box: [tile, UInt32(headDim), 1, 1], swizzle: .bytes128)
             return (keys, values)
         }
     }

@@ -1,5 +1,6 @@
-/// One compiled variant of the attention kernel (`Kernels/attention.cu`): hashable, so it can
-/// key the in-memory and on-disk module caches; its kernel name spells every option.
+/// One compiled variant of the mma.sync attention kernels (`Kernels/attention_mma_int8.cu` for
+/// `int8`, `Kernels/attention.cu` for the other methods): hashable, so it can key the
+/// in-memory and on-disk module caches; its kernel name spells every option.
 public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvertible {
     /// GPU element type of the output tensor.
     public enum Output: String, Hashable, Sendable, CaseIterable {
@@ -96,10 +97,11 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
             ?? Self.defaultTiles(
                 method: method, headDim: headDim, causal: causal, writesLogSumExp: writesLogSumExp, arch: arch)
         guard [64, 128].contains(tiles.blockM), [16, 32].contains(tiles.warpRows),
-            tiles.blockM % tiles.warpRows == 0, (2...4).contains(tiles.stages)
+            tiles.blockM % tiles.warpRows == 0, (2...4).contains(tiles.stages),
+            method != .int8 || (tiles.warpRows == 16 && !tiles.splitRowTiles)
         else {
             throw .gpu("mma tiles \(tiles.blockM) rows per CTA, \(tiles.warpRows) per warp, \(tiles.stages) stages: "
-                + "expected 64 or 128 per CTA, 16 or 32 per warp, 2 to 4 stages")
+                + "expected 64 or 128 per CTA, 16 or 32 per warp (16 for int8), 2 to 4 stages")
         }
         self.tiles = tiles
     }
@@ -130,8 +132,10 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
     ///   (two CTAs per SM still fit): +4–6% over two stages taken one tile at a time, which it
     ///   keeps with the log-sum-exp and the causal mask on sm_90 (24 spill bytes otherwise). A
     ///   third stage cost int8 2%.
-    /// - int8 at D = 64 promises four CTAs per SM (128 registers), which its two softmax forms
-    ///   need to keep the fourth CTA: +3–6% over three, and 3% faster than 32-row warps.
+    /// - int8 (`attention_mma_int8.cu`, key tiles of 128) runs 16-row warps: its S tile alone is
+    ///   64 registers per thread. At D = 64, 64-row CTAs with two per SM promised (three, at 168
+    ///   registers, spill); at D = 128, 128-row CTAs, one per SM (about 250 registers; two
+    ///   64-row CTAs spill on sm_86 and sm_89).
     /// - Q stays in registers only where it is cheap (64-byte rows per 16 rows): at 128 bytes
     ///   and more, re-reading it from shared memory per key block saves the registers.
     public static func defaultTiles(
@@ -148,10 +152,10 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         switch (method, headDim) {
         case (.int8, 64):
             var tiles = oneRowTile
-            tiles.minBlocksPerSM = 4
+            tiles.minBlocksPerSM = 2
             return tiles
-        case (.int8, 128):
-            return twoRowTiles(minBlocksPerSM: 2)
+        case (.int8, _):
+            return Tiles(blockM: 128, stages: 2, qInRegisters: qInRegisters)
         case (.fp16, 64):
             return twoRowTiles()
         case (.fp16, 128):
@@ -186,8 +190,8 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
             splitRowTiles: fields.count >= 4 && fields[3] == 1, minBlocksPerSM: fields.count == 5 ? fields[4] : 1)
     }
 
-    /// The embedded source, `Kernels/attention.cu`.
-    public var sourceFile: String { "attention.cu" }
+    /// The embedded source: `Kernels/attention_mma_int8.cu` for `int8`, else `Kernels/attention.cu`.
+    public var sourceFile: String { method == .int8 ? "attention_mma_int8.cu" : "attention.cu" }
 
     private var methodName: String {
         switch method {
@@ -239,6 +243,13 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
     /// for 32-row warps at D ≥ 128, each thread's row sums and maxima (`kRowStateInShared`).
     /// Above 48 KiB the launcher must raise CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES.
     public var sharedMemoryBytes: Int {
+        if method == .int8 {
+            // attention_mma_int8.cu: a ring of (K tile of 128 keys + Vt tile + 16 group scales),
+            // rows padded by 16 bytes, then the Q tile.
+            let keys = KeyGroups.tileKeys, kStride = headDim + 16
+            let stage = keys * kStride + headDim * (keys + 16) + keys / KeyGroups.groupKeys * 4
+            return tiles.stages * stage + tiles.blockM * kStride
+        }
         let eightBit = method != .fp16
         let kStride = headDim * (eightBit ? 1 : 2) + 16
         let vBytes = eightBit ? headDim * (64 + 16) : 64 * (2 * headDim + 16)
