@@ -8,9 +8,11 @@ struct Accuracy: ParsableCommand {
         abstract: "Compare each method's output with exact float64 attention.",
         discussion: """
             For every distribution, sequence length and head dim, draws fresh Q, K, V, computes \
-            exact attention in float64 and each method on the CPU path, and reports the errors \
-            over all output elements: MRE (mean of |O−R|/(|R|+1e-5)), relative L1 \
-            (Σ|O−R|/Σ|R|), RMSE, cosine similarity and max |O−R|.
+            exact attention in float64 and each method on the CPU path (or, with --backend cuda, \
+            on the GPU from fp16-rounded inputs), and reports the errors over all output \
+            elements: MRE (mean of |O−R|/(|R|+1e-5)), relative L1 (Σ|O−R|/Σ|R|), RMSE, cosine \
+            similarity and max |O−R|; and the relative L1 of each (batch, head) on its own: their \
+            mean and the worst.
             With --input, the same on your own tensors (.npy, fp16 or fp32, [H,N,D] or [B,H,N,D]).
             """
     )
@@ -54,6 +56,12 @@ struct Accuracy: ParsableCommand {
     @Option(help: "CPU threads (default: all).")
     var threads: Int?
 
+    @Option(help: "Where the methods run: cpu, or cuda (fp16-rounded inputs; the GPU's methods only).")
+    var backend: AccuracyBackend = .cpu
+
+    @Option(help: "CUDA device ordinal (with --backend cuda).")
+    var device = 0
+
     @Flag(help: "Print JSON records instead of a table.")
     var json = false
 
@@ -71,8 +79,9 @@ struct Accuracy: ParsableCommand {
     }
 
     func run() throws {
+        let engine = backend == .cuda ? try reportingErrors { try CUDAAttention(device: device) } : nil
         let records = try reportingErrors {
-            inputFiles.isEmpty ? try syntheticRecords() : try fileRecords()
+            inputFiles.isEmpty ? try syntheticRecords(engine) : try fileRecords(engine)
         }
         if json {
             try printJSON(records)
@@ -83,7 +92,7 @@ struct Accuracy: ParsableCommand {
         }
     }
 
-    private func syntheticRecords() throws(AttentionError) -> [AccuracyRecord] {
+    private func syntheticRecords(_ engine: CUDAAttention?) throws(AttentionError) -> [AccuracyRecord] {
         let lengths = seqlen?.values ?? (quick ? [1024, 2048] : [1024, 2048, 4096, 8192, 16384])
         var records: [AccuracyRecord] = []
         let progress = ProgressLine(enabled: true)
@@ -98,7 +107,7 @@ struct Accuracy: ParsableCommand {
                         softmaxScale: dist.softmaxScale(headDim: d), causal: causal)
                     var generator = SplitMix64(seed: seed &+ configIndex &* 0x9E37_79B9)
                     let (q, k, v) = dist.makeInputs(for: problem, using: &generator)
-                    records += try evaluate(problem: problem, q: q, k: k, v: v, label: dist.rawValue)
+                    records += try evaluate(problem: problem, q: q, k: k, v: v, label: dist.rawValue, engine: engine)
                 }
             }
         }
@@ -106,7 +115,7 @@ struct Accuracy: ParsableCommand {
         return records
     }
 
-    private func fileRecords() throws(AttentionError) -> [AccuracyRecord] {
+    private func fileRecords(_ engine: CUDAAttention?) throws(AttentionError) -> [AccuracyRecord] {
         let tensors = try inputFiles.map { (path: String) throws(AttentionError) in try NPYFile.read(path: path) }
         let (q, k, v) = (tensors[0], tensors[1], tensors[2])
         if !skipValidation {
@@ -123,18 +132,33 @@ struct Accuracy: ParsableCommand {
             batch: q.batch, heads: q.heads, kvHeads: k.heads, queryLength: q.tokens, keyLength: k.tokens,
             headDim: q.headDim, softmaxScale: softmaxScale, causal: causal)
         let label = URL(fileURLWithPath: inputFiles[0]).lastPathComponent
-        return try evaluate(problem: problem, q: q.floatsBHND(), k: k.floatsBHND(), v: v.floatsBHND(), label: label)
+        return try evaluate(problem: problem, q: q.floatsBHND(), k: k.floatsBHND(), v: v.floatsBHND(), label: label, engine: engine)
     }
 
     private func evaluate(
-        problem: AttentionProblem, q: [Float], k: [Float], v: [Float], label: String
+        problem: AttentionProblem, q: [Float], k: [Float], v: [Float], label: String, engine: CUDAAttention?
     ) throws(AttentionError) -> [AccuracyRecord] {
-        let reference = try CPUAttention.reference(problem, q: q, k: k, v: v)
+        guard let engine else {
+            let reference = try CPUAttention.reference(problem, q: q, k: k, v: v)
+            var records: [AccuracyRecord] = []
+            for m in method.values {
+                let result = try CPUAttention.run(m, problem: problem, q: q, k: k, v: v, threads: threads)
+                records.append(AccuracyRecord(distribution: label, method: m, problem: problem, output: result.output, reference: reference))
+            }
+            return records
+        }
+        // The GPU reads fp16: the reference takes the same rounded inputs.
+        func tensor(_ values: [Float], heads: Int, tokens: Int) throws(AttentionError) -> AttentionTensor {
+            try AttentionTensor(converting: values, to: .float16, batch: problem.batch, heads: heads, tokens: tokens, headDim: problem.headDim)
+        }
+        let (qh, kh, vh) = try (tensor(q, heads: problem.heads, tokens: problem.queryLength),
+                                tensor(k, heads: problem.kvHeads, tokens: problem.keyLength),
+                                tensor(v, heads: problem.kvHeads, tokens: problem.keyLength))
+        let reference = try CPUAttention.reference(problem, q: qh.floatsBHND(), k: kh.floatsBHND(), v: vh.floatsBHND())
         var records: [AccuracyRecord] = []
-        for m in method.values {
-            let result = try CPUAttention.run(m, problem: problem, q: q, k: k, v: v, threads: threads)
-            let metrics = ErrorMetrics(output: result.output, reference: reference)
-            records.append(AccuracyRecord(distribution: label, method: m, problem: problem, metrics: metrics))
+        for m in method.values where engine.methods.contains(m) {
+            let result = try engine.run(m, problem: problem, q: qh, k: kh, v: vh, outputType: .float32)
+            records.append(AccuracyRecord(distribution: label, method: m, problem: problem, output: result.output.floatsBHND(), reference: reference))
         }
         return records
     }
@@ -157,12 +181,12 @@ struct Accuracy: ParsableCommand {
     }
 
     static func table(_ records: [AccuracyRecord]) -> String {
-        var table = TextTable(["distribution", "method", "N", "D", "MRE", "rel L1", "RMSE", "cos", "max abs"])
+        var table = TextTable(["distribution", "method", "N", "D", "MRE", "rel L1", "RMSE", "cos", "max abs", "heads: mean", "worst"])
         for r in records {
             table.append([
                 r.distribution, r.method, "\(r.seqlenK)", "\(r.headDim)",
                 formatted(r.mre), formatted(r.relL1), formatted(r.rmse),
-                String(format: "%.6f", r.cos), formatted(r.maxAbs),
+                String(format: "%.6f", r.cos), formatted(r.maxAbs), formatted(r.relL1HeadMean), formatted(r.relL1HeadWorst),
             ])
         }
         return table.rendered
@@ -184,11 +208,26 @@ struct AccuracyRecord: Codable, Sendable {
     var rmse: Double
     var cos: Double
     var maxAbs: Double
+    /// Relative L1 of each (batch, head) on its own: the mean over them, and the largest.
+    var relL1HeadMean: Double
+    var relL1HeadWorst: Double
 
     enum CodingKeys: String, CodingKey {
         case distribution, method, batch, heads, causal, mre, rmse, cos
         case seqlenQ = "seqlen_q", seqlenK = "seqlen_k", headDim = "head_dim"
         case relL1 = "rel_l1", maxAbs = "max_abs"
+        case relL1HeadMean = "rel_l1_head_mean", relL1HeadWorst = "rel_l1_head_worst"
+    }
+
+    /// The metrics of `output` against `reference` (both BHND).
+    init(distribution: String, method: AttentionMethod, problem: AttentionProblem, output: [Float], reference: [Double]) {
+        self.init(distribution: distribution, method: method, problem: problem, metrics: ErrorMetrics(output: output, reference: reference))
+        let slice = problem.queryLength * problem.headDim
+        let perHead = (0..<(problem.batch * problem.heads)).map { head in
+            ErrorMetrics(output: output[head * slice..<(head + 1) * slice], reference: Array(reference[head * slice..<(head + 1) * slice])).relativeL1
+        }
+        relL1HeadMean = perHead.isEmpty ? 0 : perHead.reduce(0, +) / Double(perHead.count)
+        relL1HeadWorst = perHead.max() ?? 0
     }
 
     init(distribution: String, method: AttentionMethod, problem: AttentionProblem, metrics: ErrorMetrics) {
@@ -205,5 +244,12 @@ struct AccuracyRecord: Codable, Sendable {
         rmse = metrics.rootMeanSquaredError
         cos = metrics.cosineSimilarity
         maxAbs = metrics.maxAbsoluteError
+        relL1HeadMean = metrics.relativeL1
+        relL1HeadWorst = metrics.relativeL1
     }
+}
+
+/// Where `intfa accuracy` runs the methods.
+enum AccuracyBackend: String, ExpressibleByArgument, CaseIterable {
+    case cpu, cuda
 }

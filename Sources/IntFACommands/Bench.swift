@@ -68,6 +68,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Render saved GPU records (from --json) instead of measuring.")
     var records: String?
 
+    @Option(help: "GPU kernels to time (default: all): \(GPUBenchKernel.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var kernels = CommaSeparated(GPUBenchKernel.allCases)
+
     @Option(help: "CPU threads (default: all).")
     var threads: Int?
 
@@ -117,7 +120,7 @@ struct Bench: ParsableCommand {
         let progress = ProgressLine()
         var records: [BenchRecord] = []
         for config in configs {
-            records += try benchmark.run(config, kernels: GPUBenchKernel.allCases, progress: progress)
+            records += try benchmark.run(config, kernels: kernels.values, progress: progress)
         }
         progress.finish()
         return records
@@ -160,3 +163,5 @@ struct Bench: ParsableCommand {
         return table.rendered
     }
 }
+
+extension GPUBenchKernel: ExpressibleByArgument {}

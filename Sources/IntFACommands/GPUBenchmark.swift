@@ -27,7 +27,7 @@ struct GPUBenchConfig: Sendable {
 }
 
 /// What `intfa bench --backend cuda` times for each configuration.
-enum GPUBenchKernel: String, CaseIterable {
+enum GPUBenchKernel: String, CaseIterable, Sendable {
     /// `int8` attention on inputs quantized beforehand, with the family chosen for the device
     /// (wgmma on compute capability 9.0).
     case int8
