@@ -92,12 +92,16 @@ struct KernelDescriptorTests {
             method: .int8, headDim: 128, causal: true, output: .bfloat16, writesLogSumExp: true, arch: "sm_90",
             tiles: .init(blockM: 64, stages: 2, qInRegisters: false))
         #expect(d.kernelName == "intfa_attention_int8_d128_causal_bf16_lse_m64_s2_w16")
-        #expect(d.compileOptions.contains("-DINTFA_METHOD=0"))
+        #expect(d.sourceFile == "attention_mma_int8.cu")
         #expect(d.compileOptions.contains("-arch=sm_90"))
         #expect(d.compileOptions.contains("-DINTFA_SMEM_BYTES=\(d.sharedMemoryBytes)"))
         #expect(d.threadsPerBlock == 128)
+        // 2 × (128-key K tile 128·144 + Vt 128·144 + 16 group scales) + the 64·144 Q tile
+        #expect(d.sharedMemoryBytes == 2 * (128 * 144 + 128 * 144 + 64) + 64 * 144)
+        let paper = try AttentionKernelDescriptor(method: .int8Paper, headDim: 128, causal: false, arch: "sm_90", tiles: d.tiles)
+        #expect(paper.sourceFile == "attention.cu" && paper.compileOptions.contains("-DINTFA_METHOD=1"))
         // 2 × (64·144 + 128·80 + 256) + 64·144, then 64 Q scales and the 32-byte source pointers
-        #expect(d.sharedMemoryBytes == 2 * (64 * 144 + 128 * 80 + 256) + 64 * 144 + 64 * 4 + 32)
+        #expect(paper.sharedMemoryBytes == 2 * (64 * 144 + 128 * 80 + 256) + 64 * 144 + 64 * 4 + 32)
     }
 
     @Test func rowTilesAndRegisterPromiseAreSpelledAndChecked() throws {
@@ -109,10 +113,10 @@ struct KernelDescriptorTests {
         #expect(d.compileOptions.contains("-DINTFA_WARP_ROWS=32"))
         #expect(d.compileOptions.contains("-DINTFA_SPLIT_ROW_TILES=1"))
         #expect(d.compileOptions.contains("-DINTFA_MIN_BLOCKS=2"))
-        let defaults = try AttentionKernelDescriptor(method: .int8, headDim: 128, causal: false, arch: "sm_90")
+        let defaults = try AttentionKernelDescriptor(method: .int8Paper, headDim: 128, causal: false, arch: "sm_90")
         #expect(defaults.tiles.warpRows == 32 && defaults.tiles.minBlocksPerSM == 2)
         // 32-row warps at D = 128 keep each thread's row sums and maxima in shared memory, 32 bytes.
-        #expect(defaults.sharedMemoryBytes == 2 * (64 * 144 + 128 * 80 + 256) + 128 * 144 + 128 * 4 + 32 + 128 * 32)
+        #expect(defaults.sharedMemoryBytes == 3 * (64 * 144 + 128 * 80 + 256) + 128 * 144 + 128 * 4 + 32 + 128 * 32)
         // fp16 with the log-sum-exp at D = 128 keeps 16-row warps where ptxas spills the 32-row form.
         let lse = try AttentionKernelDescriptor(method: .fp16, headDim: 128, causal: false, writesLogSumExp: true, arch: "sm_90")
         #expect(lse.tiles.warpRows == 16)
@@ -120,6 +124,7 @@ struct KernelDescriptorTests {
         #expect(lseAmpere.tiles.warpRows == 32)
         #expect(defaults.compileOptions.contains("-default-device"))  // the softmax forms' generic lambda
         for bad in [
+            AttentionKernelDescriptor.Tiles(blockM: 128, warpRows: 32, stages: 2, qInRegisters: false),  // int8: 16-row warps
             AttentionKernelDescriptor.Tiles(blockM: 64, warpRows: 48, stages: 2, qInRegisters: false),
             AttentionKernelDescriptor.Tiles(blockM: 96, warpRows: 32, stages: 2, qInRegisters: false),
             AttentionKernelDescriptor.Tiles(blockM: 64, stages: 5, qInRegisters: false),

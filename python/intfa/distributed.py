@@ -12,7 +12,7 @@ bytes of fp16 K/V; ``kv_format="fp16"`` sends the fp16 tensors instead (each blo
 quantized where it arrives).
 
 Causal attention uses zigzag sharding so no rank idles: the sequence is cut into 2P chunks on
-64-token boundaries and rank r holds chunks r and 2P-1-r (``zigzag_shard`` /
+128-token boundaries and rank r holds chunks r and 2P-1-r (``zigzag_shard`` /
 ``zigzag_unshard``); the last chunk takes any tail, so N need not divide evenly.
 
 Each block's attention asks for one CTA per tile (``grid="tiles"``): NCCL's kernels share the
@@ -30,13 +30,14 @@ import torch.distributed as dist
 import intfa
 
 
-BLOCK = 64  # the key block of the int8 scheme's P scales
+BLOCK = 128  # the key tile of the int8 scheme: its K scale groups and P blocks
 
 
 def even_bounds(n, parts):
-    """Token ranges of `parts` slices of n tokens whose boundaries fall on multiples of 64: the
-    key blocks of the int8 scheme's P scales, so each slice's blocks are the whole sequence's
-    and results match one GPU's to rounding. The last slice also takes the n mod 64 tail."""
+    """Token ranges of `parts` slices of n tokens whose boundaries fall on multiples of 128: the
+    key tiles of the int8 scheme, so each slice's K codes and P blocks are the whole sequence's
+    (but for its first 32 keys, which form a P block of their own) and results match one GPU's
+    within the quantization error. The last slice also takes the n mod 128 tail."""
     blocks = n // BLOCK
     edges = [BLOCK * (blocks * i // parts) for i in range(parts)] + [n]
     return [(edges[i], edges[i + 1]) for i in range(parts)]
@@ -172,7 +173,7 @@ def ring_attention(q, k, v, *, group=None, is_causal=False, scale=None, kv_forma
         total = sum(kv_lengths)
         if total < BLOCK * 2 * world:
             raise ValueError(f"causal ring attention on {world} ranks needs at least {BLOCK * 2 * world} tokens "
-                             f"(64 per zigzag chunk), not {total}")
+                             f"({BLOCK} per zigzag chunk), not {total}")
         bounds = zigzag_bounds(total, world)
         chunk_lengths = [(bounds[r][1] - bounds[r][0], bounds[2 * world - 1 - r][1] - bounds[2 * world - 1 - r][0])
                          for r in range(world)]
@@ -209,9 +210,9 @@ def ring_attention(q, k, v, *, group=None, is_causal=False, scale=None, kv_forma
         result = []
         for length, template in zip(chunk_lengths[source], blocks):
             if kv_format == "int8":
-                pad = (length + 63) // 64 * 64
+                pad = (length + BLOCK - 1) // BLOCK * BLOCK
                 tensors = [torch.empty(b * k.shape[1] * length * d, dtype=torch.int8, device=q.device),
-                           torch.empty(b * k.shape[1] * pad, dtype=torch.float32, device=q.device),
+                           torch.empty(b * k.shape[1] * pad // 8, dtype=torch.float32, device=q.device),
                            torch.empty(b * k.shape[1] * d * pad, dtype=torch.int8, device=q.device),
                            torch.empty_like(template.tensors[3])]
             else:

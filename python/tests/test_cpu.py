@@ -135,7 +135,8 @@ def test_workspace_and_quantized_sizes():
     assert size.value >= 2 * 4 * 100 * 64 + 2 * 2 * 300 * 64 * 2
     sizes = _lib.QuantizedSizes()
     assert lib.intfa_quantized_byte_counts(ctypes.byref(int8), ctypes.byref(sizes)) == 0
-    assert (sizes.q, sizes.k, sizes.vt, sizes.k_scale) == (2 * 4 * 100 * 64, 2 * 2 * 300 * 64, 2 * 2 * 64 * 320, 2 * 2 * 320 * 4)
+    # Vt rows padded to 384 keys (a multiple of 128), one K scale per group of 8 keys.
+    assert (sizes.q, sizes.k, sizes.vt, sizes.k_scale) == (2 * 4 * 100 * 64, 2 * 2 * 300 * 64, 2 * 2 * 64 * 384, 2 * 2 * 384 // 8 * 4)
     assert lib.intfa_quantized_byte_counts(ctypes.byref(fp16), ctypes.byref(sizes)) == _lib.ERROR_UNSUPPORTED
     assert b"no quantized form" in lib.intfa_last_error_message()
 

@@ -71,9 +71,9 @@ def test_zigzag_round_trip(n, world):
     assert sum(s.shape[2] for s in shards) == n
     assert torch.equal(zigzag_unshard(shards, n), x)
     bounds = zigzag_bounds(n, world)
-    assert all(a % 64 == 0 for a, _ in bounds) and bounds[-1][1] == n
+    assert all(a % 128 == 0 for a, _ in bounds) and bounds[-1][1] == n
     sizes = [z - a for a, z in bounds]
-    assert max(sizes) - min(sizes) <= 64 + n % 64  # whole 64-token blocks, the tail on the last chunk
+    assert max(sizes) - min(sizes) <= 128 + n % 128  # whole 128-token tiles, the tail on the last chunk
 
 
 @pytest.fixture(scope="module")

@@ -99,7 +99,8 @@ typedef struct intfa_quantized {
     void* q;        /* s8 [B, H, Nq, D] */
     float* q_scale; /* [B, H, Nq], times softmax_scale * log2(e) */
     void* k;        /* s8 [B, Hkv, Nk, D] */
-    float* k_scale; /* [B, Hkv, NkPad], NkPad = Nk rounded up to 64, zero past Nk */
+    float* k_scale; /* int8: [B, Hkv, NkPad / 8], one per group of 8 keys (docs/SCHEMES.md); int8-paper:
+                       [B, Hkv, NkPad]; NkPad = Nk rounded up to 128, zero past Nk */
     void* vt;       /* s8 [B, Hkv, D, NkPad] */
     float* v_scale; /* [B, Hkv, D] (int8) or [B, Hkv] (int8-paper) */
 } intfa_quantized;
