@@ -35,7 +35,9 @@ struct GPUBenchReport {
         let kernels = self.kernels
         let ratios: [(String, String, String)] = [
             ("int8/fp16", "int8", "fp16"), ("int8/FA2", "int8", "sdpa-flash2-fp16"),
-            ("int8/cuDNN", "int8", "sdpa-cudnn-fp16"), ("e2e/int8", "int8+quant", "int8"),
+            ("int8/cuDNN", "int8", "sdpa-cudnn-fp16"), ("int8/Sage2", "int8", "sage2-sm90"),
+            ("int8/cuDNN-fp8", "int8", "cudnn-fp8-e4m3"), ("e2e/int8", "int8+quant", "int8"),
+            ("e2e/Sage2-e2e", "int8+quant", "sage2-sm90+quant"),
         ].filter { kernels.contains($0.1) && kernels.contains($0.2) }
         var table = TextTable(["TOPS", ] + kernels + ratios.map(\.0))
         let byConfig = Dictionary(grouping: records, by: Self.key)
