@@ -101,7 +101,7 @@ typedef struct intfa_quantized {
     void* k;        /* s8 [B, Hkv, Nk, D] */
     float* k_scale; /* int8: [B, Hkv, NkPad / 8], one per group of 8 keys (docs/SCHEMES.md); int8-paper:
                        [B, Hkv, NkPad]; NkPad = Nk rounded up to 128, zero past Nk */
-    void* vt;       /* s8 [B, Hkv, D, NkPad] */
+    void* vt;       /* [B, Hkv, D, NkPad]: int8 codes + 128 as u8 (excess-128), int8-paper s8 codes */
     float* v_scale; /* [B, Hkv, D] (int8) or [B, Hkv] (int8-paper) */
 } intfa_quantized;
 

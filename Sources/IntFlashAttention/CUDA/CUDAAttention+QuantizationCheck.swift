@@ -25,10 +25,13 @@ extension CUDAAttention {
             let keyScaleCount = method == .int8 ? b * hkv * nkPad / KeyGroups.groupKeys : b * hkv * nkPad
             let paddedKeyScales = try context.read(Float.self, from: inputs.kScale, count: keyScaleCount)
             let permuted = try context.read(Int8.self, from: inputs.vt, count: b * hkv * d * nkPad)
+            // int8 stores Vt in excess-128 form: the XOR of the sign bit gives the s8 code back.
+            let excess: UInt8 = method == .int8 ? 0x80 : 0
             var vt = permuted
             for row in 0..<(b * hkv * d) {
                 for position in 0..<nkPad {
-                    vt[row * nkPad + Self.permutedKey(position: position)] = permuted[row * nkPad + position]
+                    vt[row * nkPad + Self.permutedKey(position: position)] =
+                        Int8(bitPattern: UInt8(bitPattern: permuted[row * nkPad + position]) ^ excess)
                 }
             }
             return QuantizedAttentionInputs(

@@ -39,7 +39,8 @@ public struct QuantizedDeviceInputs: Sendable, Hashable {
     /// fp32 [B, Hkv, NkPad / 8], one per group of 8 keys (`int8`, ``KeyGroups``), or
     /// [B, Hkv, NkPad], one per key (`int8-paper`); zero past Nk.
     public var kScale: UInt64
-    /// s8 [B, Hkv, D, NkPad], keys permuted within each group of 32.
+    /// [B, Hkv, D, NkPad], keys permuted within each group of 32: `int8` codes in excess-128
+    /// form (code + 128 as u8), `int8-paper` codes as s8.
     public var vt: UInt64
     /// fp32 [B, Hkv, D] (`int8`) or [B, Hkv] (`int8-paper`).
     public var vScale: UInt64

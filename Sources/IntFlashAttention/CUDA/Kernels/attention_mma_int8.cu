@@ -1,7 +1,7 @@
 // FlashAttention forward with the `int8` scheme of docs/SCHEMES.md on mma.sync (sm_80 and
-// later): Q·Kᵀ as s8·s8 and P·V as u8·s8 m16n8k32 MMAs over key tiles of 128 streamed
-// through a cp.async ring, the softmax of int8_scheme.cuh (the Hopper kernel's) on each
-// warp's fragments.
+// later): Q·Kᵀ as s8·s8 and P·V as u8·u8 m16n8k32 MMAs (Vt in excess-128 form) over key tiles
+// of 128 streamed through a cp.async ring, with the softmax and the fold of int8_scheme.cuh
+// (the Hopper kernel's) on each warp's fragments.
 //
 // Compile-time options (NVRTC -D):
 //   INTFA_HEAD_DIM       64 or 128
@@ -20,8 +20,9 @@
 // Structure. Each warp owns 16 query rows. Per key tile, S = Q·Kᵀ (16 n-tiles of 8 keys) stays
 // in registers in the layout of the wgmma accumulator, block_softmax turns it into the P·V A
 // fragments in place (the quantizer's Vt stores each 32-key group in the fragments' order), and
-// each P block's u8·s8 product is folded into the fp32 output with its weight. The first tile
-// has two P blocks (keys 0–31 and 32–127), folded one after the other.
+// each P block's u8·u8 product P·(V + 128) is folded into the fp32 output O' with one FFMA per
+// element; the offset leaves with the rows' code sums. The first tile has two P blocks (keys
+// 0–31 and 32–127), folded one after the other.
 #include "params.cuh"
 #include "variant_name.cuh"
 #include "mma_tiles.cuh"
@@ -119,17 +120,7 @@ static INTFA_DEVICE void block_product(intfa_s32 (&product)[4], const intfa_u32 
 #pragma unroll
     for (int c = First; c < Last; ++c) {
         const intfa_u32(&b)[4] = c < 2 ? b01 : b23;
-        intfa_mma_u8s8(product, codes[c], b[2 * (c & 1)], b[2 * (c & 1) + 1]);
-    }
-}
-
-// O = O · alpha (skipped when no row of the warp has a new maximum) for one P block.
-static INTFA_DEVICE void rescale_output(float (&output)[kOutTiles][4], const BlockFactors& f) {
-    if (__all_sync(0xFFFFFFFFu, f.alpha[0] == 1.0f && f.alpha[1] == 1.0f)) return;
-#pragma unroll
-    for (int n = 0; n < kOutTiles; ++n) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) output[n][e] *= f.alpha[e >> 1];
+        intfa_mma_u8u8(product, codes[c], b[2 * (c & 1)], b[2 * (c & 1) + 1]);
     }
 }
 
@@ -193,11 +184,11 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
     }
 
     RowState state;
-    float output[kOutTiles][4];
+    float o[kOutTiles * 4];  // O' (int8_scheme.cuh): n-tile n, element e at 4n + e
 #pragma unroll
     for (int r = 0; r < 2; ++r) state.max[r] = kNegativeInfinity, state.sum[r] = 0.0f, state.offsetWeight[r] = 0.0f;
 #pragma unroll
-    for (int n = 0; n < kOutTiles; ++n) output[n][0] = output[n][1] = output[n][2] = output[n][3] = 0.0f;
+    for (int i = 0; i < kOutTiles * 4; ++i) o[i] = 0.0f;
 
     const int ldRow = lane & 7;      // row inside the 8x8 matrix whose address this lane gives
     const int ldMatrix = lane >> 3;  // which of the four matrices
@@ -271,10 +262,11 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
             else softmax(Constant<false>(), Constant<false>());
         }
 
-        // ---- P·V, each P block's product folded with its weight: O = O · alpha + w · Pq·Vq.
+        // ---- P·V, each P block's product folded with its weight: O' = O' · alpha + w · 2^117 · bits(A).
         auto fold = [&](auto firstChunk, auto lastChunk, const BlockFactors& f) {
             constexpr int First = decltype(firstChunk)::value, Last = decltype(lastChunk)::value;
-            rescale_output(output, f);
+            float foldWeight[2];
+            begin_fold(o, f, state, foldWeight);
 #pragma unroll
             for (int n = 0; n < kOutTiles; ++n) {
                 if (kFenceFragmentLoads && n % kFencedOutTiles == 0) __syncwarp();
@@ -286,7 +278,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                 intfa_s32 product[4];
                 block_product<First, Last>(product, codes, b01, b23);
 #pragma unroll
-                for (int e = 0; e < 4; ++e) output[n][e] = fmaf(f.weight[e >> 1], intfa_small_int_to_float(product[e]), output[n][e]);
+                for (int e = 0; e < 4; ++e) o[4 * n + e] = fmaf(foldWeight[e >> 1], __int_as_float(product[e]), o[4 * n + e]);
             }
         };
         if (tile == 0) {
@@ -295,28 +287,29 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
         } else {
             fold(Constant<0>(), Constant<kChunks>(), factors[0]);
         }
+        if ((tile + 1) % kRebaseTiles == 0) rebase_output(o, state);
     }
 
-    // ---- Epilogue: O = acc · sV / l (0 when no key was visible), and the log-sum-exp.
+    // ---- Epilogue: O = (O' − 2^-25 · R) · 2^32 · sV / l (0 when no key was visible), and the
+    // log-sum-exp.
     const float* vScale = (const float*)p.vScale + ((intfa_i64)batch * p.kvHeads + kvHead) * kHeadDim;
     unsigned char* outBase = (unsigned char*)p.out + ((intfa_i64)batch * p.oStrideBatch + (intfa_i64)head * p.oStrideHead) * 2;
     float l[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-        l[r] = state.sum[r];
-        l[r] += __shfl_xor_sync(0xFFFFFFFFu, l[r], 1);
-        l[r] += __shfl_xor_sync(0xFFFFFFFFu, l[r], 2);
+        l[r] = row_total(state.sum[r]);
+        const float offset = kExcessOffset * row_total(state.offsetWeight[r]);
         const int row = threadRow0 + 8 * r;
         if (row >= queryLength) continue;
         // One division per row (the IEEE division has a slow-path call; one per element would
         // keep the whole accumulator live across calls).
-        const float inverseSum = l[r] > 0.0f ? __fdiv_rn(1.0f, l[r]) : 0.0f;
+        const float outputScale = l[r] > 0.0f ? __fdiv_rn(kOutputScale, l[r]) : 0.0f;
         intfa_u32* outRow = (intfa_u32*)(outBase + (intfa_i64)row * p.oStrideToken * 2);
 #pragma unroll
         for (int n = 0; n < kOutTiles; ++n) {
             const int channel = 8 * n + 2 * quad;
-            const float value0 = __fmul_rn(__fmul_rn(output[n][2 * r], vScale[channel]), inverseSum);
-            const float value1 = __fmul_rn(__fmul_rn(output[n][2 * r + 1], vScale[channel + 1]), inverseSum);
+            const float value0 = (o[4 * n + 2 * r] - offset) * vScale[channel] * outputScale;
+            const float value1 = (o[4 * n + 2 * r + 1] - offset) * vScale[channel + 1] * outputScale;
 #if INTFA_OUT_BF16
             outRow[channel / 2] = intfa_pack_bf162(value0, value1);
 #else

@@ -1,6 +1,6 @@
 // FlashAttention forward for Hopper (sm_90a) with the `int8` scheme of docs/SCHEMES.md: Q·Kᵀ
-// as s8·s8 and P·V as u8·u8 warpgroup MMAs (wgmma, V in excess-128 form) over key tiles of
-// 128 brought in by TMA, one P row scale per P block (the first tile's keys 0–31 and 32–127,
+// as s8·s8 and P·V as u8·u8 warpgroup MMAs (wgmma; the quantizer stores Vt in excess-128
+// form) over key tiles of 128 brought in by TMA, one P row scale per P block (the first tile's keys 0–31 and 32–127,
 // then each whole tile), one K scale per group of 8 keys.
 //
 // Compile-time options (NVRTC -D):
@@ -17,9 +17,8 @@
 //
 // Roles. Warpgroup 0 is the producer: one thread waits for a free ring slot, then issues the
 // TMA copies of the K tile (128 keys × D) and the Vt tile (D × 128 keys) and a bulk copy of
-// the tile's 16 K group scales, all completing on the slot's "full" mbarrier. Two other
-// producer warps then turn the Vt tile into excess-128 form (code + 128 as u8, an XOR of the
-// sign bit) in place and arrive on the slot's "ready" mbarrier. Warpgroups 1… are consumers,
+// the tile's 16 K group scales, all completing on the slot's "full" mbarrier; the producer's
+// other warps leave. Warpgroups 1… are consumers,
 // each owning 64 query rows, whose Q codes it stores once per tile into its own Q tile in
 // shared memory (the A operand of S = Q·Kᵀ). Per key tile n a consumer runs the softmax of
 // S(n) into u8 codes, then issues P·V(n) and, behind it, S(n + 1) (two commit groups), waits
@@ -128,24 +127,9 @@ constexpr intfa_u32 kVGroupBytes = 8 * kBlockN;
 
 constexpr int kQChunks = kHeadDim / 32;  // k32 steps of Q·Kᵀ
 constexpr int kOutRegisters = kHeadDim / 2;
-// The fold reads the int32 P·V accumulator A (0 ≤ A < 2^23) as the bits of a subnormal fp32,
-// A · 2^-149, which an FFMA multiplies exactly: w · 2^117 · that = w · A · 2^-32, so O' holds
-// the output in units of 2^32 (w ≤ 2^8/255 keeps w · 2^117 finite).
-constexpr float kFoldWeightScale = 1.6615349947311448e35f;  // 2^117
-constexpr float kOutputScale = 4294967296.0f;               // 2^32
-constexpr float kExcessOffset = 2.98023223876953125e-8f;    // 128 · 2^-32 = 2^-25
-static_assert(kBlockN * 255 * 255 < (1 << 23), "a tile's P·(V + 128) must stay below 2^23");
-// Vt codes in excess-128 form: the XOR of each byte's sign bit adds 128 to an s8 code.
-constexpr intfa_u32 kExcess128 = 0x80808080u;
-// Producer warps 2 and 3 convert each Vt tile (16 bytes per thread per step).
-constexpr int kConverterThreads = 64;
-constexpr int kConverterSteps = kVTileBytes / 16 / kConverterThreads;
-static_assert(kVTileBytes % (16 * kConverterThreads) == 0, "Vt tile split over the converter threads");
 // Named barriers: 1…kConsumers take turns (TurnTaking), kQTileBarrier + group guards a
 // consumer's Q tile.
 constexpr int kQTileBarrier = 4;
-// Folds between removals of the excess-128 offset from O' (rebase_output).
-constexpr int kRebaseTiles = 8;
 
 }  // namespace
 
@@ -224,49 +208,16 @@ static INTFA_DEVICE void issue_values(intfa_s32 (&acc)[kOutRegisters], const int
     }
 }
 
-// Turns the slot's Vt tile (s8 codes, as TMA wrote them) into excess-128 form in place, as
-// one of the kConverterThreads converter threads.
-static INTFA_DEVICE void convert_values_tile(unsigned char* vTile, int converter) {
-    uint4* words = (uint4*)vTile;
-#pragma unroll 1
-    for (int step = 0; step < kConverterSteps; ++step) {
-        uint4 w = words[step * kConverterThreads + converter];
-        w.x ^= kExcess128, w.y ^= kExcess128, w.z ^= kExcess128, w.w ^= kExcess128;
-        words[step * kConverterThreads + converter] = w;
-    }
-}
-
 #if !INTFA_LAYOUT_TEST
 
 // Folds one P block's finished P·V into the output: O' = O' · alpha + w · 2^117 · bits(acc)
 // (one FFMA per element, plus a multiply when some row of the warp has a new maximum).
-static INTFA_DEVICE void fold_block(float (&o)[kOutRegisters], const intfa_s32 (&acc)[kOutRegisters], const BlockFactors& f) {
-    if (!__all_sync(0xFFFFFFFFu, f.alpha[0] == 1.0f && f.alpha[1] == 1.0f)) {
-#pragma unroll
-        for (int i = 0; i < kOutRegisters; ++i) o[i] *= f.alpha[(i >> 1) & 1];
-    }
-    const float foldWeight[2] = {f.weight[0] * kFoldWeightScale, f.weight[1] * kFoldWeightScale};
+static INTFA_DEVICE void fold_block(float (&o)[kOutRegisters], const intfa_s32 (&acc)[kOutRegisters], const BlockFactors& f,
+                                    RowState& state) {
+    float foldWeight[2];
+    begin_fold(o, f, state, foldWeight);
 #pragma unroll
     for (int i = 0; i < kOutRegisters; ++i) o[i] = fmaf(foldWeight[(i >> 1) & 1], __int_as_float(acc[i]), o[i]);
-}
-
-// R for the whole row: the sum of the shares of the row's four threads.
-static INTFA_DEVICE float row_total(float share) {
-    share += __shfl_xor_sync(0xFFFFFFFFu, share, 1);
-    return share + __shfl_xor_sync(0xFFFFFFFFu, share, 2);
-}
-
-// Removes the excess-128 offset that the folds collected in O' (O' −= 2^-25 · R, R = 0).
-// Left in, it grows with l and its fp32 rounding with it: a relative error linear in the
-// number of blocks. Done after every kRebaseTiles folds, for one FFMA per element per
-// kRebaseTiles tiles.
-static INTFA_DEVICE void rebase_output(float (&o)[kOutRegisters], RowState& state) {
-    float offset[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) offset[r] = -kExcessOffset * row_total(state.offsetWeight[r]);
-#pragma unroll
-    for (int i = 0; i < kOutRegisters; ++i) o[i] += offset[(i >> 1) & 1];
-    state.offsetWeight[0] = state.offsetWeight[1] = 0.0f;
 }
 
 // Consumer warpgroups take turns issuing GEMMs: group i waits on barrier 1 + i, then lets
@@ -329,13 +280,11 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
     extern __shared__ unsigned char dynamicShared[];
     __shared__ __align__(8) intfa_u64 fullBarriers[kStages];
     __shared__ __align__(8) intfa_u64 emptyBarriers[kStages];
-    __shared__ __align__(8) intfa_u64 readyBarriers[kStages];
     const AttentionParams& p = params.attention;
 
     const intfa_u32 ring = (intfa_smem_address(dynamicShared) + 1023) & ~1023u;
     const intfa_u32 full0 = intfa_smem_address(fullBarriers);
     const intfa_u32 empty0 = intfa_smem_address(emptyBarriers);
-    const intfa_u32 ready0 = intfa_smem_address(readyBarriers);
 
     // Read from lane 0 so the compiler knows it is warp-uniform: values derived from it (the
     // loop bounds, the ring addresses) then live in uniform registers, and the wgmma
@@ -346,7 +295,6 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
         for (int s = 0; s < kStages; ++s) {
             intfa_mbarrier_init(full0 + 8 * s, 1);
             intfa_mbarrier_init(empty0 + 8 * s, 4 * kConsumers);  // one arrival per consumer warp
-            intfa_mbarrier_init(ready0 + 8 * s, kConverterThreads);
         }
         intfa_fence_barrier_init();
     }
@@ -356,29 +304,10 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
         // ---- Producer.
         intfa_registers_decrease<kProducerRegisters>();
         const Schedule schedule(p);
-        // The role tests are warp-uniform and the other threads leave before each role's loop,
-        // so ptxas keeps the loops' values in uniform registers (it spilled them under the
-        // producer's budget when the roles were branches of one if/else).
-        const int producerWarp = __shfl_sync(0xFFFFFFFFu, threadIdx.x >> 5, 0);
-        if (producerWarp >= 4 - kConverterThreads / 32) {
-            // Warps 2 and 3: each loaded Vt tile into excess-128 form, in ring order.
-            const int converter = threadIdx.x - (128 - kConverterThreads);
-            int ringBlock = 0;
-            for (intfa_i64 index = blockIdx.x; index < schedule.tiles; index += gridDim.x) {
-                const int blockCount = schedule.tileBlocks(tile_at(index, schedule.queryBlocks, schedule.heads).queryBlock);
-                for (int block = 0; block < blockCount; ++block, ++ringBlock) {
-                    const int slot = ringBlock % kStages;
-                    intfa_mbarrier_wait(full0 + 8 * slot, (ringBlock / kStages) & 1);
-                    convert_values_tile(dynamicShared + (ring - intfa_smem_address(dynamicShared)) + slot * kSlotBytes + kKTileBytes, converter);
-                    // The wgmma that reads the tile is an async-proxy access.
-                    intfa_fence_proxy_async();
-                    intfa_mbarrier_arrive(ready0 + 8 * slot);
-                }
-            }
-            return;
-        }
+        // Thread 0 issues the TMA copies; the others leave before the loop, so that its values
+        // stay in uniform registers (ptxas spilled them under the producer's budget when the
+        // roles were branches of one if/else).
         if (threadIdx.x != 0) return;
-        // Thread 0: the TMA copies.
         intfa_prefetch_tensor_map(&params.keys);
         intfa_prefetch_tensor_map(&params.values);
         int ringBlock = 0;  // tiles loaded so far by this CTA: slot and phase
@@ -458,8 +387,6 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
         auto phaseOf = [&](int block) { return (((unsigned)ringBlock0 + (unsigned)block) / kStages) & 1; };
         auto slotAddress = [&](int block) { return ring + slotOf(block) * kSlotBytes; };
         auto waitFull = [&](int block) { intfa_mbarrier_wait(full0 + 8 * slotOf(block), phaseOf(block)); };
-        // The tile's Vt is in excess-128 form.
-        auto waitReady = [&](int block) { intfa_mbarrier_wait(ready0 + 8 * slotOf(block), phaseOf(block)); };
         auto release = [&](int block) {
             if (lane == 0) intfa_mbarrier_arrive(empty0 + 8 * slotOf(block));
         };
@@ -510,7 +437,6 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
                 waitFull(block + 1);
                 keyScales = loadKeyScales(block + 1);
             }
-            if (First == 0) waitReady(block);  // the first tile's was waited for before
             const TileDescriptors current = tile_descriptors(slotAddress(block));
             const TileDescriptors following = tile_descriptors(slotAddress(Next ? block + 1 : block));
             turns.wait();
@@ -526,7 +452,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
             else intfa_wgmma_wait<0>();
             intfa_fence_registers(acc);
             release(block);
-            fold_block(o, acc, factors[0]);
+            fold_block(o, acc, factors[0], state);
             if ((block + 1) % kRebaseTiles == 0) rebase_output(o, state);
             if (Next) {
                 intfa_wgmma_wait<0>();
@@ -549,7 +475,6 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
                 intfa_fence_registers(s);
             }
             softmax(s, keyScales, 0, codes, factors, Constant<true>());
-            waitReady(0);
             {
                 const TileDescriptors first = tile_descriptors(slotAddress(0));
                 turns.wait();
@@ -560,7 +485,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
                 intfa_wgmma_wait<0>();
                 intfa_fence_registers(acc);
             }
-            fold_block(o, acc, factors[0]);
+            fold_block(o, acc, factors[0], state);
             factors[0] = factors[1];
             // Then each tile's P·V with the next S behind it; the last tile's alone.
             if (groupBlocks == 1) {
@@ -574,7 +499,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
         // Tiles only later rows of the CTA see: keep the ring and the turns in step (one turn per
         // tile, so a group waiting here never holds back the turn another group needs first).
         for (int block = groupBlocks; block < blockCount; ++block) {
-            waitReady(block);  // the converters are done with the slot too
+            waitFull(block);
             release(block);
             turns.wait();
             turns.pass(++turn == issuePoints);
@@ -624,10 +549,10 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
 #else  // INTFA_LAYOUT_TEST
 
 // Fragment-layout test (one CTA, one warpgroup, 64 query rows, 128 keys): exercises the
-// kernel's own TMA maps, descriptors, excess-128 conversion, wgmma forms and code packing on
-// exact integer data.
+// kernel's own TMA maps, descriptors, wgmma forms and code packing on exact integer data.
 //   in:  attention.q      Q codes s8 [64, D]
 //        keys, values     the tensor maps of K codes [128, D] and the permuted Vt [D, 128]
+//                         in excess-128 form
 //        attention.kScale P codes u8 [64, 128] (row, key), in natural key order
 //   out: attention.out    S = Q·Kᵀ as int32 [64, 128]
 //        attention.lse    O = P·V as int32 [64, D]
@@ -654,10 +579,6 @@ extern "C" __global__ void __launch_bounds__(128, 1) INTFA_CAT(intfa_wgmma_layou
     store_query_tile(dynamicShared + (qTile - intfa_smem_address(dynamicShared)), (const unsigned char*)p.q, kHeadDim, 64, threadIdx.x);
     intfa_fence_proxy_async();
     intfa_mbarrier_wait(full, 0);
-    if (threadIdx.x >= 128 - kConverterThreads) {
-        convert_values_tile(dynamicShared + (tiles - intfa_smem_address(dynamicShared)) + kKTileBytes, threadIdx.x - (128 - kConverterThreads));
-        intfa_fence_proxy_async();
-    }
     __syncthreads();
 
     const TileDescriptors descriptors = tile_descriptors(tiles);

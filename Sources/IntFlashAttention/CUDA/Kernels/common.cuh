@@ -205,6 +205,13 @@ INTFA_DEVICE void intfa_mma_u8s8(intfa_s32 (&d)[4], const intfa_u32 (&a)[4], int
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+INTFA_DEVICE void intfa_mma_u8u8(intfa_s32 (&d)[4], const intfa_u32 (&a)[4], intfa_u32 b0, intfa_u32 b1) {
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.u8.s32 "
+                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
 #if __CUDA_ARCH__ >= 890
 INTFA_DEVICE void intfa_mma_e4m3(float (&d)[4], const intfa_u32 (&a)[4], intfa_u32 b0, intfa_u32 b1) {
     asm("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 "

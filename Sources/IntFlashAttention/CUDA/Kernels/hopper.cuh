@@ -40,8 +40,8 @@ INTFA_DEVICE void intfa_wgmma_wait() { asm volatile("wgmma.wait_group.sync.align
 
 // Keeps the compiler from moving reads or writes of an accumulator register across a
 // wgmma issue or wait (the asm statements themselves are ordered: all are volatile).
-template <int N>
-INTFA_DEVICE void intfa_fence_registers(intfa_s32 (&r)[N]) {
+template <typename T, int N>
+INTFA_DEVICE void intfa_fence_registers(T (&r)[N]) {
 #pragma unroll
     for (int i = 0; i < N; ++i) asm volatile("" : "+r"(r[i]) :: "memory");
 }

@@ -25,6 +25,17 @@ static_assert(kFirstBlockKeys == 32, "the first P block is one P·V k-step");
 // units): the P codes take their block's own reference, so the state's only scales the fp32
 // state, and w = exp2(t − m)/255 ≤ 2^8/255 keeps it far from overflow.
 constexpr float kRescaleSlack = 8.0f;
+// P·V runs as u8·u8 on Vt in excess-128 form: A = Pq · (Vq + 128), 0 ≤ A < 128·255·255 < 2^23.
+// The fold reads A's bits as a subnormal fp32, A · 2^-149, which an FFMA multiplies exactly:
+// w · 2^117 · that = w · A · 2^-32, so O' holds the output in units of 2^32 (w ≤ 2^8/255 keeps
+// w · 2^117 finite), and the offset 128 · Σ Pq of each block is removed with the rows' code
+// sums R: O = (O' − 2^-25 · R) · 2^32.
+constexpr float kFoldWeightScale = 1.6615349947311448e35f;  // 2^117
+constexpr float kOutputScale = 4294967296.0f;               // 2^32
+constexpr float kExcessOffset = 2.98023223876953125e-8f;    // 128 · 2^-32 = 2^-25
+static_assert(kTileKeys * 255 * 255 < (1 << 23), "a tile's P·(V + 128) must stay below 2^23");
+// Folds between removals of the offset from O' (rebase_output).
+constexpr int kRebaseTiles = 8;
 
 
 // The P A fragment of a tile from the probabilities at the 64 positions of the S fragment.
@@ -43,15 +54,16 @@ struct RowState {
     float max[2];          // reference maximum m (log2 domain, at most kRescaleSlack below
                            // the true running maximum), −∞ before any visible key
     float sum[2];          // this thread's share of l (its keys of each block)
-    float offsetWeight[2]; // this thread's share of R: l's growth since the last rebase, the
-                           // weight of the excess-128 offset left in O' (the Hopper kernel's
-                           // u8·u8 P·V; unread, and so removed, elsewhere)
+    float offsetWeight[2]; // this thread's share of R: l's growth through the folded blocks
+                           // since the last rebase, the weight of the excess-128 offset left
+                           // in O' (the Hopper kernel's u8·u8 P·V; unused elsewhere)
 };
 
 // How one P block changes a row's state, applied to the output once its P·V is done.
 struct BlockFactors {
     float alpha[2];   // rescale of the state
     float weight[2];  // w: weight of the block's codes
+    float added[2];   // w · Σ codes: this thread's share of the block's growth of l
 };
 
 // The softmax of one key tile: scores → u8 codes (as P·V's A fragment), the rows' states
@@ -126,7 +138,7 @@ INTFA_DEVICE void block_softmax(
         }
         intfa_pack_code_chunk(prob, p[c]);
     }
-    // Row sums of the codes (exact integers) into l and R, block by block.
+    // Row sums of the codes (exact integers) into l, block by block.
 #pragma unroll
     for (int b = 0; b < kBlocks; ++b) {
         intfa_u32 codeSum[2] = {0u, 0u};
@@ -140,11 +152,47 @@ INTFA_DEVICE void block_softmax(
         }
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-            const float added = factors[b].weight[r] * (float)codeSum[r];
-            state.sum[r] = fmaf(state.sum[r], factors[b].alpha[r], added);
-            state.offsetWeight[r] = fmaf(state.offsetWeight[r], factors[b].alpha[r], added);
+            factors[b].added[r] = factors[b].weight[r] * (float)codeSum[r];
+            state.sum[r] = fmaf(state.sum[r], factors[b].alpha[r], factors[b].added[r]);
         }
     }
+}
+
+// Starts folding a P block into O' (float[N], element i of row (i >> 1) & 1, as the wgmma
+// accumulator and a warp's mma.sync n-tiles number them): O' · alpha when some row of the warp
+// has a new maximum (a warp vote skips it otherwise), the block's codes into R, and the rows'
+// multipliers w · 2^117 of the FFMAs that follow.
+template <int N>
+INTFA_DEVICE void begin_fold(float (&o)[N], const BlockFactors& f, RowState& state, float (&foldWeight)[2]) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        state.offsetWeight[r] = fmaf(state.offsetWeight[r], f.alpha[r], f.added[r]);
+        foldWeight[r] = f.weight[r] * kFoldWeightScale;
+    }
+    if (!__all_sync(0xFFFFFFFFu, f.alpha[0] == 1.0f && f.alpha[1] == 1.0f)) {
+#pragma unroll
+        for (int i = 0; i < N; ++i) o[i] *= f.alpha[(i >> 1) & 1];
+    }
+}
+
+// A row's total of a per-thread share: the sum over the row's four threads.
+INTFA_DEVICE float row_total(float share) {
+    share += __shfl_xor_sync(0xFFFFFFFFu, share, 1);
+    return share + __shfl_xor_sync(0xFFFFFFFFu, share, 2);
+}
+
+// Removes the excess-128 offset that the folds collected in O' (O' −= 2^-25 · R, R = 0).
+// Left in, it grows with l and its fp32 rounding with it: a relative error linear in the
+// number of blocks. Done after every kRebaseTiles folds, for one FFMA per element per
+// kRebaseTiles tiles.
+template <int N>
+INTFA_DEVICE void rebase_output(float (&o)[N], RowState& state) {
+    float offset[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) offset[r] = -kExcessOffset * row_total(state.offsetWeight[r]);
+#pragma unroll
+    for (int i = 0; i < N; ++i) o[i] += offset[(i >> 1) & 1];
+    state.offsetWeight[0] = state.offsetWeight[1] = 0.0f;
 }
 
 }  // namespace int8_scheme

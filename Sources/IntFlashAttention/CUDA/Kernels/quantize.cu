@@ -449,8 +449,17 @@ static INTFA_DEVICE int vt_position(int r) {
     return 16 * (r >> 4) + 4 * ((r & 7) >> 1) + 2 * ((r & 15) >> 3) + (r & 1);
 }
 
+// The XOR that turns an s8 code into Vt's stored byte: excess-128 for per-channel int8 V.
+#if !INTFA_CODE_E4M3 && !INTFA_PER_TENSOR
+constexpr intfa_u32 kVtExcess = 0x80u;
+#else
+constexpr intfa_u32 kVtExcess = 0u;
+#endif
+
 // V → Vt [B, Hx, D, NPad], keys permuted in groups of 32, zero past N; scales per channel
-// [B, Hx, D] or per tensor [B, Hx]. One CTA per 64 tokens × 64 channels of one (batch, head):
+// [B, Hx, D] or per tensor [B, Hx]. Per channel (the `int8` scheme) the codes are stored in
+// excess-128 form (code + 128 as u8, the XOR of the sign bit; padding 128): the attention
+// kernels' P·V is u8·u8. One CTA per 64 tokens × 64 channels of one (batch, head):
 // read (4 channels per 8-byte load where V's alignment allows, all loads in flight at once),
 // encode into a shared tile in Vt order, write 16 bytes of one channel row per thread.
 // Grid (NPad/64, ceil(D/64), min(B·Hx, 65535)); block 256; CTAs loop over the heads beyond
@@ -520,7 +529,7 @@ extern "C" __global__ void __launch_bounds__(256) INTFA_VT_KERNEL(const Quantiza
                     const float x = intfa_half_to_float(half);
 #endif
                     // Padding tokens and channels past D hold 0 and encode to code 0.
-                    tile[cl + e][position] = (intfa_u8)encode(x, inverse[cl + e]);
+                    tile[cl + e][position] = (intfa_u8)(encode(x, inverse[cl + e]) ^ kVtExcess);
                 }
             }
         } else {
@@ -531,7 +540,7 @@ extern "C" __global__ void __launch_bounds__(256) INTFA_VT_KERNEL(const Quantiza
                 const int c = c0 + cl;
                 intfa_u32 code = 0;
                 if (t < p.tokens && c < p.headDim) code = encode(load_input(base, t * p.strideToken + c), inverse[cl]);
-                tile[cl][(tl & 32) + vt_position(tl & 31)] = (intfa_u8)code;
+                tile[cl][(tl & 32) + vt_position(tl & 31)] = (intfa_u8)(code ^ kVtExcess);
             }
         }
         __syncthreads();

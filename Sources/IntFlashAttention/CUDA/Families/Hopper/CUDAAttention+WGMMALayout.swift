@@ -13,10 +13,11 @@ extension CUDAAttention {
         func codes(_ count: Int) -> [Int8] { (0..<count).map { _ in Int8(Int(generator.next() % 255) - 127) } }
         let q = codes(rows * d), k = codes(n * d), v = codes(n * d)
         let p = (0..<(rows * n)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
-        // Vt [d, 128] with the keys of each group of 32 permuted as the quantizer writes them.
-        var vt = [Int8](repeating: 0, count: d * n)
+        // Vt [d, 128] as the quantizer writes it: keys of each group of 32 permuted, codes in
+        // excess-128 form (code + 128 as u8).
+        var vt = [UInt8](repeating: 0, count: d * n)
         for c in 0..<d {
-            for position in 0..<n { vt[c * n + position] = v[Self.permutedKey(position: position) * d + c] }
+            for position in 0..<n { vt[c * n + position] = UInt8(bitPattern: v[Self.permutedKey(position: position) * d + c]) ^ 0x80 }
         }
         let buffers = try cuda { () throws(CUDAError) in
             (q: try DeviceBuffer(context: context, copying: q), k: try DeviceBuffer(context: context, copying: k),
