@@ -192,33 +192,65 @@ static INTFA_DEVICE float tensor_amax(const QuantizationParams& p, intfa_i64 bh)
     return amax;
 }
 
-// Tokens one warp quantizes: their loads are all issued before the first reduction, so each
-// warp keeps several rows in flight (one row at a time leaves the loads latency-bound). The
-// rows stay in registers as 16-bit inputs, converted where used.
-#define kRowsPerWarp 8
+// Rows of 16-bit inputs that one warp holds, lane l owning channels kPer·l … kPer·l + kPer − 1
+// (kContiguous: one vector load and one vector store per lane and row) or l, l + 32, … (any D ≤ 256, any
+// alignment).
+template <int kPer>
+struct alignas(2 * kPer) RowSlice { intfa_u16 bits[kPer]; };
 
-// kRows rows (tokens t0…) of one (batch, head), one warp. With kContiguous, D = 32·kPer and
-// lane l owns channels kPer·l … kPer·l + kPer − 1: one vector load and one vector store per
-// lane and row. Otherwise lane l owns channels l, l + 32, … (any D ≤ 256, any alignment).
-// Same arithmetic either way. `inv` is the per-tensor inverse scale.
+template <int kPer, bool kContiguous>
+static INTFA_DEVICE int slice_channel(int lane, int i) { return kContiguous ? kPer * lane + i : lane + 32 * i; }
+
+// Loads rows t0 … t0 + kRows − 1 of one (batch, head) (rows past N read row 0).
 template <int kPer, bool kContiguous, int kRows>
-static INTFA_DEVICE void quantize_rows(const QuantizationParams& p, intfa_i64 bh, intfa_i64 t0, int lane, float inv) {
-    const intfa_i64 b = bh / p.heads, h = bh % p.heads;
-    const intfa_u16* base = (const intfa_u16*)p.input + b * p.strideBatch + h * p.strideHead;
-    auto channel = [&](int i) { return kContiguous ? kPer * lane + i : lane + 32 * i; };
-    struct alignas(2 * kPer) Halves { intfa_u16 bits[kPer]; };
-    Halves raw[kRows];
+static INTFA_DEVICE void load_row_slices(const QuantizationParams& p, const intfa_u16* base, intfa_i64 t0, int lane,
+                                         RowSlice<kPer> (&raw)[kRows]) {
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
         const intfa_i64 t = t0 + r;
         const intfa_u16* row = base + (t < p.tokens ? t : 0) * p.strideToken;
         if (kContiguous) {
-            raw[r] = *(const Halves*)(row + kPer * lane);
+            raw[r] = *(const RowSlice<kPer>*)(row + kPer * lane);
         } else {
 #pragma unroll
-            for (int i = 0; i < kPer; ++i) raw[r].bits[i] = channel(i) < p.headDim ? row[channel(i)] : (intfa_u16)0;
+            for (int i = 0; i < kPer; ++i) {
+                const int c = slice_channel<kPer, false>(lane, i);
+                raw[r].bits[i] = c < p.headDim ? row[c] : (intfa_u16)0;
+            }
         }
     }
+}
+
+// Each row's max |value(r, i)| over the warp, in every lane.
+template <int kPer, int kRows, typename Value>
+static INTFA_DEVICE void warp_row_amax(const Value& value, float (&amax)[kRows]) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+        amax[r] = 0.0f;
+#pragma unroll
+        for (int i = 0; i < kPer; ++i) amax[r] = fmaxf(amax[r], fabsf(value(r, i)));
+    }
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) amax[r] = fmaxf(amax[r], __shfl_xor_sync(0xFFFFFFFFu, amax[r], offset));
+    }
+}
+
+// Tokens one warp quantizes: their loads are all issued before the first reduction, so each
+// warp keeps several rows in flight (one row at a time leaves the loads latency-bound). The
+// rows stay in registers as 16-bit inputs, converted where used.
+#define kRowsPerWarp 8
+
+// kRows rows (tokens t0…) of one (batch, head), one warp, sliced as RowSlice says (kContiguous
+// needs D = 32·kPer); same arithmetic either way. `inv` is the per-tensor inverse scale.
+template <int kPer, bool kContiguous, int kRows>
+static INTFA_DEVICE void quantize_rows(const QuantizationParams& p, intfa_i64 bh, intfa_i64 t0, int lane, float inv) {
+    const intfa_i64 b = bh / p.heads, h = bh % p.heads;
+    const intfa_u16* base = (const intfa_u16*)p.input + b * p.strideBatch + h * p.strideHead;
+    auto channel = [&](int i) { return slice_channel<kPer, kContiguous>(lane, i); };
+    RowSlice<kPer> raw[kRows];
+    load_row_slices<kPer, kContiguous>(p, base, t0, lane, raw);
 #if INTFA_SMOOTH
     float mean[kPer];
 #pragma unroll
@@ -242,17 +274,7 @@ static INTFA_DEVICE void quantize_rows(const QuantizationParams& p, intfa_i64 bh
     for (int r = 0; r < kRows; ++r) inverse[r] = inv;
 #else
     float amax[kRows];
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-        amax[r] = 0.0f;
-#pragma unroll
-        for (int i = 0; i < kPer; ++i) amax[r] = fmaxf(amax[r], fabsf(value(r, i)));
-    }
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) {
-#pragma unroll
-        for (int r = 0; r < kRows; ++r) amax[r] = fmaxf(amax[r], __shfl_xor_sync(0xFFFFFFFFu, amax[r], offset));
-    }
+    warp_row_amax<kPer>(value, amax);
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
         inverse[r] = inverse_scale(amax[r]);
@@ -344,21 +366,10 @@ static INTFA_DEVICE void quantize_key_group_tile(const QuantizationParams& p, in
                                                  float (&rowAmax)[kGroupTileKeys], float (&groupInverse)[16]) {
     const intfa_i64 b = bh / p.heads, h = bh % p.heads;
     const intfa_u16* base = (const intfa_u16*)p.input + b * p.strideBatch + h * p.strideHead;
-    auto channel = [&](int i) { return kContiguous ? kPer * lane + i : lane + 32 * i; };
-    struct alignas(2 * kPer) Halves { intfa_u16 bits[kPer]; };
-    Halves raw[kGroupRowsPerWarp];
+    auto channel = [&](int i) { return slice_channel<kPer, kContiguous>(lane, i); };
+    RowSlice<kPer> raw[kGroupRowsPerWarp];
     const intfa_i64 row0 = tile0 + warp * kGroupRowsPerWarp;
-#pragma unroll
-    for (int r = 0; r < kGroupRowsPerWarp; ++r) {
-        const intfa_i64 t = row0 + r;
-        const intfa_u16* row = base + (t < p.tokens ? t : 0) * p.strideToken;
-        if (kContiguous) {
-            raw[r] = *(const Halves*)(row + kPer * lane);
-        } else {
-#pragma unroll
-            for (int i = 0; i < kPer; ++i) raw[r].bits[i] = channel(i) < p.headDim ? row[channel(i)] : (intfa_u16)0;
-        }
-    }
+    load_row_slices<kPer, kContiguous>(p, base, row0, lane, raw);
     float mean[kPer];
 #pragma unroll
     for (int i = 0; i < kPer; ++i) {
@@ -373,17 +384,7 @@ static INTFA_DEVICE void quantize_key_group_tile(const QuantizationParams& p, in
         return INTFA_SMOOTH ? __fsub_rn(x, mean[i]) : x;
     };
     float amax[kGroupRowsPerWarp];
-#pragma unroll
-    for (int r = 0; r < kGroupRowsPerWarp; ++r) {
-        amax[r] = 0.0f;
-#pragma unroll
-        for (int i = 0; i < kPer; ++i) amax[r] = fmaxf(amax[r], fabsf(value(r, i)));
-    }
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) {
-#pragma unroll
-        for (int r = 0; r < kGroupRowsPerWarp; ++r) amax[r] = fmaxf(amax[r], __shfl_xor_sync(0xFFFFFFFFu, amax[r], offset));
-    }
+    warp_row_amax<kPer>(value, amax);
     // Rows past N have amax 0 (their loads read row 0, so they are masked here).
 #pragma unroll
     for (int r = 0; r < kGroupRowsPerWarp; ++r) {
