@@ -8,7 +8,9 @@ struct Bench: ParsableCommand {
         abstract: "Time attention kernels side by side (median of repeated runs).",
         discussion: """
             CPU backend: the int8 path (quantization included) against the project's fp32 \
-            FlashAttention on the same inputs, both using every thread.
+            FlashAttention on the same inputs, both using every thread: one untimed warm-up \
+            run, then the median of --repeats timed runs; the speedup column is the first \
+            --method's time divided by each method's.
             CUDA backend: int8 (on pre-quantized inputs), int8+quant (fp16 in, quantization \
             included), int8-paper, fp8-e4m3 (pre-quantized) and fp16, timed with CUDA events \
             after warm-up, median of --repeats runs, inputs rotated over enough copies to \

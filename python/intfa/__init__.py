@@ -217,7 +217,14 @@ def attention(q, k, v, *, is_causal=False, scale=None, method="int8", layout="bh
     torch CUDA tensors run on the GPU, queued on torch's current stream without host
     synchronization (the workspace comes from torch's caching allocator). numpy arrays and
     CPU torch tensors run on the CPU. ``validate`` (default: on for the CPU, off for CUDA,
-    where it synchronizes) rejects NaN/Inf inputs with ValueError.
+    where it synchronizes) rejects NaN/Inf inputs with ValueError, and with ``method="fp16"``
+    values that overflow fp16 (|x| >= 65520). Without it the CPU path returns NaN in exactly
+    the rows such a value reaches (its query row, every row that sees its key) and computes
+    the others as if it were 0; on CUDA tensors the result is not yet defined.
+
+    Raises TypeError for wrong types, ValueError for bad values and shapes (UnsupportedError
+    where this device has no kernel), MemoryError when memory cannot be had, IntfaError for
+    driver and CUDA failures.
     """
     _check_options(method, layout, scale, {"is_causal": is_causal, "return_lse": return_lse, "validate": validate})
     tensors = (q, k, v)
