@@ -199,6 +199,13 @@ import Testing
         Case("batch too large for a grid", "invalidDimension", ["batch", "65535"]) {
             try CUDAAttention.validateLimits(problem(batch: 70_000, heads: 1, queryLength: 1, keyLength: 1))
         },
+        Case("merge strides past 64 bits", "tooLarge", ["part of shape [1, 2, 10, 64]", "64 bits"]) {
+            let lse = DeviceTensor(address: 0x30000, elementType: .float32, strides: TensorStrides(batch: 20, head: 10, token: 1))
+            try CUDAAttention.validateMerge(
+                output: deviceTensor(0x10000, .float32), logSumExp: lse,
+                part: deviceTensor(0x20000, strides: TensorStrides(batch: 0, head: 1 << 62, token: 64)), partLogSumExp: lse,
+                batch: 1, heads: 2, tokens: 10, headDim: 64)
+        },
         Case("workspace too small", "workspaceTooSmall", ["holds 100 bytes", "needs"]) {
             _ = try DeviceWorkspace(address: 0x10000, byteCount: 100).addresses(for: [(.qCodes, 4096)])
         },

@@ -104,16 +104,24 @@ extension CUDAAttention {
             ("output", output, p.heads, p.queryLength),
         ]
         for case let (name, tensor?, heads, tokens) in tensors {
-            let s = tensor.strides
-            guard let span = s.span(batch: p.batch, heads: heads, tokens: tokens, headDim: p.headDim),
-                  case let (bytes, overflow) = span.multipliedReportingOverflow(by: tensor.elementType.size), !overflow,
-                  !tensor.address.addingReportingOverflow(UInt64(bytes)).overflow
-            else {
-                throw .tooLarge(
-                    what: "\(name) of shape [\(p.batch), \(heads), \(tokens), \(p.headDim)] at element strides "
-                        + "(\(s.batch), \(s.head), \(s.token), 1)",
-                    limit: "the address past its last element must fit in 64 bits")
-            }
+            try validateSpan(tensor, name, batch: p.batch, heads: heads, tokens: tokens, width: p.headDim)
+        }
+    }
+
+    /// Throws `tooLarge` unless `tensor`'s span for [batch, heads, tokens, width] at its
+    /// strides, and the address past it, fit in 64 bits.
+    static func validateSpan(
+        _ tensor: DeviceTensor, _ name: String, batch: Int, heads: Int, tokens: Int, width: Int
+    ) throws(AttentionError) {
+        let s = tensor.strides
+        guard let span = s.span(batch: batch, heads: heads, tokens: tokens, headDim: width),
+              case let (bytes, overflow) = span.multipliedReportingOverflow(by: tensor.elementType.size), !overflow,
+              !tensor.address.addingReportingOverflow(UInt64(bytes)).overflow
+        else {
+            throw .tooLarge(
+                what: "\(name) of shape [\(batch), \(heads), \(tokens), \(width)] at element strides "
+                    + "(\(s.batch), \(s.head), \(s.token), 1)",
+                limit: "the address past its last element must fit in 64 bits")
         }
     }
 }
