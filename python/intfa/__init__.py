@@ -155,6 +155,8 @@ def _check_options(method, layout, scale, flags, methods=None):
         raise TypeError(f"method must be a string, not {type(method).__name__} ({method!r})")
     methods = methods or tuple(_lib.METHODS)
     if method not in methods:
+        if method in _lib.METHODS:
+            raise ValueError(f"method {method!r} has no quantized form; use {', '.join(methods)}")
         if method in _SWIFT_ONLY_METHODS:
             raise ValueError(f"method {method!r} runs only in the Swift API and the intfa command; "
                              f"this interface has {', '.join(methods)}")

@@ -69,10 +69,12 @@ extension CUDAAttention {
         _ method: AttentionMethod, problem: AttentionProblem, q: AttentionTensor, k: AttentionTensor, v: AttentionTensor,
         validate: Bool
     ) throws(AttentionError) -> (AttentionTensor, AttentionTensor, AttentionTensor, OffendingInputs?) {
-        // Rounding fp32 to fp16 on upload, or bf16 to fp16 in the fp16 method, overflows from 65520 on.
-        let roundsToHalf = q.elementType == .float32 || (method == .fp16 && q.elementType == .bfloat16)
-        let limit = roundsToHalf ? InputScreen.fp16Overflow : Float.infinity
-        let reason = q.elementType == .float32
+        // Rounding fp32 to fp16 on upload, or bf16 to fp16 in the fp16 method, overflows from
+        // 65520 on (fp16 inputs never reach it; fp32 and bf16 inputs together are refused later).
+        let types = [q.elementType, k.elementType, v.elementType]
+        let fromSingle = types.contains(.float32)
+        let limit = fromSingle || (method == .fp16 && types.contains(.bfloat16)) ? InputScreen.fp16Overflow : Float.infinity
+        let reason = fromSingle
             ? "fp32 inputs are rounded to fp16 for the GPU, whose largest finite value is \(Int(InputScreen.fp16Largest))"
             : InputScreen.fp16Reason(method)
         let values = (q: q.floatsBHND(), k: k.floatsBHND(), v: v.floatsBHND())
