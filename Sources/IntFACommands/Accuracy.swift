@@ -50,7 +50,7 @@ struct Accuracy: ParsableCommand {
     @Option(name: .customLong("softmax-scale"), parsing: .unconditional, help: "Softmax scale for --input (default 1/sqrt(D)).")
     var softmaxScale: Float?
 
-    @Flag(name: .customLong("skip-validation"), help: "Do not check inputs for NaN/Inf.")
+    @Flag(name: .customLong("skip-validation"), help: "Do not refuse NaN/Inf inputs: the rows they reach come out NaN, and so do the metrics.")
     var skipValidation = false
 
     @Option(parsing: .unconditional, help: "CPU threads (default: all).")
