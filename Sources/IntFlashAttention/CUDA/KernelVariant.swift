@@ -45,7 +45,8 @@ extension AttentionError {
             return
         }
         let memory = error.library == .nvrtc ? "NVRTC" : "GPU"
-        self = .outOfMemory(bytes: error.requestedBytes, memory: memory, detail: "(\(error.description))")
+        let detail = error.requestedBytes == nil ? error.description : "(\(error.description))"
+        self = .outOfMemory(bytes: error.requestedBytes, memory: memory, detail: detail)
     }
 }
 
