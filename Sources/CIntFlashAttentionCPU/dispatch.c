@@ -55,6 +55,8 @@ intfa_isa intfa_cpu_default_isa(void) {
         if (strcmp(forced, "scalar") == 0) ceiling = INTFA_ISA_SCALAR;
         else if (strcmp(forced, "avx2") == 0) ceiling = INTFA_ISA_AVX2;
         else if (strcmp(forced, "avxvnni") == 0 || strcmp(forced, "avx-vnni") == 0) ceiling = INTFA_ISA_AVXVNNI;
+        // "avx512", "avx512-vnni" and unknown values keep the best; the Swift entry points
+        // refuse unknown values (CPUKernelISA.fromEnvironment).
     }
     return intfa_cpu_clamp_isa(ceiling);
 }

@@ -26,16 +26,18 @@ struct Accuracy: ParsableCommand {
     @Option(help: "Methods to evaluate.")
     var method = CommaSeparated<AttentionMethod>([.fp16, .fp8E4M3, .fp8E5M2, .int8Paper, .int8, .int4])
 
-    @Option(help: "Sequence lengths (Nq = Nk). Default 1024…16384, or 1024,2048 with --quick.")
+    // Numeric options take the next argument whatever it starts with, so that a negative
+    // value is refused by name in validate() instead of reported as a missing value.
+    @Option(parsing: .unconditional, help: "Sequence lengths (Nq = Nk). Default 1024…16384, or 1024,2048 with --quick.")
     var seqlen: CommaSeparated<Int>?
 
-    @Option(name: .customLong("head-dim"), help: "Head dimensions.")
+    @Option(name: .customLong("head-dim"), parsing: .unconditional, help: "Head dimensions.")
     var headDim = CommaSeparated([64, 128])
 
-    @Option(help: "Batch size.")
+    @Option(parsing: .unconditional, help: "Batch size.")
     var batch = 1
 
-    @Option(help: "Query heads (and key/value heads).")
+    @Option(parsing: .unconditional, help: "Query heads (and key/value heads).")
     var heads = 1
 
     @Flag(help: "Causal masking.")
@@ -47,13 +49,13 @@ struct Accuracy: ParsableCommand {
     @Option(name: .customLong("input"), parsing: .upToNextOption, help: "Q.npy K.npy V.npy: evaluate on these tensors.")
     var inputFiles: [String] = []
 
-    @Option(name: .customLong("softmax-scale"), help: "Softmax scale for --input (default 1/sqrt(D)).")
+    @Option(name: .customLong("softmax-scale"), parsing: .unconditional, help: "Softmax scale for --input (default 1/sqrt(D)).")
     var softmaxScale: Float?
 
-    @Flag(name: .customLong("skip-validation"), help: "Do not check inputs for NaN/Inf.")
+    @Flag(name: .customLong("skip-validation"), help: "Do not refuse NaN/Inf inputs: the rows they reach come out NaN, and so do the metrics.")
     var skipValidation = false
 
-    @Option(help: "CPU threads (default: all).")
+    @Option(parsing: .unconditional, help: "CPU threads (default: all).")
     var threads: Int?
 
     @Option(help: "Where the methods run: cpu, or cuda (fp16-rounded inputs; the GPU's methods only).")
@@ -72,10 +74,18 @@ struct Accuracy: ParsableCommand {
         if !inputFiles.isEmpty && inputFiles.count != 3 {
             throw ValidationError("--input takes exactly three files: Q.npy K.npy V.npy")
         }
-        if let seqlen, seqlen.values.contains(where: { $0 < 1 }) {
-            throw ValidationError("--seqlen values must be at least 1")
+        if let seqlen, let bad = seqlen.values.first(where: { $0 < 1 }) {
+            throw ValidationError("--seqlen values must be at least 1, not \(bad)")
         }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let bad = headDim.values.first(where: { $0 < 1 }) {
+            throw ValidationError("--head-dim values must be at least 1, not \(bad)")
+        }
+        for (name, value) in [("--batch", batch), ("--heads", heads), ("--threads", threads ?? 1)] where value < 1 {
+            throw ValidationError("\(name) must be at least 1, not \(value)")
+        }
+        if let softmaxScale, !(softmaxScale.isFinite && softmaxScale > 0) {
+            throw ValidationError("--softmax-scale must be a finite positive number, not \(softmaxScale)")
+        }
     }
 
     func run() throws {
@@ -106,6 +116,10 @@ struct Accuracy: ParsableCommand {
                         batch: batch, heads: heads, queryLength: n, keyLength: n, headDim: d,
                         softmaxScale: dist.softmaxScale(headDim: d), causal: causal)
                     var generator = SplitMix64(seed: seed &+ configIndex &* 0x9E37_79B9)
+                    // The inputs themselves are one fp32 copy; the reference and every method come on top.
+                    for m in method.values {
+                        try CPUAttention.reserveHostMemory(m, problem: problem, threads: threads, inputCopies: 1)
+                    }
                     let (q, k, v) = dist.makeInputs(for: problem, using: &generator)
                     records += try evaluate(problem: problem, q: q, k: k, v: v, label: dist.rawValue, engine: engine)
                 }
@@ -131,6 +145,12 @@ struct Accuracy: ParsableCommand {
         let problem = try AttentionProblem(
             batch: q.batch, heads: q.heads, kvHeads: k.heads, queryLength: q.tokens, keyLength: k.tokens,
             headDim: q.headDim, softmaxScale: softmaxScale, causal: causal)
+        // An empty output has no error to measure: every metric would read as perfect.
+        if problem.isEmpty {
+            throw .invalidDimension(
+                name: problem.batch == 0 ? "batch" : "queryLength", value: 0,
+                requirement: "must be at least 1 to measure accuracy (\(inputFiles[0]) has shape \(q.shapeDescription))")
+        }
         let label = URL(fileURLWithPath: inputFiles[0]).lastPathComponent
         return try evaluate(problem: problem, q: q.floatsBHND(), k: k.floatsBHND(), v: v.floatsBHND(), label: label, engine: engine)
     }

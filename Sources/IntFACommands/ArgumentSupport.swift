@@ -33,6 +33,22 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     }
 }
 
+/// The GPU engine of `device`, or a one-line failure: the driver's and NVRTC's search reports
+/// run to many lines, which `intfa info` prints in full.
+func openDevice(_ device: Int) throws -> CUDAAttention {
+    do {
+        return try CUDAAttention(device: device)
+    } catch {
+        let lines = error.description.split(separator: "\n", omittingEmptySubsequences: true)
+        guard lines.count > 1, var summary = lines.first.map(String.init) else {
+            throw ValidationFailure(message: error.description)
+        }
+        // The loaders' reports end their first line with "; looked in:" before the list.
+        if summary.hasSuffix("; looked in:") { summary.removeLast("; looked in:".count) }
+        throw ValidationFailure(message: summary + " (intfa info shows where it looked)")
+    }
+}
+
 /// An error whose description is the whole message shown to the user.
 struct ValidationFailure: Error, CustomStringConvertible {
     var message: String

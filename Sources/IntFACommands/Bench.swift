@@ -8,7 +8,9 @@ struct Bench: ParsableCommand {
         abstract: "Time attention kernels side by side (median of repeated runs).",
         discussion: """
             CPU backend: the int8 path (quantization included) against the project's fp32 \
-            FlashAttention on the same inputs, both using every thread.
+            FlashAttention on the same inputs, both using every thread: one untimed warm-up \
+            run, then the median of --repeats timed runs; the speedup column is the first \
+            --method's time divided by each method's.
             CUDA backend: int8 (on pre-quantized inputs), int8+quant (fp16 in, quantization \
             included), int8-paper, fp8-e4m3 (pre-quantized) and fp16, timed with CUDA events \
             after warm-up, median of --repeats runs, inputs rotated over enough copies to \
@@ -26,19 +28,21 @@ struct Bench: ParsableCommand {
     @Option(help: "Backend to time: \(Backend.allCases.map(\.rawValue).joined(separator: ", ")).")
     var backend: Backend = .cpu
 
-    @Option(help: "Batch size (CPU default 1).")
+    // Numeric options take the next argument whatever it starts with, so that a negative
+    // value is refused by name in validate() instead of reported as a missing value.
+    @Option(parsing: .unconditional, help: "Batch size (CPU default 1).")
     var batch: Int?
 
-    @Option(help: "Query heads (CPU default 8).")
+    @Option(parsing: .unconditional, help: "Query heads (CPU default 8).")
     var heads: Int?
 
-    @Option(name: .customLong("kv-heads"), help: "Key/value heads (default: heads).")
+    @Option(name: .customLong("kv-heads"), parsing: .unconditional, help: "Key/value heads (default: heads).")
     var kvHeads: Int?
 
-    @Option(help: "Sequence length, Nq = Nk (CPU default 4096).")
+    @Option(parsing: .unconditional, help: "Sequence length, Nq = Nk (CPU default 4096).")
     var seqlen: Int?
 
-    @Option(name: .customLong("head-dim"), help: "Head dimension (CPU default 128).")
+    @Option(name: .customLong("head-dim"), parsing: .unconditional, help: "Head dimension (CPU default 128).")
     var headDim: Int?
 
     @Flag(help: "Causal masking.")
@@ -47,13 +51,13 @@ struct Bench: ParsableCommand {
     @Option(help: "CPU methods to time; the first is the baseline of the speedup column.")
     var method = CommaSeparated<AttentionMethod>([.fp32, .int8])
 
-    @Option(help: "Timed runs per kernel, the median is reported (default: 5 on the CPU, 30 on the GPU).")
+    @Option(parsing: .unconditional, help: "Timed runs per kernel, the median is reported (default: 5 on the CPU, 30 on the GPU).")
     var repeats: Int?
 
-    @Option(help: "Untimed warm-up runs per GPU kernel.")
+    @Option(parsing: .unconditional, help: "Untimed warm-up runs per GPU kernel (the CPU backend makes one).")
     var warmup = 5
 
-    @Option(help: "CUDA device ordinal.")
+    @Option(parsing: .unconditional, help: "CUDA device ordinal.")
     var device = 0
 
     @Flag(help: "GPU suites at N = 1k, 4k and 16k only.")
@@ -71,23 +75,31 @@ struct Bench: ParsableCommand {
     @Option(help: "GPU kernels to time (default: all): \(GPUBenchKernel.allCases.map(\.rawValue).joined(separator: ", ")).")
     var kernels = CommaSeparated(GPUBenchKernel.allCases)
 
-    @Option(help: "CPU threads (default: all).")
+    @Option(parsing: .unconditional, help: "CPU threads (default: all).")
     var threads: Int?
 
     @Flag(help: "Print JSON records instead of a table.")
     var json = false
 
     func validate() throws {
-        if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1") }
-        if warmup < 0 { throw ValidationError("--warmup must not be negative") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        for (name, value) in [("--batch", batch), ("--heads", heads), ("--kv-heads", kvHeads), ("--seqlen", seqlen),
+                              ("--head-dim", headDim), ("--repeats", repeats), ("--threads", threads)] {
+            if let value, value < 1 { throw ValidationError("\(name) must be at least 1, not \(value)") }
+        }
+        if warmup < 0 { throw ValidationError("--warmup must not be negative, not \(warmup)") }
+        if device < 0 { throw ValidationError("--device must not be negative, not \(device)") }
     }
 
     func run() throws {
         switch backend {
         case .cpu:
             let records = try reportingErrors { try runCPU() }
-            if json { try printJSON(records) } else { print(Self.table(records)) }
+            if json {
+                try printJSON(records)
+            } else {
+                print(Self.table(records))
+                print(Self.cpuNote(records, repeats: repeats ?? 5))
+            }
         case .cuda:
             var records = try self.records.map(Self.load) ?? reportingErrors { try runCUDA() }
             if let peers { records += try Self.load(peers) }
@@ -111,8 +123,16 @@ struct Bench: ParsableCommand {
 
     private var shapeGiven: Bool { batch != nil || heads != nil || seqlen != nil || headDim != nil || causal }
 
-    private func runCUDA() throws(AttentionError) -> [BenchRecord] {
-        let engine = try CUDAAttention(device: device)
+    private func runCUDA() throws -> [BenchRecord] {
+        let engine = try openDevice(device)
+        if shapeGiven {
+            // The host draws each input set as fp16 bits before uploading it.
+            let problem = try GPUBenchConfig(batch: batch ?? 1, heads: heads ?? 16, seqlen: seqlen ?? 8192,
+                                             headDim: headDim ?? 128, causal: causal).problem()
+            // A valid problem's tensors hold at most 2^56 elements each: no overflow here.
+            let bytes = 2 * (problem.queryElementCount + 2 * problem.keyElementCount)
+            try HostMemory.reserve(bytes, for: "the benchmark's fp16 inputs (\(problem))")
+        }
         let benchmark = GPUBenchmark(engine: engine, repeats: repeats ?? 30, warmup: warmup)
         let configs = shapeGiven
             ? [GPUBenchConfig(batch: batch ?? 1, heads: heads ?? 16, seqlen: seqlen ?? 8192, headDim: headDim ?? 128, causal: causal)]
@@ -127,10 +147,13 @@ struct Bench: ParsableCommand {
     }
 
     private func runCPU() throws(AttentionError) -> [BenchRecord] {
+        _ = try CPUKernelISA.fromEnvironment()
         let problem = try AttentionProblem(
             batch: batch ?? 1, heads: heads ?? 8, kvHeads: kvHeads, queryLength: seqlen ?? 4096, keyLength: seqlen ?? 4096,
             headDim: headDim ?? 128, causal: causal)
         let repeats = self.repeats ?? 5
+        // The inputs themselves are one fp32 copy; every method's buffers come on top.
+        for m in method.values { try CPUAttention.reserveHostMemory(m, problem: problem, threads: threads, inputCopies: 1) }
         var generator = SplitMix64(seed: UInt64(DispatchTime.now().uptimeNanoseconds))
         let (q, k, v) = InputDistribution.normal.makeInputs(for: problem, using: &generator)
         let progress = ProgressLine()
@@ -139,7 +162,8 @@ struct Bench: ParsableCommand {
             var times: [Double] = []
             // One untimed warm-up run, then the timed repeats.
             for run in 0...repeats {
-                progress.update("bench cpu \(m.rawValue) \(problem): run \(run)/\(repeats)")
+                let step = run == 0 ? "untimed warm-up" : "timed run \(run)/\(repeats)"
+                progress.update("bench cpu \(m.rawValue) \(problem): \(step)")
                 let ms = try milliseconds { () throws(AttentionError) in
                     _ = try CPUAttention.run(m, problem: problem, q: q, k: k, v: v, threads: threads)
                 }
@@ -151,9 +175,17 @@ struct Bench: ParsableCommand {
         return records
     }
 
+    /// What the CPU table's columns are: the median's runs and the speedup's baseline.
+    static func cpuNote(_ records: [BenchRecord], repeats: Int) -> String {
+        let baseline = records.first.map { "\($0.kernel)'s time (the first --method, the baseline)" } ?? "the baseline's time"
+        return "ms: median of \(repeats) timed runs per method, after one untimed warm-up run; "
+            + "speedup: \(baseline) divided by each method's time"
+    }
+
     static func table(_ records: [BenchRecord]) -> String {
         let baseline = records.first?.ms
-        var table = TextTable(["backend", "kernel", "shape", "ms", "GOP/s", "speedup"])
+        let speedup = records.first.map { "speedup vs \($0.kernel)" } ?? "speedup"
+        var table = TextTable(["backend", "kernel", "shape", "ms", "GOP/s", speedup])
         for r in records {
             let rate = r.gops.map { formatted($0) } ?? r.tops.map { formatted($0 * 1e3) } ?? "-"
             let shape = "B=\(r.batch) H=\(r.heads) N=\(r.seqlenK) D=\(r.headDim)\(r.causal ? " causal" : "")"

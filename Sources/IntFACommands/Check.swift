@@ -15,21 +15,56 @@ struct Check: ParsableCommand {
             the log-sum-exp must agree (mean difference ≤ 1e-4, largest ≤ 4e-3: the GPU's \
             exp2 may round one P code the other way). The INT8 quantization kernels must match the CPU \
             quantizers bit for bit. Exits with status 1 on any failure.
+            With --fuzz N, each kernel variant (method, family, head dim, mask) runs the first N \
+            cases of its own random sequence instead: shapes with B, H, Hkv, Nq, Nk at their \
+            edges (0, 1, odd, unequal, around the 64- and 128-key blocks), both layouts, fp16 and bf16 \
+            inputs and outputs, inputs as strided views with NaN between rows, and now and then \
+            a planted NaN/Inf whose rows must come back NaN (the non-finite contract). Each case \
+            must match the CPU scheme (relative L1 ≤ 1e-2, error against float64 ≤ 1.5× the \
+            CPU's + 1e-3, log-sum-exp within 1e-2, rows that see no key exactly 0, no other \
+            NaN) and, for the int8 schemes, its quantizers bit for bit. A case depends only on \
+            the seed, the variant and its index: --fuzz 100 --seed S runs the first 100 cases \
+            of --fuzz 1000 --seed S (a subset small enough for compute-sanitizer).
             """
     )
 
     @Flag(help: "A sub-minute subset: one shape per variant.")
     var quick = false
 
-    @Option(help: "CUDA device ordinal.")
+    @Option(parsing: .unconditional, help: "Random cases per kernel variant instead of the fixed shapes.")
+    var fuzz: Int?
+
+    @Option(help: "Methods to check (default: every method with a kernel on the device).")
+    var method: CommaSeparated<AttentionMethod>?
+
+    @Option(parsing: .unconditional, help: "CUDA device ordinal.")
     var device = 0
 
     @Option(help: "Seed of the input generator (default: from the clock, so every run draws fresh inputs).")
     var seed: UInt64?
 
+    func validate() throws {
+        if let fuzz, fuzz < 1 { throw ValidationError("--fuzz must be at least 1, not \(fuzz)") }
+        if fuzz != nil && quick { throw ValidationError("--fuzz and --quick do not combine") }
+        if device < 0 { throw ValidationError("--device must not be negative, not \(device)") }
+    }
+
     func run() throws {
         let seed = self.seed ?? UInt64(DispatchTime.now().uptimeNanoseconds)
-        let engine = try reportingErrors { try CUDAAttention(device: device) }
+        let engine = try openDevice(device)
+        let methods = engine.methods.filter { method?.values.contains($0) ?? true }
+        if let requested = method?.values, let missing = requested.first(where: { !engine.methods.contains($0) }) {
+            throw ValidationFailure(message: "method \(missing) has no kernel on device \(device) (\(engine.architecture))")
+        }
+        if let fuzz {
+            print("device \(device): \(engine.context.properties.name) (\(engine.architecture)), "
+                + "\(fuzz) cases per variant, seed \(seed) (rerun: intfa check --fuzz \(fuzz) --seed \(seed))")
+            let variants = FuzzVariant.all(methods: methods, families: Self.families(on: engine))
+            let failures = FuzzRun(engine: engine, variants: variants, count: fuzz, seed: seed).run()
+            print("\(variants.count * fuzz - failures) passed, \(failures) failed (\(variants.count) variants × \(fuzz) cases)")
+            if failures > 0 { throw ExitCode.failure }
+            return
+        }
         print("device \(device): \(engine.context.properties.name) (\(engine.architecture)), seed \(seed)")
         var generator = SplitMix64(seed: seed)
         var table = TextTable(["result", "method", "D", "mask", "out", "shape", "vs CPU", "err GPU", "err CPU", "lse", "quant"])
@@ -52,7 +87,7 @@ struct Check: ParsableCommand {
                 if let mismatch { table.append(["", mismatch]) }
             }
         }
-        let cases = CheckCase.all(quick: quick, methods: engine.methods, families: Self.families(on: engine))
+        let cases = CheckCase.all(quick: quick, methods: methods, families: Self.families(on: engine))
         for (index, c) in cases.enumerated() {
             progress.update("check \(index + 1)/\(cases.count): \(c.method.rawValue) \(c.shapeDescription)")
             let outcome: CheckOutcome

@@ -8,8 +8,8 @@ public struct IntFA: ParsableCommand {
         commandName: "intfa",
         abstract: "INT8 FlashAttention: accuracy experiments, benchmarks and GPU checks.",
         discussion: """
-            Methods: fp32 (CPU only), fp16, fp8-e4m3, fp8-e5m2, int8-paper, int8 (default scheme), \
-            int4 (CPU only). See docs/SCHEMES.md for their exact arithmetic.
+            Methods: fp32 (CPU only), fp16, fp8-e4m3, fp8-e5m2 (CPU only), int8-paper, int8 \
+            (default scheme), int4 (CPU only). See docs/SCHEMES.md for their exact arithmetic.
             """,
         version: intFlashAttentionVersion,
         subcommands: [Accuracy.self, Bench.self, Check.self, Compile.self, Info.self]

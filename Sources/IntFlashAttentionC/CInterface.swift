@@ -98,19 +98,25 @@ public func intfa_attention_host(
 ) -> intfa_status {
     reporting { () throws(AttentionError) in
         let (p, method) = try AttentionProblem.from(problem)
-        let (qh, kh, vh, oh) = try (HostTensor(q, name: "q"), HostTensor(k, name: "k"), HostTensor(v, name: "v"), HostTensor(out, name: "out"))
-        let qv = qh.read(batch: p.batch, heads: p.heads, tokens: p.queryLength, headDim: p.headDim)
-        let kv = kh.read(batch: p.batch, heads: p.kvHeads, tokens: p.keyLength, headDim: p.headDim)
-        let vv = vh.read(batch: p.batch, heads: p.kvHeads, tokens: p.keyLength, headDim: p.headDim)
-        if validateInputs != 0 {
-            for (name, values) in [("q", qv), ("k", kv), ("v", vv)] {
-                if let index = values.firstIndex(where: { !$0.isFinite }) { throw .nonFiniteInput(tensor: name, index: index) }
-            }
+        let isa = try CPUKernelISA.fromEnvironment()
+        let (qh, kh, vh, oh) = try (
+            HostTensor(q, name: "q", batch: p.batch, heads: p.heads, tokens: p.queryLength, headDim: p.headDim),
+            HostTensor(k, name: "k", batch: p.batch, heads: p.kvHeads, tokens: p.keyLength, headDim: p.headDim),
+            HostTensor(v, name: "v", batch: p.batch, heads: p.kvHeads, tokens: p.keyLength, headDim: p.headDim),
+            HostTensor(out, name: "out", batch: p.batch, heads: p.heads, tokens: p.queryLength, headDim: p.headDim))
+        if let lse, Int(bitPattern: lse) % MemoryLayout<Float>.alignment != 0 {
+            throw .invalidDeviceTensor(tensor: "lse", reason: "the pointer is not aligned to its 4-byte elements")
         }
+        if p.isEmpty { return }
+        // Reading makes one fp32 copy of each input; ask for it all before making any.
+        let workers = threads > 0 ? Int(threads) : nil
+        try CPUAttention.reserveHostMemory(method, problem: p, threads: workers, inputCopies: 1)
+        let (qv, kv, vv) = (qh.read(), kh.read(), vh.read())
+        if validateInputs != 0 { try InputScreen.validate(method, q: qv, k: kv, v: vv) }
         let result = try CPUAttention.run(
-            method, problem: p, q: qv, k: kv, v: vv, threads: threads > 0 ? Int(threads) : nil,
-            isa: .selected, computeLogSumExp: lse != nil)
-        oh.write(result.output, batch: p.batch, heads: p.heads, tokens: p.queryLength, headDim: p.headDim)
+            method, problem: p, q: qv, k: kv, v: vv, threads: workers,
+            isa: isa, computeLogSumExp: lse != nil)
+        oh.write(result.output)
         if let lse { result.logSumExp.withUnsafeBufferPointer { lse.update(from: $0.baseAddress!, count: $0.count) } }
     }
 }

@@ -7,16 +7,15 @@ extension AttentionError {
     var status: intfa_status {
         switch self {
         case .invalidDimension, .headsNotDivisible, .shapeMismatch, .invalidSoftmaxScale, .invalidDeviceTensor,
-             .missingArgument, .malformedNPY, .io:
+             .missingArgument, .malformedNPY, .io, .tooLarge, .invalidEnvironment:
             return INTFA_ERROR_INVALID_ARGUMENT
         case .unsupportedHeadDim, .unsupportedMethod: return INTFA_ERROR_UNSUPPORTED
-        case .nonFiniteInput: return INTFA_ERROR_NON_FINITE_INPUT
+        case .nonFiniteInput, .inputOutOfRange: return INTFA_ERROR_NON_FINITE_INPUT
         case .gpu: return INTFA_ERROR_GPU
-        case .gpuOutOfMemory: return INTFA_ERROR_OUT_OF_MEMORY
+        case .outOfMemory: return INTFA_ERROR_OUT_OF_MEMORY
         case .workspaceTooSmall: return INTFA_ERROR_WORKSPACE_TOO_SMALL
         }
     }
-
 }
 
 /// Runs an entry point's body: success clears the thread's message, a failure records it.
@@ -111,28 +110,54 @@ extension QuantizedDeviceInputs {
     }
 }
 
-/// A host tensor of intfa.h read into, or written from, fp32 values in BHND order.
+/// A host tensor of intfa.h read into, or written from, fp32 values in BHND order. Made only
+/// for a known shape: every element the shape reaches at the given strides has a byte offset
+/// and an address that fit in 64 bits (checked here), and is readable or writable (what the
+/// caller owes, intfa.h).
 struct HostTensor {
-    let data: UnsafeMutableRawPointer
+    let data: UnsafeMutableRawPointer?
     let type: ElementType
     let strides: TensorStrides
+    let batch: Int, heads: Int, tokens: Int, headDim: Int
 
-    init(_ pointer: UnsafePointer<intfa_tensor>?, name: String) throws(AttentionError) {
+    init(
+        _ pointer: UnsafePointer<intfa_tensor>?, name: String, batch: Int, heads: Int, tokens: Int, headDim: Int
+    ) throws(AttentionError) {
         guard let t = pointer?.pointee else { throw .missingArgument(name) }
-        guard let data = t.data else { throw .invalidDeviceTensor(tensor: name, reason: "the data pointer is NULL") }
         self.type = try ElementType(c: t.dtype, tensor: name)
-        guard Int(bitPattern: data) % type.byteWidth == 0 else {
-            throw .invalidDeviceTensor(tensor: name, reason: "the data pointer is not aligned to its \(type.byteWidth)-byte elements")
+        guard t.reserved == 0 else {
+            throw .invalidDeviceTensor(tensor: name, reason: "the reserved field must be 0 (it is \(t.reserved))")
         }
         guard t.stride_batch >= 0, t.stride_head >= 0, t.stride_token >= 0 else {
-            throw .invalidDeviceTensor(tensor: name, reason: "negative strides are not supported")
+            throw .invalidDeviceTensor(
+                tensor: name,
+                reason: "negative strides are not supported (batch \(t.stride_batch), head \(t.stride_head), token \(t.stride_token))")
         }
-        self.data = data
+        let empty = batch == 0 || heads == 0 || tokens == 0 || headDim == 0
+        if !empty {
+            guard let data = t.data else { throw .invalidDeviceTensor(tensor: name, reason: "the data pointer is NULL") }
+            guard Int(bitPattern: data) % type.byteWidth == 0 else {
+                throw .invalidDeviceTensor(tensor: name, reason: "the data pointer is not aligned to its \(type.byteWidth)-byte elements")
+            }
+            // The bytes the shape spans at these strides, and the address past them, must not wrap.
+            let strides = TensorStrides(batch: Int(t.stride_batch), head: Int(t.stride_head), token: Int(t.stride_token))
+            guard let span = strides.span(batch: batch, heads: heads, tokens: tokens, headDim: headDim),
+                  case let (bytes, overflow) = span.multipliedReportingOverflow(by: type.byteWidth), !overflow,
+                  !UInt(bitPattern: data).addingReportingOverflow(UInt(bytes)).overflow
+            else {
+                throw .tooLarge(
+                    what: "\(name) of shape [\(batch), \(heads), \(tokens), \(headDim)] at element strides "
+                        + "(\(t.stride_batch), \(t.stride_head), \(t.stride_token), 1)",
+                    limit: "the address past its last element must fit in 64 bits")
+            }
+        }
+        self.data = t.data
         self.strides = TensorStrides(batch: Int(t.stride_batch), head: Int(t.stride_head), token: Int(t.stride_token))
+        (self.batch, self.heads, self.tokens, self.headDim) = (batch, heads, tokens, headDim)
     }
 
     /// Element offsets of every row (b, h, n) in BHND order.
-    private func rows(batch: Int, heads: Int, tokens: Int) -> [Int] {
+    private func rows() -> [Int] {
         var offsets: [Int] = []
         offsets.reserveCapacity(batch * heads * tokens)
         for b in 0..<batch {
@@ -143,10 +168,11 @@ struct HostTensor {
         return offsets
     }
 
-    func read(batch: Int, heads: Int, tokens: Int, headDim: Int) -> [Float] {
+    func read() -> [Float] {
         var values = [Float](repeating: 0, count: batch * heads * tokens * headDim)
+        guard let data, !values.isEmpty else { return values }
         var index = 0
-        for row in rows(batch: batch, heads: heads, tokens: tokens) {
+        for row in rows() {
             for d in 0..<headDim {
                 let e = row + d
                 switch type {
@@ -160,9 +186,10 @@ struct HostTensor {
         return values
     }
 
-    func write(_ values: [Float], batch: Int, heads: Int, tokens: Int, headDim: Int) {
+    func write(_ values: [Float]) {
+        guard let data, !values.isEmpty else { return }
         var index = 0
-        for row in rows(batch: batch, heads: heads, tokens: tokens) {
+        for row in rows() {
             for d in 0..<headDim {
                 let e = row + d
                 switch type {

@@ -175,9 +175,10 @@ enum SchemeSimulation {
                 let alpha = exp2(m - mNew)
                 let probabilities = scores.map { exp2($0 - mNew) }
                 l = l * alpha + probabilities.reduce(0, +)
+                let rounded = probabilities.map(roundP)  // once per key, not once per channel
                 for c in 0..<d {
                     var dot: Float = 0
-                    for (j, pj) in probabilities.enumerated() { dot = dot.addingProduct(roundP(pj), vv[(j0 + j) * d + c]) }
+                    for (j, pj) in rounded.enumerated() { dot = dot.addingProduct(pj, vv[(j0 + j) * d + c]) }
                     acc[c] = acc[c] * alpha + dot
                 }
                 m = mNew

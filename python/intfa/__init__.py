@@ -7,17 +7,26 @@ semantics of ``torch.nn.functional.scaled_dot_product_attention`` where they ove
 
 import ctypes
 import math
+import numbers
+import sys
 from dataclasses import dataclass
 
 from . import _lib
-from ._lib import IntfaError
+from ._lib import IntfaError, UnsupportedError
 
-__all__ = ["attention", "quantize", "attention_quantized", "merge_partial", "QuantizedInputs", "IntfaError", "version", "__version__"]
+__all__ = ["attention", "quantize", "attention_quantized", "merge_partial", "QuantizedInputs", "IntfaError",
+           "UnsupportedError", "version", "__version__"]
 
 __version__ = "0.2.0"
 
 _LAYOUTS = ("bhnd", "bnhd")
 _GRIDS = {None: 0, "persistent": 1, "tiles": 2}  # intfa_grid
+# Methods of the Swift API and the intfa command that the C interface does not offer.
+_SWIFT_ONLY_METHODS = ("int4", "fp8-e5m2")
+_MAX_HEAD_DIM = 256
+# Values that fp16 rounds to +-inf: the fp16 method's inputs must stay below.
+_FP16_OVERFLOW = 65520.0
+_FLOAT32_MAX = 3.4028234663852886e38
 
 
 def version():
@@ -26,11 +35,9 @@ def version():
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch
+    """torch if the process has imported it, else None: a torch tensor cannot exist without it,
+    and trying the import on every call costs more than a small attention."""
+    return sys.modules.get("torch")
 
 
 def _is_torch(x):
@@ -60,8 +67,10 @@ class _View:
 
 
 def _view(x, name, layout, gpu):
+    """The C interface's view of x: element type, element strides, pointer. Shapes are
+    checked against each other by _problem; this checks what one tensor must be."""
     if x.ndim != 4:
-        raise ValueError(f"{name} must have 4 dimensions ({layout}), not {x.ndim}")
+        raise ValueError(f"{name} must have 4 dimensions ({_dims(layout, name)}), not {x.ndim}: shape {_shape(x)}")
     if _is_torch(x):
         torch = _torch()
         codes = {torch.float16: _lib.DTYPE_FLOAT16, torch.bfloat16: _lib.DTYPE_BFLOAT16}
@@ -71,35 +80,118 @@ def _view(x, name, layout, gpu):
             allowed = "float16 or bfloat16" if gpu else "float32, float16 or bfloat16"
             raise TypeError(f"{name} has dtype {x.dtype}; {'CUDA' if gpu else 'CPU'} tensors must be {allowed}")
         strides = tuple(x.stride())
-        dtype, size, pointer = codes[x.dtype], x.element_size(), x.data_ptr()
+        dtype, size, pointer, empty = codes[x.dtype], x.element_size(), x.data_ptr(), x.numel() == 0
     else:
         import numpy
         codes = {numpy.dtype(numpy.float32): _lib.DTYPE_FLOAT32, numpy.dtype(numpy.float16): _lib.DTYPE_FLOAT16}
         if x.dtype not in codes:
-            raise TypeError(f"{name} has dtype {x.dtype}; numpy arrays must be float32 or float16")
+            raise TypeError(f"{name} has dtype {x.dtype}; numpy arrays must be float32 or float16 (native byte order)")
         if any(s % x.itemsize for s in x.strides):
-            raise ValueError(f"{name}'s strides are not whole elements")
+            raise ValueError(f"{name}'s strides {x.strides} (bytes) are not whole {x.itemsize}-byte elements")
         strides = tuple(s // x.itemsize for s in x.strides)
-        dtype, size, pointer = codes[x.dtype], x.itemsize, x.ctypes.data
+        dtype, size, pointer, empty = codes[x.dtype], x.itemsize, x.ctypes.data, x.size == 0
+    if empty:
+        # An empty tensor's strides mean nothing (numpy reports 0): nothing is read or written.
+        strides = (0, 0, 0, 1)
+    if any(s < 0 for s in strides):
+        raise ValueError(f"{name} has a negative stride {strides} (elements); pass a copy (e.g. numpy.ascontiguousarray)")
     if strides[3] != 1 and x.shape[3] > 1:
-        raise ValueError(f"{name}'s last dimension (the head dim) must be contiguous (stride {strides[3]})")
+        raise ValueError(f"{name}'s last dimension (the head dim) must be contiguous: its stride is {strides[3]} "
+                         f"elements, not 1 (shape {_shape(x)}, strides {strides})")
     if layout == "bhnd":
         shape, element_strides = tuple(x.shape), (strides[0], strides[1], strides[2])
     else:
         shape, element_strides = (x.shape[0], x.shape[2], x.shape[1], x.shape[3]), (strides[0], strides[2], strides[1])
-    return _View(shape, element_strides, pointer, dtype, size)
+    return _View(tuple(int(n) for n in shape), element_strides, pointer, dtype, size)
 
 
-def _problem(q, k, method, is_causal, scale):
-    if method not in _lib.METHODS:
-        raise ValueError(f"unknown method {method!r}; one of {', '.join(_lib.METHODS)}")
+def _shape(x):
+    return tuple(int(n) for n in x.shape)
+
+
+def _dims(layout, name):
+    """The dimension names of a tensor in a layout, e.g. "B, Hkv, Nk, D"."""
+    h, n = ("H", "Nq") if name in ("q", "out") else ("Hkv", "Nk")
+    return f"B, {h}, {n}, D" if layout == "bhnd" else f"B, {n}, {h}, D"
+
+
+def _problem(q, k, v, method, is_causal, scale, layout):
+    """The C problem of views q, k, v ([B, H, N, D] whatever the layout), after checking each
+    shape against the others; messages show the shapes as the caller passed them."""
+    def shown(view):
+        b, h, n, d = view.shape
+        return (b, h, n, d) if layout == "bhnd" else (b, n, h, d)
+    qn, kn, vn = "q", "k", "v"
     b, h, nq, d = q.shape
-    if k.shape[0] != b or k.shape[3] != d:
-        raise ValueError(f"K has shape {k.shape} (B, Hkv, Nk, D), incompatible with Q's {q.shape}")
-    if scale is not None and not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a finite positive number, not {scale!r}")
-    return _lib.Problem(b, h, k.shape[1], nq, k.shape[2], d, float(scale or 0.0), int(bool(is_causal)),
-                        _lib.METHODS[method], 0)
+    _, hkv, nk, dk = k.shape
+    where = f"layout {layout!r}: q [{_dims(layout, 'q')}], k and v [{_dims(layout, 'k')}]"
+    if k.shape[0] != b or dk != d:
+        raise ValueError(f"{kn} has shape {shown(k)}, incompatible with {qn}'s {shown(q)}: batch and head dim must "
+                         f"match ({where})")
+    if v.shape != k.shape:
+        raise ValueError(f"{vn} has shape {shown(v)}, expected {kn}'s shape {shown(k)} ({where})")
+    if h < 1 or hkv < 1:
+        raise ValueError(f"{qn} {shown(q)} and {kn} {shown(k)} need at least one head each ({where})")
+    if h % hkv:
+        raise ValueError(f"{qn}'s heads ({h}) must be a multiple of {kn}'s ({hkv}): shapes {shown(q)} and "
+                         f"{shown(k)} ({where})")
+    if nk < 1:
+        raise ValueError(f"{kn} and {vn} have no tokens (shape {shown(k)}): attention needs at least one key ({where})")
+    if not (8 <= d <= _MAX_HEAD_DIM and d % 8 == 0):
+        raise ValueError(f"head dim {d} (shape of {qn} {shown(q)}) is not supported: it must be a multiple of 8 "
+                         f"between 8 and {_MAX_HEAD_DIM}")
+    return _lib.Problem(b, h, hkv, nq, nk, d, _softmax_scale(scale), int(is_causal), _lib.METHODS[method], 0)
+
+
+def _softmax_scale(scale):
+    """The C problem's softmax scale: 0 selects 1/sqrt(D)."""
+    return 0.0 if scale is None else float(scale)
+
+
+def _check_options(method, layout, scale, flags, methods=None):
+    """Checks the options every entry point shares; `flags` maps names to values that must be
+    bool (numpy bools included) or, for `validate`, None."""
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a string, not {type(method).__name__} ({method!r})")
+    methods = methods or tuple(_lib.METHODS)
+    if method not in methods:
+        if method in _lib.METHODS:
+            raise ValueError(f"method {method!r} has no quantized form; use {', '.join(methods)}")
+        if method in _SWIFT_ONLY_METHODS:
+            raise ValueError(f"method {method!r} runs only in the Swift API and the intfa command; "
+                             f"this interface has {', '.join(methods)}")
+        raise ValueError(f"unknown method {method!r}; one of {', '.join(methods)}")
+    if not isinstance(layout, str):
+        raise TypeError(f"layout must be a string, 'bhnd' or 'bnhd', not {type(layout).__name__}")
+    _check_layout(layout)
+    for name, value in flags.items():
+        if value is None and name == "validate":
+            continue
+        if not _is_bool(value):
+            allowed = "True, False or None" if name == "validate" else "True or False"
+            raise TypeError(f"{name} must be {allowed}, not {value!r}")
+    if scale is not None:
+        if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+            raise TypeError(f"scale must be a real number or None, not {type(scale).__name__} ({scale!r})")
+        value = float(scale)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"scale must be a finite positive number, not {value!r}")
+        single = ctypes.c_float(value).value
+        if not math.isfinite(single) or value > _FLOAT32_MAX:
+            raise ValueError(f"scale {value!r} is beyond float32's range (largest {_FLOAT32_MAX:.8g}); "
+                             f"the kernels take a float32 scale")
+        if single == 0:
+            raise ValueError(f"scale {value!r} rounds to 0 in float32; the kernels take a float32 scale")
+
+
+def _is_bool(value):
+    if isinstance(value, bool):
+        return True
+    try:
+        import numpy
+    except ImportError:
+        return False
+    return isinstance(value, numpy.bool_)
 
 
 def _check_layout(layout):
@@ -127,26 +219,36 @@ def attention(q, k, v, *, is_causal=False, scale=None, method="int8", layout="bh
     torch CUDA tensors run on the GPU, queued on torch's current stream without host
     synchronization (the workspace comes from torch's caching allocator). numpy arrays and
     CPU torch tensors run on the CPU. ``validate`` (default: on for the CPU, off for CUDA,
-    where it synchronizes) rejects NaN/Inf inputs with ValueError.
+    where it synchronizes) rejects NaN/Inf inputs with ValueError, and with ``method="fp16"``
+    values that overflow fp16 (|x| >= 65520). Without it the CPU path returns NaN in exactly
+    the rows such a value reaches (its query row, every row that sees its key) and computes
+    the others as if it were 0; on CUDA tensors the result is not yet defined.
+
+    Raises TypeError for wrong types, ValueError for bad values and shapes (UnsupportedError
+    where this device has no kernel), MemoryError when memory cannot be had, IntfaError for
+    driver and CUDA failures.
     """
-    _check_layout(layout)
+    _check_options(method, layout, scale, {"is_causal": is_causal, "return_lse": return_lse, "validate": validate})
     tensors = (q, k, v)
     if not all(_is_torch(x) or _is_numpy(x) for x in tensors):
-        raise TypeError("q, k and v must be torch tensors or numpy arrays")
+        kinds = ", ".join(f"{n}: {type(x).__name__}" for n, x in zip("qkv", tensors))
+        raise TypeError(f"q, k and v must be torch tensors or numpy arrays ({kinds})")
     cuda = [_is_torch(x) and x.is_cuda for x in tensors]
     if any(cuda) and not all(cuda):
-        raise ValueError("q, k and v must all be CUDA tensors or all be on the CPU")
+        places = ", ".join(f"{n}: {'CUDA' if c else 'CPU'}" for n, c in zip("qkv", cuda))
+        raise ValueError(f"q, k and v must all be CUDA tensors or all be on the CPU ({places})")
+    is_causal, return_lse = bool(is_causal), bool(return_lse)
     if all(cuda):
         devices = {x.device for x in tensors}
         if len(devices) != 1:
             raise ValueError(f"q, k and v are on different devices: {sorted(map(str, devices))}")
         return _attention_cuda(q, k, v, is_causal, scale, method, layout, return_lse, bool(validate))
-    return _attention_host(q, k, v, is_causal, scale, method, layout, return_lse, validate is None or validate)
+    return _attention_host(q, k, v, is_causal, scale, method, layout, return_lse, validate is None or bool(validate))
 
 
 def _attention_host(q, k, v, is_causal, scale, method, layout, return_lse, validate):
     views = [_view(x, name, layout, gpu=False) for x, name in ((q, "q"), (k, "k"), (v, "v"))]
-    problem = _problem(views[0], views[1], method, is_causal, scale)
+    problem = _problem(*views, method, is_causal, scale, layout)
     shape = _output_shape(views[0], layout)
     b, h, nq = views[0].shape[:3]
     if _is_torch(q):
@@ -174,43 +276,66 @@ def _unsmooth(lse, q, k, layout, problem):
     kernels' log-sum-exp is the shifted one. Adds the shift back, in place."""
     scale = problem.softmax_scale or 1.0 / math.sqrt(problem.head_dim)
     group = problem.heads // problem.kv_heads
+    if (lse.numel() if _is_torch(lse) else lse.size) == 0:
+        return
+    # The kernels work on Q and K with their NaN and Inf zeroed (the rows those reach are NaN
+    # already): so does the shift, or it would spread NaN to rows that see no such value.
     if _is_torch(lse):
         torch = _torch()
         qb, kb = (q, k) if layout == "bhnd" else (q.transpose(1, 2), k.transpose(1, 2))
-        mean = kb.float().mean(dim=2).repeat_interleave(group, dim=1)  # [B, H, D]
-        shift = torch.einsum("bhnd,bhd->bhn", qb.float(), mean) * scale
+        qb, kb = (torch.nan_to_num(x.float(), nan=0.0, posinf=0.0, neginf=0.0) for x in (qb, kb))
+        mean = kb.mean(dim=2).repeat_interleave(group, dim=1)  # [B, H, D]
+        shift = torch.einsum("bhnd,bhd->bhn", qb, mean) * scale
     else:
         import numpy
         qb, kb = (q, k) if layout == "bhnd" else (q.transpose(0, 2, 1, 3), k.transpose(0, 2, 1, 3))
-        mean = numpy.repeat(kb.astype(numpy.float64).mean(axis=2), group, axis=1)
-        shift = (numpy.einsum("bhnd,bhd->bhn", qb.astype(numpy.float64), mean) * scale).astype(numpy.float32)
+        qb, kb = (numpy.nan_to_num(x.astype(numpy.float64), nan=0.0, posinf=0.0, neginf=0.0) for x in (qb, kb))
+        mean = numpy.repeat(kb.mean(axis=2), group, axis=1)
+        shift = (numpy.einsum("bhnd,bhd->bhn", qb, mean) * scale).astype(numpy.float32)
     lse += shift
 
 
-def _check_finite(tensors):
+def _check_finite(tensors, method):
+    """validate=True on CUDA tensors: NaN or Inf anywhere, or for the fp16 method a bf16 value
+    that fp16 cannot hold, is a ValueError naming the tensor (this synchronizes)."""
     torch = _torch()
     for name, x in tensors:
         if not bool(torch.isfinite(x).all()):
-            raise ValueError(f"{name} holds a non-finite value (NaN or Inf)")
+            index = int(torch.nonzero(~torch.isfinite(x).reshape(-1))[0, 0])
+            raise ValueError(f"{name} holds a non-finite value (NaN or Inf) at flat index {index} of shape {_shape(x)}")
+        if method == "fp16" and x.dtype == torch.bfloat16 and bool((x.abs() >= _FP16_OVERFLOW).any()):
+            raise ValueError(f"{name} holds a value beyond fp16's range (largest finite 65504), which overflows: "
+                             f"method fp16 converts bfloat16 inputs to fp16")
+
+
+def _cuda_empty(torch, shape, dtype, device, what):
+    """torch.empty on a CUDA device, with running out of memory as a MemoryError naming the bytes."""
+    try:
+        return torch.empty(shape, dtype=dtype, device=device)
+    except torch.cuda.OutOfMemoryError as error:
+        count = math.prod(shape) * torch.tensor([], dtype=dtype).element_size()
+        raise MemoryError(f"out of GPU memory: {count} bytes requested for {what} on {device}: {error}") from error
 
 
 def _workspace(torch, problem, dtype, device):
     size = ctypes.c_size_t()
     _lib.check(_lib.library().intfa_workspace_size(ctypes.byref(problem), dtype, ctypes.byref(size)))
-    buffer = torch.empty(max(size.value, 1), dtype=torch.uint8, device=device)
+    buffer = _cuda_empty(torch, (max(size.value, 1),), torch.uint8, device, "the workspace")
     return buffer, size.value
 
 
 def _attention_cuda(q, k, v, is_causal, scale, method, layout, return_lse, validate):
     torch = _torch()
-    if validate:
-        _check_finite((("q", q), ("k", k), ("v", v)))
     views = [_view(x, name, layout, gpu=True) for x, name in ((q, "q"), (k, "k"), (v, "v"))]
-    problem = _problem(views[0], views[1], method, is_causal, scale)
+    if not (q.dtype == k.dtype == v.dtype):
+        raise TypeError(f"q, k and v must share one dtype on the GPU (q: {q.dtype}, k: {k.dtype}, v: {v.dtype})")
+    problem = _problem(*views, method, is_causal, scale, layout)
+    if validate:
+        _check_finite((("q", q), ("k", k), ("v", v)), method)
     device = q.device
-    out = torch.empty(_output_shape(views[0], layout), dtype=q.dtype, device=device)
+    out = _cuda_empty(torch, _output_shape(views[0], layout), q.dtype, device, "the output")
     b, h, nq = views[0].shape[:3]
-    lse = torch.empty((b, h, nq), dtype=torch.float32, device=device) if return_lse else None
+    lse = _cuda_empty(torch, (b, h, nq), torch.float32, device, "the log-sum-exp") if return_lse else None
     workspace, workspace_bytes = _workspace(torch, problem, views[0].dtype, device)
     stream = torch.cuda.current_stream(device).cuda_stream
     c = [x.c() for x in views] + [_view(out, "out", layout, gpu=True).c()]
@@ -250,6 +375,37 @@ class QuantizedInputs:
         return _lib.Problem(self.batch, self.heads, self.kv_heads, self.query_length, self.key_length,
                             self.head_dim, float(self.scale or 0.0), int(bool(is_causal)), _lib.METHODS[self.method], grid)
 
+    def _validate(self, torch):
+        """Refuses fields that the kernels would read out of bounds: every buffer must be a
+        contiguous CUDA tensor of its dtype on q's device holding the bytes of the problem."""
+        if self.method not in ("int8", "int8-paper", "fp8-e4m3"):
+            raise ValueError(f"method {self.method!r} has no quantized form; use int8, int8-paper or fp8-e4m3")
+        for name in ("batch", "heads", "kv_heads", "query_length", "key_length", "head_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"QuantizedInputs.{name} must be an integer, not {value!r}")
+        sizes = _lib.QuantizedSizes()
+        _lib.check(_lib.library().intfa_quantized_byte_counts(ctypes.byref(self._problem(False)), ctypes.byref(sizes)))
+        codes = torch.int8 if self.method != "fp8-e4m3" else (torch.int8, torch.uint8, getattr(torch, "float8_e4m3fn", None))
+        device = getattr(self.q, "device", None)
+        for name, dtype in (("q", codes), ("q_scale", torch.float32), ("k", codes), ("k_scale", torch.float32),
+                            ("vt", codes), ("v_scale", torch.float32)):
+            x = getattr(self, name)
+            allowed = dtype if isinstance(dtype, tuple) else (dtype,)
+            if not (_is_torch(x) and x.is_cuda):
+                raise TypeError(f"QuantizedInputs.{name} must be a CUDA tensor, not {type(x).__name__}")
+            if x.dtype not in allowed:
+                raise TypeError(f"QuantizedInputs.{name} has dtype {x.dtype}; expected {allowed[0]}")
+            if x.device != device:
+                raise ValueError(f"QuantizedInputs.{name} is on {x.device}, q on {device}")
+            if not x.is_contiguous():
+                raise ValueError(f"QuantizedInputs.{name} must be contiguous")
+            needed = getattr(sizes, name)
+            if x.numel() * x.element_size() < needed:
+                raise ValueError(f"QuantizedInputs.{name} holds {x.numel() * x.element_size()} bytes; the problem "
+                                 f"(B={self.batch}, H={self.heads}, Hkv={self.kv_heads}, Nq={self.query_length}, "
+                                 f"Nk={self.key_length}, D={self.head_dim}) needs {needed}")
+
 
 def quantize(q, k, v, *, method="int8", scale=None, layout="bhnd", k_mean=None, v_amax=None):
     """Quantizes CUDA q, k, v (fp16/bf16) into the form ``attention_quantized`` reads, on
@@ -258,20 +414,22 @@ def quantize(q, k, v, *, method="int8", scale=None, layout="bhnd", k_mean=None, 
     ``k_mean`` (K's per-channel mean over the tokens) and ``v_amax`` (V's per-channel max |v|),
     float32 CUDA tensors [B, Hkv, D], both or neither, replace the statistics measured from k
     and v: pieces of one sequence then quantize exactly as the whole sequence would."""
-    _check_layout(layout)
+    _check_options(method, layout, scale, {}, methods=("int8", "int8-paper", "fp8-e4m3"))
     torch = _torch()
     if not all(_is_torch(x) and x.is_cuda for x in (q, k, v)):
         raise TypeError("quantize takes CUDA torch tensors")
-    if method not in ("int8", "int8-paper", "fp8-e4m3"):
-        raise ValueError(f"method {method!r} has no quantized form; use int8, int8-paper or fp8-e4m3")
     views = [_view(x, name, layout, gpu=True) for x, name in ((q, "q"), (k, "k"), (v, "v"))]
-    problem = _problem(views[0], views[1], method, False, scale)
+    if not (q.dtype == k.dtype == v.dtype):
+        raise TypeError(f"q, k and v must share one dtype on the GPU (q: {q.dtype}, k: {k.dtype}, v: {v.dtype})")
+    if len({x.device for x in (q, k, v)}) != 1:
+        raise ValueError(f"q, k and v are on different devices: {sorted(str(x.device) for x in (q, k, v))}")
+    problem = _problem(*views, method, False, scale, layout)
     sizes = _lib.QuantizedSizes()
     _lib.check(_lib.library().intfa_quantized_byte_counts(ctypes.byref(problem), ctypes.byref(sizes)))
     device = q.device
     def buffer(count, dtype):
         element = torch.tensor([], dtype=dtype).element_size()
-        return torch.empty(max(count // element, 1), dtype=dtype, device=device)
+        return _cuda_empty(torch, (max(count // element, 1),), dtype, device, "the quantized inputs")
     result = QuantizedInputs(
         method, buffer(sizes.q, torch.int8), buffer(sizes.q_scale, torch.float32), buffer(sizes.k, torch.int8),
         buffer(sizes.k_scale, torch.float32), buffer(sizes.vt, torch.int8), buffer(sizes.v_scale, torch.float32),
@@ -305,19 +463,27 @@ def attention_quantized(inputs, *, is_causal=False, dtype=None, layout="bhnd", r
     "persistent" (one CTA per SM looping over tiles) or "tiles" (one CTA per tile, for calls
     that share the GPU with other kernels, such as NCCL's during a ring). Results are the same
     under every grid."""
+    if grid is not None and not isinstance(grid, str):
+        raise TypeError(f"grid must be None, 'persistent' or 'tiles', not {type(grid).__name__}")
     if grid not in _GRIDS:
         raise ValueError(f"grid must be None, 'persistent' or 'tiles', not {grid!r}")
+    if not isinstance(layout, str):
+        raise TypeError(f"layout must be a string, 'bhnd' or 'bnhd', not {type(layout).__name__}")
     _check_layout(layout)
-    torch = _torch()
+    for name, value in (("is_causal", is_causal), ("return_lse", return_lse)):
+        if not _is_bool(value):
+            raise TypeError(f"{name} must be True or False, not {value!r}")
     if not isinstance(inputs, QuantizedInputs):
         raise TypeError("attention_quantized takes the QuantizedInputs that quantize returns")
+    torch = _torch()
+    inputs._validate(torch)
     dtype = dtype or torch.float16
     if dtype not in (torch.float16, torch.bfloat16):
         raise TypeError(f"the output dtype must be torch.float16 or torch.bfloat16, not {dtype}")
     device = inputs.q.device
     b, h, nq, d = inputs.batch, inputs.heads, inputs.query_length, inputs.head_dim
-    out = torch.empty((b, h, nq, d) if layout == "bhnd" else (b, nq, h, d), dtype=dtype, device=device)
-    lse = torch.empty((b, h, nq), dtype=torch.float32, device=device) if return_lse else None
+    out = _cuda_empty(torch, (b, h, nq, d) if layout == "bhnd" else (b, nq, h, d), dtype, device, "the output")
+    lse = _cuda_empty(torch, (b, h, nq), torch.float32, device, "the log-sum-exp") if return_lse else None
     problem = inputs._problem(is_causal, _GRIDS[grid])
     source = inputs._c()
     _lib.check(_lib.library().intfa_attention_quantized(

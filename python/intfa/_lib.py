@@ -75,6 +75,12 @@ class IntfaError(RuntimeError):
         self.status = status
 
 
+class UnsupportedError(ValueError):
+    """A valid call that this backend or device has no kernel for (a head dim, a method, an
+    element type): INTFA_ERROR_UNSUPPORTED. Callers that can fall back to another
+    implementation catch this rather than every ValueError."""
+
+
 _P = ctypes.POINTER
 _SIGNATURES = {
     "intfa_version": (ctypes.c_char_p, []),
@@ -120,14 +126,19 @@ def library():
 
 
 def check(status):
-    """Raises the Python exception for a failed call's status and message."""
+    """Raises the Python exception for a failed call's status and message: ValueError for an
+    invalid value (shape, stride, head dim, NaN/Inf with validation, a workspace too small) or
+    UnsupportedError, a ValueError, for one this device has no kernel for; MemoryError for memory that could not be had, IntfaError for the
+    driver, NVRTC and CUDA calls."""
     if status == SUCCESS:
         return
     message = library().intfa_last_error_message().decode("utf-8", "replace")
+    if status == ERROR_UNSUPPORTED:
+        raise UnsupportedError(message)
     if status in (ERROR_INVALID_ARGUMENT, ERROR_NON_FINITE_INPUT, ERROR_WORKSPACE_TOO_SMALL):
         raise ValueError(message)
-    if status == ERROR_UNSUPPORTED:
-        raise TypeError(message)
+    if status == ERROR_OUT_OF_MEMORY:
+        raise MemoryError(message)
     raise IntfaError(message, status)
 
 

@@ -92,11 +92,11 @@ def test_rejects_bad_inputs():
         intfa.attention(q, k, v, scale=-1.0)
     with pytest.raises(ValueError, match="contiguous"):
         intfa.attention(np.asfortranarray(q), k, v)
-    with pytest.raises(ValueError, match="K has shape"):
+    with pytest.raises(ValueError, match="k has shape"):
         intfa.attention(q, k[..., :32], v)
     with pytest.raises(ValueError, match="multiple"):
         intfa.attention(*inputs(h=3, hkv=2))
-    with pytest.raises(ValueError, match="headDim"):
+    with pytest.raises(ValueError, match="head dim 12"):
         intfa.attention(*inputs(d=12))
     bad = q.copy()
     bad[0, 1, 5, 7] = np.nan

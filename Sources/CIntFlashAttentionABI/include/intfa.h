@@ -11,6 +11,31 @@
  * without copies. Causal masking is bottom-right aligned: query row i sees key j iff
  * j <= i + key_length - query_length (the convention of FlashAttention 2 and of
  * torch.nn.functional.scaled_dot_product_attention for equal lengths).
+ *
+ * What the caller owes. An intfa_tensor carries no extents: the library takes them from the
+ * problem (q and out: [batch, heads, query_length, head_dim]; k and v: [batch, kv_heads,
+ * key_length, head_dim]) and cannot see how much memory stands behind `data`. The caller
+ * owes that every element those extents reach at the tensor's strides lies in memory it owns
+ * (readable for inputs, writable for out), host memory for the _host call and device memory
+ * of the context's device otherwise; that out overlaps no input; that lse, when given, holds
+ * batch * heads * query_length floats; and that nothing changes the inputs while a call
+ * reads them. The library checks everything else before it reads anything: dimensions
+ * (batch >= 0, heads, kv_heads, key_length >= 1, query_length >= 0, head_dim a multiple of 8
+ * up to 256, at most 2^56 elements per tensor), non-negative strides, element alignment,
+ * that the span of each tensor and the address past it fit in 64 bits, reserved fields 0,
+ * enum values. A problem with batch == 0 or query_length == 0 is valid and does nothing.
+ *
+ * Non-finite inputs. intfa_attention_host with validate_inputs fails with
+ * INTFA_ERROR_NON_FINITE_INPUT at the first NaN or +-Inf (and, for INTFA_METHOD_FP16, at the
+ * first value of magnitude 65520 or more, which rounds to Inf in fp16); without it, those
+ * values give NaN in exactly the output rows (and log-sum-exps) they reach: a query row
+ * holding one, and every row that sees a key whose k or v row holds one; every other row is
+ * computed as if they were 0. The device calls (intfa_attention, intfa_quantize) do not scan
+ * their inputs; their result for a non-finite input is not yet defined.
+ *
+ * Memory. intfa_attention_host asks for its whole host working set before it allocates and
+ * fails with INTFA_ERROR_OUT_OF_MEMORY, naming the bytes, when the machine cannot give it; a
+ * device allocation that fails does the same. No failure ends the process.
  */
 #ifndef INTFA_H
 #define INTFA_H
@@ -26,14 +51,17 @@ extern "C" {
 
 typedef enum intfa_status {
     INTFA_SUCCESS = 0,
-    /* A dimension, stride, alignment, pointer or enum value is invalid. */
+    /* A dimension, stride, alignment, pointer, size or enum value is invalid, or an
+       environment variable of the library (INTFA_CPU_ISA) holds an unknown value. */
     INTFA_ERROR_INVALID_ARGUMENT = 1,
     /* Valid, but this method, head dim, element type or device has no kernel. */
     INTFA_ERROR_UNSUPPORTED = 2,
-    /* An input holds NaN or +-Inf (checked where the call asks for validation). */
+    /* An input holds NaN or +-Inf, or for INTFA_METHOD_FP16 a value that overflows fp16
+       (checked where the call asks for validation). */
     INTFA_ERROR_NON_FINITE_INPUT = 3,
     /* No CUDA driver or NVRTC, or a CUDA call failed. */
     INTFA_ERROR_GPU = 4,
+    /* Host or device memory could not be had; the message names the bytes. */
     INTFA_ERROR_OUT_OF_MEMORY = 5,
     /* The workspace passed is smaller than intfa_workspace_size() asks for. */
     INTFA_ERROR_WORKSPACE_TOO_SMALL = 6,
@@ -46,8 +74,9 @@ typedef enum intfa_dtype {
 } intfa_dtype;
 
 typedef enum intfa_method {
-    /* The default INT8 scheme: smoothed per-token K, per-channel V, u8 P with a row scale per
-       64 keys (docs/SCHEMES.md). */
+    /* The default INT8 scheme: per-token Q, smoothed K with a scale per group of 8 keys,
+       per-channel V, u8 P with a row scale per block of keys (0–31, 32–127, then 128 at a
+       time; docs/SCHEMES.md). */
     INTFA_METHOD_INT8 = 0,
     /* The INT-FlashAttention paper's scheme: per-token Q and K, per-tensor V. */
     INTFA_METHOD_INT8_PAPER = 1,
@@ -85,9 +114,10 @@ typedef struct intfa_problem {
 } intfa_problem;
 
 typedef struct intfa_tensor {
-    void* data;           /* element (0, 0, 0, 0); read-only for inputs */
+    void* data;           /* element (0, 0, 0, 0); read-only for inputs; may be NULL when the
+                             tensor is empty */
     int32_t dtype;        /* intfa_dtype */
-    int32_t reserved;     /* 0 */
+    int32_t reserved;     /* must be 0 */
     int64_t stride_batch; /* in elements */
     int64_t stride_head;
     int64_t stride_token;
@@ -125,8 +155,9 @@ void intfa_context_destroy(intfa_context* context);
 /* Device memory intfa_attention needs as `workspace` for this problem and input dtype. */
 intfa_status intfa_workspace_size(const intfa_problem* problem, int32_t input_dtype, size_t* bytes);
 
-/* Attention on device memory: fp16/bf16 q, k, v and out (any strides, head dim
+/* Attention on device memory: fp16/bf16 q, k, v and out (any non-negative strides, head dim
    contiguous), optional fp32 log-sum-exp [B, H, Nq] (natural log, contiguous; NULL for none).
+   Inputs are not scanned for NaN/Inf (see the top of this file).
    Queued on `stream` (a CUstream; NULL is the legacy default stream) with `workspace` lent
    for the call: it allocates nothing and never waits for the device, so it can be captured
    in a CUDA graph. The first call of each kernel variant compiles it (NVRTC, cached on disk). */
@@ -136,7 +167,10 @@ intfa_status intfa_attention(
     float* lse, void* workspace, size_t workspace_bytes, void* stream);
 
 /* Attention on host memory with the CPU kernels (every thread unless `threads` > 0): fp32,
-   fp16 or bf16 tensors, out of any of them. With `validate_inputs`, NaN/Inf inputs fail. */
+   fp16 or bf16 tensors, out of any of them. With `validate_inputs`, NaN/Inf inputs (and fp16
+   overflow under INTFA_METHOD_FP16) fail; without, they give NaN in the rows they reach (see
+   the top of this file). The instruction set follows INTFA_CPU_ISA (scalar, avx2, avxvnni,
+   avx512), an unknown value failing with INTFA_ERROR_INVALID_ARGUMENT. */
 intfa_status intfa_attention_host(
     const intfa_problem* problem,
     const intfa_tensor* q, const intfa_tensor* k, const intfa_tensor* v, const intfa_tensor* out,

@@ -127,6 +127,10 @@ void intfa_pack_keys(const int8_t *codes, long tokens, int channels, int padded_
 /// [channels][padded_tokens] V codes to the integer tile's value layout (padding 0).
 void intfa_pack_values(const int8_t *transposed, int channels, long padded_tokens, int padded_dim, int8_t *packed);
 
+/// Index of the first of `n` floats whose magnitude is not below `limit`, NaN included, or
+/// -1 when there is none: with limit = INFINITY, the first NaN or +-Inf.
+long intfa_first_outside(const float *x, long n, float limit);
+
 /// Atomically adds one to *counter and returns its previous value: hands out work items.
 long intfa_next_work_item(long *counter);
 

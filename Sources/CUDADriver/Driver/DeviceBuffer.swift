@@ -26,7 +26,14 @@ public final class DeviceBuffer: @unchecked Sendable {
         }
         try context.makeCurrent()
         var pointer: UInt64 = 0
-        try context.api.check(context.api.memAlloc(&pointer, byteCount), "cuMemAlloc_v2")
+        do {
+            try context.api.check(context.api.memAlloc(&pointer, byteCount), "cuMemAlloc_v2")
+        } catch {
+            // The size is what a caller needs to report running out of memory.
+            var failure = error
+            failure.requestedBytes = byteCount
+            throw failure
+        }
         address = pointer
     }
 

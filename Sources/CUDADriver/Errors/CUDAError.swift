@@ -48,12 +48,14 @@ public struct CUDAError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
     /// The NVRTC compile log, when the failure came from compiling.
     public var log: String?
+    /// The bytes an allocation that failed asked for, when the failure came from one.
+    public var requestedBytes: Int?
 
     /// Makes an error from its parts; the library layers build these through their
     /// checking helpers rather than by hand.
     public init(
         library: Library, kind: Kind, call: String, code: Int32 = 0,
-        name: String = "", message: String, log: String? = nil
+        name: String = "", message: String, log: String? = nil, requestedBytes: Int? = nil
     ) {
         self.library = library
         self.kind = kind
@@ -62,6 +64,7 @@ public struct CUDAError: Error, Sendable, Equatable, CustomStringConvertible {
         self.name = name
         self.message = message
         self.log = log
+        self.requestedBytes = requestedBytes
     }
 
     /// `CUDA_ERROR_OUT_OF_MEMORY`, the one driver code callers commonly recover from.

@@ -4,16 +4,29 @@ extension CPUAttention {
     /// Exact attention in float64, the oracle of every method: naive softmax(scale · Q·Kᵀ)·V
     /// per row, causal bottom-right (`AttentionProblem.visibleKeys(row:)`), grouped-query via
     /// `kvHead(forQueryHead:)`. Rows that see no key give 0. Inputs are fp32 in BHND order;
-    /// the result is B·H·Nq·D in BHND order.
+    /// the result is B·H·Nq·D in BHND order. NaN and ±Inf inputs follow the CPU path's
+    /// contract (``InputScreen``): NaN in exactly the rows they reach, every other row exact.
     public static func reference(
         _ problem: AttentionProblem, q: [Float], k: [Float], v: [Float]
     ) throws(AttentionError) -> [Double] {
         try problem.validate()
         try validateCounts(problem, q: q, k: k, v: v)
-        let p = problem
+        if problem.isEmpty { return [] }
+        try HostMemory.reserve(
+            CheckedSize.product(problem.queryElementCount, 8) ?? .max, for: "the float64 reference's output (\(problem))")
+        guard let offending = OffendingInputs.find(problem: problem, q: q, k: k, v: v, limit: .infinity) else {
+            return exact(problem, q: q, k: k, v: v)
+        }
+        var output = exact(problem, q: offending.cleaned(q), k: offending.cleaned(k), v: offending.cleaned(v))
+        var noLogSumExp: [Float] = []
+        offending.poison(output: &output, logSumExp: &noLogSumExp)
+        return output
+    }
+
+    /// The float64 attention itself, on finite inputs.
+    private static func exact(_ p: AttentionProblem, q: [Float], k: [Float], v: [Float]) -> [Double] {
         let d = p.headDim, nq = p.queryLength, nk = p.keyLength
         var output = [Double](repeating: 0, count: p.queryElementCount)
-        guard nq > 0 else { return output }
         let scale = Double(p.softmaxScale)
         q.withUnsafeBufferPointer { qBuffer in
             k.withUnsafeBufferPointer { kBuffer in

@@ -14,25 +14,92 @@ extension CUDAAttention {
     /// read fp16 or bf16). The output has `outputType` (default: Q's type, fp16 for fp32
     /// inputs, widened back to fp32) and Q's layout. The output is filled with NaN before the
     /// launch, so an element the kernel failed to write cannot pass for a result.
+    ///
+    /// Non-finite inputs follow the CPU path's contract (``InputScreen``), applied here on the
+    /// host: an fp32 value that rounds to ±Inf in fp16 (|x| ≥ 65520), or a bf16 one under
+    /// `fp16`, which converts to fp16, counts as non-finite. With `validateInputs` the first
+    /// one throws; without, the kernels run on the inputs with those elements zeroed and the
+    /// rows they reach come back NaN.
     public func run(
         _ method: AttentionMethod, problem: AttentionProblem,
         q: AttentionTensor, k: AttentionTensor, v: AttentionTensor,
         outputType: ElementType? = nil, computeLogSumExp: Bool = false, validateInputs: Bool = true
     ) throws(AttentionError) -> CUDAAttentionResult {
+        try run(
+            method, problem: problem, q: q, k: k, v: v, outputType: outputType, computeLogSumExp: computeLogSumExp,
+            validateInputs: validateInputs, rowPadding: 0)
+    }
+
+    /// ``run(_:problem:q:k:v:outputType:computeLogSumExp:validateInputs:)`` with the inputs
+    /// uploaded as strided views: each token row is followed by `rowPadding` elements (a
+    /// multiple of 8, so the fp16 kernel's 16-byte rows stay aligned) holding NaN, which a
+    /// kernel that reads past a row would carry into its output. For `intfa check --fuzz`.
+    package func run(
+        _ method: AttentionMethod, problem: AttentionProblem,
+        q: AttentionTensor, k: AttentionTensor, v: AttentionTensor,
+        outputType: ElementType?, computeLogSumExp: Bool, validateInputs: Bool, rowPadding: Int
+    ) throws(AttentionError) -> CUDAAttentionResult {
+        guard rowPadding >= 0, rowPadding % 8 == 0 else {
+            throw .invalidDimension(name: "rowPadding", value: rowPadding, requirement: "must be a non-negative multiple of 8")
+        }
         try problem.validate()
         try Self.checkShape(q, "Q", heads: problem.heads, tokens: problem.queryLength, problem: problem)
         try Self.checkShape(k, "K", heads: problem.kvHeads, tokens: problem.keyLength, problem: problem)
         try Self.checkShape(v, "V", heads: problem.kvHeads, tokens: problem.keyLength, problem: problem)
-        if validateInputs {
-            try q.validateFinite(name: "Q")
-            try k.validateFinite(name: "K")
-            try v.validateFinite(name: "V")
+        // Host copies: the inputs widened for the scan and their fp16 bits, the output's bits
+        // and values.
+        let inputs = CheckedSize.sum(problem.queryElementCount, problem.keyElementCount, problem.keyElementCount) ?? .max
+        let hostBytes = CheckedSize.sum(
+            CheckedSize.product(inputs, 6) ?? .max, CheckedSize.product(problem.queryElementCount, 8) ?? .max) ?? .max
+        try HostMemory.reserve(hostBytes, for: "the host copies of the GPU call (\(problem))")
+        let (q, k, v, offending) = try Self.screen(method, problem: problem, q: q, k: k, v: v, validate: validateInputs)
+        var result = try runScreened(
+            method, problem: problem, q: q, k: k, v: v, outputType: outputType, computeLogSumExp: computeLogSumExp,
+            rowPadding: rowPadding)
+        if let offending {
+            result.output.fillRowsWithNaN(where: offending.reaches(row:))
+            for row in result.logSumExp.indices where offending.reaches(row: row) { result.logSumExp[row] = .nan }
         }
+        return result
+    }
+
+    /// The contract's scan of host tensors: throws for the first offending element when
+    /// validating, else returns the inputs with offending elements zeroed and where they are.
+    private static func screen(
+        _ method: AttentionMethod, problem: AttentionProblem, q: AttentionTensor, k: AttentionTensor, v: AttentionTensor,
+        validate: Bool
+    ) throws(AttentionError) -> (AttentionTensor, AttentionTensor, AttentionTensor, OffendingInputs?) {
+        // Rounding fp32 to fp16 on upload, or bf16 to fp16 in the fp16 method, overflows from
+        // 65520 on (fp16 inputs never reach it; fp32 and bf16 inputs together are refused later).
+        let types = [q.elementType, k.elementType, v.elementType]
+        let fromSingle = types.contains(.float32)
+        let limit = fromSingle || (method == .fp16 && types.contains(.bfloat16)) ? InputScreen.fp16Overflow : Float.infinity
+        let reason = fromSingle
+            ? "fp32 inputs are rounded to fp16 for the GPU, whose largest finite value is \(Int(InputScreen.fp16Largest))"
+            : InputScreen.fp16Reason(method)
+        let values = (q: q.floatsBHND(), k: k.floatsBHND(), v: v.floatsBHND())
+        if validate {
+            for (name, x) in [("Q", values.q), ("K", values.k), ("V", values.v)] {
+                try InputScreen.validate(x, tensor: name, limit: limit, reason: reason)
+            }
+            return (q, k, v, nil)
+        }
+        guard let offending = OffendingInputs.find(problem: problem, q: values.q, k: values.k, v: values.v, limit: limit)
+        else { return (q, k, v, nil) }
+        return (q.zeroingOutside(limit: limit), k.zeroingOutside(limit: limit), v.zeroingOutside(limit: limit), offending)
+    }
+
+    /// `run` on inputs free of offending elements.
+    private func runScreened(
+        _ method: AttentionMethod, problem: AttentionProblem,
+        q: AttentionTensor, k: AttentionTensor, v: AttentionTensor,
+        outputType: ElementType?, computeLogSumExp: Bool, rowPadding: Int
+    ) throws(AttentionError) -> CUDAAttentionResult {
         let deviceType: ElementType = (outputType ?? q.elementType) == .bfloat16 ? .bfloat16 : .float16
         let outputCount = problem.queryElementCount
-        let (qBuffer, qTensor) = try cuda { () throws(CUDAError) in try upload(q) }
-        let (kBuffer, kTensor) = try cuda { () throws(CUDAError) in try upload(k) }
-        let (vBuffer, vTensor) = try cuda { () throws(CUDAError) in try upload(v) }
+        let (qBuffer, qTensor) = try cuda { () throws(CUDAError) in try upload(q, rowPadding: rowPadding) }
+        let (kBuffer, kTensor) = try cuda { () throws(CUDAError) in try upload(k, rowPadding: rowPadding) }
+        let (vBuffer, vTensor) = try cuda { () throws(CUDAError) in try upload(v, rowPadding: rowPadding) }
         let lseCount = problem.batch * problem.heads * problem.queryLength
         let (out, lse) = try cuda { () throws(CUDAError) in
             let out = try DeviceBuffer(context: context, byteCount: max(outputCount * 2, 2))
@@ -66,22 +133,35 @@ extension CUDAAttention {
         return CUDAAttentionResult(output: output, logSumExp: logSumExp)
     }
 
-    /// Copies a host tensor to the device as fp16 (fp32 is rounded) or bf16 bits. The copy
-    /// is queued on ``stream``, like the fills and kernels after it: on the legacy stream
-    /// nothing would order it before them.
-    func upload(_ tensor: AttentionTensor) throws(CUDAError) -> (DeviceBuffer, DeviceTensor) {
-        let bits: [UInt16]
+    /// Copies a host tensor to the device as fp16 (fp32 is rounded) or bf16 bits, each token
+    /// row followed by `rowPadding` NaN elements. The copy is queued on ``stream``, like the
+    /// fills and kernels after it: on the legacy stream nothing would order it before them.
+    func upload(_ tensor: AttentionTensor, rowPadding: Int = 0) throws(CUDAError) -> (DeviceBuffer, DeviceTensor) {
+        var bits: [UInt16]
         let type: ElementType
         switch tensor.storage {
         case let .float16(values): (bits, type) = (values.map(\.bitPattern), .float16)
         case let .bfloat16(values): (bits, type) = (values.map(\.bitPattern), .bfloat16)
         case let .float32(values): (bits, type) = (values.map { Float16($0).bitPattern }, .float16)
         }
+        var strides = tensor.strides
+        if rowPadding > 0 {
+            // Rows of `width` elements (D in BHND, H·D in BNHD) become rows of width + padding.
+            let width = strides.token, rows = bits.count / max(width, 1)
+            let nan: UInt16 = type == .bfloat16 ? 0x7FC0 : 0x7E00
+            var padded = [UInt16](repeating: nan, count: rows * (width + rowPadding))
+            for row in 0..<rows {
+                for i in 0..<width { padded[row * (width + rowPadding) + i] = bits[row * width + i] }
+            }
+            bits = padded
+            let stretch = { (stride: Int) in stride / width * (width + rowPadding) }
+            strides = tensor.layout == .bhnd
+                ? TensorStrides(batch: stretch(strides.batch), head: stretch(strides.head), token: width + rowPadding)
+                : TensorStrides(batch: stretch(strides.batch), head: strides.head, token: width + rowPadding)
+        }
         let buffer = try DeviceBuffer(context: context, byteCount: max(bits.count, 1) * 2)
         try stream.copy(bits, to: buffer)
-        let device = DeviceTensor(
-            address: try buffer.pointer().address, elementType: type, layout: tensor.layout,
-            heads: tensor.heads, tokens: tensor.tokens, headDim: tensor.headDim)
+        let device = DeviceTensor(address: try buffer.pointer().address, elementType: type, strides: strides)
         return (buffer, device)
     }
 

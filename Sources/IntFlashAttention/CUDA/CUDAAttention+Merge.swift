@@ -70,6 +70,10 @@ extension CUDAAttention {
         try validateStrides(part, "part")
         try validateAlignment(part.address, bytes: 8, "part", what: "the kernel reads 4 channels at a time, so its address")
         try validateStrideMultiple(part, of: 4, "part", because: "the kernel reads 4 channels at a time")
+        for (name, tensor, width) in [("merge output", output, headDim), ("part", part, headDim),
+                                      ("logSumExp", logSumExp, 1), ("partLogSumExp", partLogSumExp, 1)] {
+            try validateSpan(tensor, name, batch: batch, heads: heads, tokens: tokens, width: width)
+        }
         return input
     }
 }

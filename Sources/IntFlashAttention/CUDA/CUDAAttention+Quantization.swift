@@ -19,6 +19,8 @@ extension CUDAAttention {
 
         let slots = try workspaceAddresses(
             Self.workspaceRequests(method, problem: problem, inputType: q.elementType, quantizedInto: destination != nil))
+        // No batch entries: nothing to read or write, and no grid may have an extent of 0.
+        if b == 0 { return Self.addresses(of: slots, destination: destination) }
         if method == .fp16 {
             var params = AttentionParams()
             let (qf, kf, vf) = try (halfTensor(q, heads: h, tokens: nq, problem: problem, into: slots[.qCodes]),
@@ -109,6 +111,19 @@ extension CUDAAttention {
         (params.qStrideBatch, params.qStrideHead, params.qStrideToken) = (Int64(h * nq * d), Int64(nq * d), Int64(d))
         (params.kStrideBatch, params.kStrideHead, params.kStrideToken) = (Int64(hkv * nk * d), Int64(nk * d), Int64(d))
         (params.vStrideBatch, params.vStrideHead, params.vStrideRow) = (Int64(hkv * d * nkPad), Int64(d * nkPad), Int64(nkPad))
+        return params
+    }
+
+    /// The parameters of an empty problem: the buffers' addresses, nothing quantized.
+    private static func addresses(of slots: [WorkspaceSlot: UInt64], destination: QuantizedDeviceInputs?) -> AttentionParams {
+        var params = AttentionParams()
+        if let destination {
+            (params.q, params.qScale, params.k) = (destination.q, destination.qScale, destination.k)
+            (params.kScale, params.v, params.vScale) = (destination.kScale, destination.vt, destination.vScale)
+        } else {
+            (params.q, params.qScale, params.k) = (slots[.qCodes] ?? 0, slots[.qScales] ?? 0, slots[.kCodes] ?? 0)
+            (params.kScale, params.v, params.vScale) = (slots[.kScales] ?? 0, slots[.vCodes] ?? 0, slots[.vScales] ?? 0)
+        }
         return params
     }
 

@@ -90,4 +90,38 @@ extension CUDAAttention {
                 reason: "\(because): its strides must be multiples of \(n) elements (batch \(s.batch), head \(s.head), token \(s.token))")
         }
     }
+
+    /// The span of every tensor the problem's extents reach at its strides must fit in 64
+    /// bits, and so must the address past it: offsets the kernels compute would wrap
+    /// otherwise. (Whether the memory is the caller's cannot be known here; intfa.h says what
+    /// the caller owes.)
+    static func validateSpans(
+        _ p: AttentionProblem, q: DeviceTensor? = nil, k: DeviceTensor? = nil, v: DeviceTensor? = nil,
+        output: DeviceTensor? = nil
+    ) throws(AttentionError) {
+        let tensors: [(String, DeviceTensor?, Int, Int)] = [
+            ("Q", q, p.heads, p.queryLength), ("K", k, p.kvHeads, p.keyLength), ("V", v, p.kvHeads, p.keyLength),
+            ("output", output, p.heads, p.queryLength),
+        ]
+        for case let (name, tensor?, heads, tokens) in tensors {
+            try validateSpan(tensor, name, batch: p.batch, heads: heads, tokens: tokens, width: p.headDim)
+        }
+    }
+
+    /// Throws `tooLarge` unless `tensor`'s span for [batch, heads, tokens, width] at its
+    /// strides, and the address past it, fit in 64 bits.
+    static func validateSpan(
+        _ tensor: DeviceTensor, _ name: String, batch: Int, heads: Int, tokens: Int, width: Int
+    ) throws(AttentionError) {
+        let s = tensor.strides
+        guard let span = s.span(batch: batch, heads: heads, tokens: tokens, headDim: width),
+              case let (bytes, overflow) = span.multipliedReportingOverflow(by: tensor.elementType.size), !overflow,
+              !tensor.address.addingReportingOverflow(UInt64(bytes)).overflow
+        else {
+            throw .tooLarge(
+                what: "\(name) of shape [\(batch), \(heads), \(tokens), \(width)] at element strides "
+                    + "(\(s.batch), \(s.head), \(s.token), 1)",
+                limit: "the address past its last element must fit in 64 bits")
+        }
+    }
 }

@@ -82,7 +82,12 @@ public final class CUDAAttention: @unchecked Sendable {
 
     /// Attention on fp16/bf16 device tensors, quantizing inside with `method`'s scheme.
     /// `output` must be fp16 or bf16; `logSumExp`, when given, receives fp32 [B, H, Nq]
-    /// natural-log values. Inputs are not checked for NaN/Inf. Returns once the work is
+    /// natural-log values. The caller owes that every element the problem's extents reach at
+    /// each tensor's strides lies in memory it owns (this call checks that the span fits in
+    /// 64 bits, not that it is allocated), and that `output` overlaps no input. Inputs are not
+    /// scanned for NaN/Inf: the result of a non-finite input is not yet defined on the GPU
+    /// (``run(_:problem:q:k:v:outputType:computeLogSumExp:validateInputs:)`` scans host
+    /// tensors and defines it). An empty problem (B = 0 or Nq = 0) queues nothing. Returns once the work is
     /// issued on `stream` (default: ``stream``). With a `workspace` (sized by
     /// ``workspaceByteCount(_:problem:inputType:)``) the call allocates no device memory and
     /// never waits for the device, so it can be captured in a CUDA graph; without one it uses
@@ -98,7 +103,8 @@ public final class CUDAAttention: @unchecked Sendable {
         try Self.validateLimits(problem)
         try Self.validateInputs(method, q: q, k: k, v: v)
         try Self.validateOutput(output, logSumExp: logSumExp)
-        guard problem.queryLength > 0 else { return }
+        try Self.validateSpans(problem, q: q, k: k, v: v, output: output)
+        guard !problem.isEmpty else { return }
         try serialized(stream: stream, workspace: workspace) { () throws(AttentionError) in
             let kernel = try attentionKernel(method, problem: problem, output: output, logSumExp: logSumExp)
             var params = try prepareInputs(method, problem: problem, q: q, k: k, v: v)
@@ -122,7 +128,8 @@ public final class CUDAAttention: @unchecked Sendable {
         try Self.validateLimits(problem)
         try Self.validateQuantized(inputs)
         try Self.validateOutput(output, logSumExp: logSumExp)
-        guard problem.queryLength > 0 else { return }
+        try Self.validateSpans(problem, output: output)
+        guard !problem.isEmpty else { return }
         try serialized(stream: stream, workspace: nil) { () throws(AttentionError) in
             let kernel = try attentionKernel(inputs.method, problem: problem, output: output, logSumExp: logSumExp)
             var params = quantizedParams(inputs, problem: problem)
@@ -147,6 +154,7 @@ public final class CUDAAttention: @unchecked Sendable {
         }
         try Self.validateLimits(problem)
         try Self.validateInputs(method, q: q, k: k, v: v)
+        try Self.validateSpans(problem, q: q, k: k, v: v)
         if let destination { try Self.validateQuantized(destination) }
         if let statistics {
             guard method == .int8 || method == .int8Paper else {

@@ -37,9 +37,16 @@ extension KernelVariant {
 }
 
 extension AttentionError {
-    /// Wraps a CUDA or NVRTC failure, keeping its whole message (call, code, log).
+    /// Wraps a CUDA or NVRTC failure, keeping its whole message (call, code, log); running
+    /// out of device (or compiler) memory becomes `outOfMemory` with the bytes asked for.
     public init(_ error: CUDAError) {
-        self = error.isOutOfMemory ? .gpuOutOfMemory(error.description) : .gpu(error.description)
+        guard error.isOutOfMemory else {
+            self = .gpu(error.description)
+            return
+        }
+        let memory = error.library == .nvrtc ? "NVRTC" : "GPU"
+        let detail = error.requestedBytes == nil ? error.description : "(\(error.description))"
+        self = .outOfMemory(bytes: error.requestedBytes, memory: memory, detail: detail)
     }
 }
 

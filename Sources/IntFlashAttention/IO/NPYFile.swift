@@ -55,8 +55,10 @@ public enum NPYFile {
             throw fail("shape \(shape) has rank \(shape.count); expected [H, N, D] or [B, H, N, D]")
         }
         let dims = shape.count == 3 ? [1] + shape : shape
-        let count = dims.reduce(1, *)
-        let byteCount = count * elementType.size
+        // A header may claim any shape: sizes are checked before they are trusted.
+        guard let count = CheckedSize.product(dims), let byteCount = CheckedSize.product(count, elementType.size) else {
+            throw fail("shape \(shape) has more elements than memory can hold")
+        }
         guard bytes.count - dataStart >= byteCount else {
             throw fail("truncated data: \(bytes.count - dataStart) bytes for \(count) elements of \(elementType.size) bytes")
         }

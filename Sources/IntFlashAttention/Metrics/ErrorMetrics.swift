@@ -15,7 +15,7 @@ public struct ErrorMetrics: Sendable, Hashable, Codable {
     public var maxAbsoluteError: Double
 
     /// Compares `output` with `reference`. Equal counts are required; a NaN anywhere in the
-    /// output makes every metric NaN (never passed off as small).
+    /// output, or no elements at all, makes every metric NaN (never passed off as small).
     public init<Output: Collection>(output: Output, reference: [Double]) where Output.Element: BinaryFloatingPoint {
         precondition(output.count == reference.count, "metric inputs differ in length")
         var sumRelative = 0.0, sumAbsDiff = 0.0, sumAbsRef = 0.0, sumSquares = 0.0
@@ -35,7 +35,7 @@ public struct ErrorMetrics: Sendable, Hashable, Codable {
             maxAbs = max(maxAbs, diff)
         }
         let n = Double(max(reference.count, 1))
-        guard !sawNaN else {
+        guard !sawNaN, !reference.isEmpty else {
             (meanRelativeError, relativeL1, rootMeanSquaredError, cosineSimilarity, maxAbsoluteError) =
                 (.nan, .nan, .nan, .nan, .nan)
             return

@@ -11,8 +11,13 @@ public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible 
     case unsupportedHeadDim(Int, supported: [Int])
     /// A tensor's element count or shape does not match the problem.
     case shapeMismatch(tensor: String, expected: String, actual: String)
-    /// An input holds NaN or ±Inf; `index` is the first offending element.
+    /// An input holds NaN or ±Inf; `index` is the first offending element, counted in
+    /// [batch, heads, tokens, headDim] order.
     case nonFiniteInput(tensor: String, index: Int)
+    /// An input is finite but overflows the format the call rounds it to (fp16: |x| ≥ 65520
+    /// rounds to ±Inf); `index` counts in [batch, heads, tokens, headDim] order and `reason`
+    /// says which rounding.
+    case inputOutOfRange(tensor: String, index: Int, value: Float, reason: String)
     /// The softmax scale is NaN, infinite, zero or negative.
     case invalidSoftmaxScale(Float)
     /// A device tensor's address, alignment or strides cannot be read or written by the GPU
@@ -28,8 +33,15 @@ public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible 
     case unsupportedMethod(method: String, backend: String, reason: String)
     /// The GPU backend cannot be used or a CUDA / NVRTC call failed.
     case gpu(String)
-    /// The GPU ran out of memory.
-    case gpuOutOfMemory(String)
+    /// Memory could not be had: `bytes` is what was asked for (nil when the failing call does
+    /// not say), `memory` which memory (`"host"`, `"GPU"`), `detail` what for ("for …") or
+    /// which call failed ("(…)").
+    case outOfMemory(bytes: Int?, memory: String, detail: String)
+    /// A tensor, or a size computed from extents or strides, exceeds what can be addressed;
+    /// `what` names it and `limit` says the bound.
+    case tooLarge(what: String, limit: String)
+    /// An environment variable that configures the library holds a value it does not know.
+    case invalidEnvironment(variable: String, value: String, expected: String)
     /// A file could not be read or written.
     case io(path: String, reason: String)
 
@@ -45,7 +57,9 @@ public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible 
         case let .shapeMismatch(tensor, expected, actual):
             return "\(tensor) has shape \(actual), expected \(expected)"
         case let .nonFiniteInput(tensor, index):
-            return "\(tensor) holds a non-finite value (NaN or Inf) at element \(index)"
+            return "\(tensor) holds a non-finite value (NaN or Inf) at element \(index) (counted in [B, H, N, D] order)"
+        case let .inputOutOfRange(tensor, index, value, reason):
+            return "\(tensor) holds \(value) at element \(index) (counted in [B, H, N, D] order), which overflows: \(reason)"
         case let .invalidDeviceTensor(tensor, reason):
             return "\(tensor): \(reason)"
         case let .missingArgument(name):
@@ -60,8 +74,13 @@ public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible 
             return "method \(method) is not available on the \(backend) backend: \(reason)"
         case let .gpu(message):
             return message
-        case let .gpuOutOfMemory(message):
-            return "out of GPU memory: " + message
+        case let .outOfMemory(bytes, memory, detail):
+            guard let bytes else { return "out of \(memory) memory: \(detail)" }
+            return "out of \(memory) memory: \(ByteCount(bytes)) requested \(detail)"
+        case let .tooLarge(what, limit):
+            return "\(what) is too large (\(limit))"
+        case let .invalidEnvironment(variable, value, expected):
+            return "\(variable)=\(value) is not valid: expected \(expected)"
         case let .io(path, reason):
             return "\(path): \(reason)"
         }

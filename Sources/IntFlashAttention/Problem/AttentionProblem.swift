@@ -7,6 +7,9 @@
 /// Causal masking is aligned to the bottom-right corner, as FlashAttention 2.1+ does: query
 /// row `i` sees key `j` when `j <= i + keyLength - queryLength`. When `queryLength > keyLength`
 /// the first rows see no key at all; their output is zero (and their log-sum-exp −∞).
+///
+/// A problem with `batch == 0` or `queryLength == 0` is valid and empty: every entry point
+/// returns an empty output without running anything. Every other extent must be at least 1.
 public struct AttentionProblem: Hashable, Sendable, CustomStringConvertible {
     /// Batch size (B).
     public var batch: Int
@@ -51,9 +54,14 @@ public struct AttentionProblem: Hashable, Sendable, CustomStringConvertible {
     /// Largest head dimension any backend accepts.
     public static let maxHeadDim = 256
 
+    /// Most elements one tensor may have: every byte count derived from them (8-byte values,
+    /// head dims padded to 16, keys to 64) then fits in 64 bits, so no size computed later
+    /// can overflow.
+    public static let maxTensorElements = 1 << 56
+
     /// Throws the first problem found with the shape or options.
     public func validate() throws(AttentionError) {
-        if batch < 1 { throw .invalidDimension(name: "batch", value: batch, requirement: "must be at least 1") }
+        if batch < 0 { throw .invalidDimension(name: "batch", value: batch, requirement: "must not be negative") }
         if heads < 1 { throw .invalidDimension(name: "heads", value: heads, requirement: "must be at least 1") }
         if kvHeads < 1 { throw .invalidDimension(name: "kvHeads", value: kvHeads, requirement: "must be at least 1") }
         if heads % kvHeads != 0 { throw .headsNotDivisible(heads: heads, kvHeads: kvHeads) }
@@ -67,7 +75,16 @@ public struct AttentionProblem: Hashable, Sendable, CustomStringConvertible {
                 requirement: "must be a multiple of 8 between 8 and \(Self.maxHeadDim)")
         }
         if !(softmaxScale.isFinite && softmaxScale > 0) { throw .invalidSoftmaxScale(softmaxScale) }
+        for (name, heads, tokens) in [("q", heads, queryLength), ("k", kvHeads, keyLength)] {
+            let shape = "[\(batch), \(heads), \(tokens), \(headDim)]"
+            guard let count = CheckedSize.product(batch, heads, tokens, headDim), count <= Self.maxTensorElements else {
+                throw .tooLarge(what: "\(name) of shape \(shape)", limit: "at most 2^56 elements per tensor")
+            }
+        }
     }
+
+    /// Whether there is nothing to compute: no batch entries or no query rows.
+    public var isEmpty: Bool { batch == 0 || queryLength == 0 }
 
     /// Query heads that share one key/value head.
     public var groupSize: Int { heads / kvHeads }

@@ -37,4 +37,16 @@ public struct TensorStrides: Hashable, Sendable {
     public func offset(batch b: Int, head h: Int, token n: Int) -> Int {
         b * batch + h * head + n * token
     }
+
+    /// Elements from the first element of a [batch, heads, tokens, headDim] tensor at these
+    /// strides (head dim contiguous) to one past its last: the span a caller's memory must
+    /// cover. 0 for an empty shape; nil when it does not fit in `Int` or a stride is negative.
+    public func span(batch b: Int, heads h: Int, tokens n: Int, headDim d: Int) -> Int? {
+        guard b >= 0, h >= 0, n >= 0, d >= 0, batch >= 0, head >= 0, token >= 0 else { return nil }
+        if b == 0 || h == 0 || n == 0 || d == 0 { return 0 }
+        guard let byBatch = CheckedSize.product(batch, b - 1), let byHead = CheckedSize.product(head, h - 1),
+              let byToken = CheckedSize.product(token, n - 1), let span = CheckedSize.sum(byBatch, byHead, byToken, d)
+        else { return nil }
+        return span
+    }
 }

@@ -43,7 +43,7 @@ def attention_forward(module, query, key, value, attention_mask, dropout=0.0, sc
     causal = bool(causal) and query.shape[2] > 1  # one new token sees the whole cache
     try:
         out = intfa.attention(query, key, value, is_causal=causal, scale=scaling, method=method)
-    except TypeError as error:  # e.g. a head dim without a kernel
+    except intfa.UnsupportedError as error:  # e.g. a head dim without a kernel
         return _fallback(str(error), module, query, key, value, attention_mask, **arguments)
     return out.transpose(1, 2), None
 
