@@ -97,7 +97,7 @@ constexpr int kOutTiles = kHeadDim / 8;   // n-tiles of 8 channels in O
 }  // namespace
 
 // Issues the cp.async copies of key tile `tile` into ring slot `slot`: the K rows (zeros past
-// Nk), the Vt rows (padded to NkPad with zero codes: always in range) and the 16 group scales.
+// Nk), the Vt rows (padded to NkPad by the quantizer: always in range) and the 16 group scales.
 static INTFA_DEVICE void load_key_tile(const AttentionParams& p, unsigned char* smem, int slot, int tile,
                                        const unsigned char* kBase, const unsigned char* vBase, const float* kScaleBase) {
     unsigned char* kTile = smem + slot * kStageBytes;
@@ -241,17 +241,11 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 
         // ---- Softmax: codes and the factors of the tile's P blocks.
         const float4 keyScales = *(const float4*)(vTile + kVBytes + 16 * quad);
-        float scale[2][kChunks];
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            scale[r][0] = qs[r] * keyScales.x, scale[r][1] = qs[r] * keyScales.y;
-            scale[r][2] = qs[r] * keyScales.z, scale[r][3] = qs[r] * keyScales.w;
-        }
         intfa_u32 codes[kChunks][4];
         BlockFactors factors[2];
         auto softmax = [&](auto masked, auto split) {
             constexpr bool Masked = decltype(masked)::value, Split = decltype(split)::value;
-            block_softmax<Masked, Split>(s, scale, state, codes, factors, key0, threadRow0, keyLength, causalShift, quad);
+            block_softmax<Masked, Split>(s, qs, keyScales, state, codes, factors, key0, threadRow0, keyLength, causalShift, quad);
         };
         const bool masked = tile >= firstMasked;
         if (tile == 0) {
@@ -304,18 +298,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
         // One division per row (the IEEE division has a slow-path call; one per element would
         // keep the whole accumulator live across calls).
         const float outputScale = l[r] > 0.0f ? __fdiv_rn(kOutputScale, l[r]) : 0.0f;
-        intfa_u32* outRow = (intfa_u32*)(outBase + (intfa_i64)row * p.oStrideToken * 2);
-#pragma unroll
-        for (int n = 0; n < kOutTiles; ++n) {
-            const int channel = 8 * n + 2 * quad;
-            const float value0 = (o[4 * n + 2 * r] - offset) * vScale[channel] * outputScale;
-            const float value1 = (o[4 * n + 2 * r + 1] - offset) * vScale[channel + 1] * outputScale;
-#if INTFA_OUT_BF16
-            outRow[channel / 2] = intfa_pack_bf162(value0, value1);
-#else
-            outRow[channel / 2] = intfa_pack_half2(value0, value1);
-#endif
-        }
+        store_output_row<kHeadDim>((intfa_u32*)(outBase + (intfa_i64)row * p.oStrideToken * 2), o, r, quad, vScale, offset, outputScale);
     }
 #if INTFA_WRITE_LSE
     // After every output row is written, so that log2f and the division (calls with their own

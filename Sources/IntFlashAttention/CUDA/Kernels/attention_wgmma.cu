@@ -1,7 +1,7 @@
 // FlashAttention forward for Hopper (sm_90a) with the `int8` scheme of docs/SCHEMES.md: Q·Kᵀ
 // as s8·s8 and P·V as u8·u8 warpgroup MMAs (wgmma; the quantizer stores Vt in excess-128
-// form) over key tiles of 128 brought in by TMA, one P row scale per P block (the first tile's keys 0–31 and 32–127,
-// then each whole tile), one K scale per group of 8 keys.
+// form) over key tiles of 128 brought in by TMA, one P row scale per P block (the first
+// tile's keys 0–31 and 32–127, then each whole tile), one K scale per group of 8 keys.
 //
 // Compile-time options (NVRTC -D):
 //   INTFA_HEAD_DIM     64 or 128
@@ -401,17 +401,11 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
         auto softmax = [&](const intfa_s32 (&s)[kScoreRegisters], float4 keyScales, int block, intfa_u32 (&pOut)[kChunks][4],
                            BlockFactors (&f)[2], auto split) {
             constexpr bool Split = decltype(split)::value;
-            float scale[2][kChunks];
-#pragma unroll
-            for (int r = 0; r < 2; ++r) {
-                scale[r][0] = qs[r] * keyScales.x, scale[r][1] = qs[r] * keyScales.y;
-                scale[r][2] = qs[r] * keyScales.z, scale[r][3] = qs[r] * keyScales.w;
-            }
             const int key0 = block * kBlockN;
             if (block >= firstMasked) {
-                block_softmax<true, Split>(s, scale, state, pOut, f, key0, row0, schedule.keyLength, schedule.causalShift, quad);
+                block_softmax<true, Split>(s, qs, keyScales, state, pOut, f, key0, row0, schedule.keyLength, schedule.causalShift, quad);
             } else {
-                block_softmax<false, Split>(s, scale, state, pOut, f, key0, row0, schedule.keyLength, schedule.causalShift, quad);
+                block_softmax<false, Split>(s, qs, keyScales, state, pOut, f, key0, row0, schedule.keyLength, schedule.causalShift, quad);
             }
         };
 
@@ -522,19 +516,8 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
             // Approximate reciprocal and log (MUFU): the IEEE routines' slow paths cost registers
             // that the D = 128 accumulators do not leave.
             const float outputScale = l > 0.0f ? __fdividef(kOutputScale, l) : 0.0f;
-            intfa_u32* outRow = (intfa_u32*)(outBase + (intfa_i64)row * p.oStrideToken * 2);
-#pragma unroll
-            for (int n = 0; n < kHeadDim / 8; ++n) {
-                const int channel = 8 * n + 2 * quad;
-                const float2 sv = *(const float2*)(vScale + channel);
-                const float value0 = (o[4 * n + 2 * r] - offset) * sv.x * outputScale;
-                const float value1 = (o[4 * n + 2 * r + 1] - offset) * sv.y * outputScale;
-#if INTFA_OUT_BF16
-                outRow[channel / 2] = intfa_pack_bf162(value0, value1);
-#else
-                outRow[channel / 2] = intfa_pack_half2(value0, value1);
-#endif
-            }
+            store_output_row<kHeadDim>((intfa_u32*)(outBase + (intfa_i64)row * p.oStrideToken * 2), o, r, quad, vScale, offset,
+                                       outputScale);
 #if INTFA_WRITE_LSE
             if (quad == 0) {
                 float* lse = (float*)p.lse + ((intfa_i64)batch * p.heads + head) * p.queryLength;

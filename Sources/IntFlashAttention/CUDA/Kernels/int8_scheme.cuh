@@ -4,7 +4,7 @@
 // 8j + 2t + (e & 1)), so one function turns them into the P·V A fragments and the rows'
 // state updates for either.
 //
-// Needs INTFA_CAUSAL (variant_name.cuh) and common.cuh.
+// Needs INTFA_CAUSAL and INTFA_OUT_BF16 (variant_name.cuh) and common.cuh.
 #pragma once
 #include "common.cuh"
 
@@ -56,7 +56,7 @@ struct RowState {
     float sum[2];          // this thread's share of l (its keys of each block)
     float offsetWeight[2]; // this thread's share of R: l's growth through the folded blocks
                            // since the last rebase, the weight of the excess-128 offset left
-                           // in O' (the Hopper kernel's u8·u8 P·V; unused elsewhere)
+                           // in O' by the u8·u8 P·V
 };
 
 // How one P block changes a row's state, applied to the output once its P·V is done.
@@ -68,14 +68,21 @@ struct BlockFactors {
 
 // The softmax of one key tile: scores → u8 codes (as P·V's A fragment), the rows' states
 // updated through the tile's P blocks (two when Split: chunk 0, then chunks 1–3), and the
-// factors fold_block applies once each block's P·V is done. `scale` holds c = qs · ks per row
-// and 32-key chunk (the thread's group of 8 keys in it). Masked tiles (the causal diagonal,
-// the Nk tail) mask invisible keys; the arithmetic is the same.
+// factors begin_fold applies once each block's P·V is done. `qs` holds the thread's two rows'
+// Q scales, `keyScales` the K scales of its group of 8 keys in each 32-key chunk; their
+// products are c = qs · ks. Masked tiles (the causal diagonal, the Nk tail) mask invisible
+// keys; the arithmetic is the same.
 template <bool Masked, bool Split>
 INTFA_DEVICE void block_softmax(
-    const intfa_s32 (&s)[kScoreRegisters], const float (&scale)[2][kChunks], RowState& state,
+    const intfa_s32 (&s)[kScoreRegisters], const float (&qs)[2], float4 keyScales, RowState& state,
     intfa_u32 (&p)[kChunks][4], BlockFactors (&factors)[2], int key0, int row0, int keyLength, int causalShift, int quad) {
     constexpr int kBlocks = Split ? 2 : 1;
+    float scale[2][kChunks];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        scale[r][0] = qs[r] * keyScales.x, scale[r][1] = qs[r] * keyScales.y;
+        scale[r][2] = qs[r] * keyScales.z, scale[r][3] = qs[r] * keyScales.w;
+    }
     auto blockOf = [](int chunk) { return Split && chunk > 0 ? 1 : 0; };
     // Visibility of the score at position i (n-tile i / 4): key < Nk and, when causal,
     // key ≤ row + shift.
@@ -117,7 +124,7 @@ INTFA_DEVICE void block_softmax(
             const bool empty = Masked && mb == kNegativeInfinity;
             const float t = empty ? 0.0f : intfa_code_reference(mb);
             // The reference moves only when the block's reference passes it by more than the
-            // slack, so most blocks leave alpha = 1 and fold_block skips the rescale of O'.
+            // slack, so most blocks leave alpha = 1 and begin_fold skips the rescale of O'.
             const float newMax = (empty || t <= state.max[r] + kRescaleSlack) ? state.max[r] : t;
             factors[b].alpha[r] = empty ? 1.0f : intfa_exp2(state.max[r] - newMax);
             factors[b].weight[r] = empty ? 0.0f : intfa_exp2(t - newMax) * (1.0f / 255.0f);
@@ -193,6 +200,26 @@ INTFA_DEVICE void rebase_output(float (&o)[N], RowState& state) {
 #pragma unroll
     for (int i = 0; i < N; ++i) o[i] += offset[(i >> 1) & 1];
     state.offsetWeight[0] = state.offsetWeight[1] = 0.0f;
+}
+
+// Writes output row r (0 or 1) of the thread's fragment of O' (kHeadDim / 8 n-tiles; channels
+// 8n + 2·quad and + 1 of each) as fp16 or bf16: (O' − offset) · sV · outputScale. The V scales
+// are read one fp32 at a time (they need only 4-byte alignment).
+template <int kHeadDim, int N>
+INTFA_DEVICE void store_output_row(intfa_u32* outRow, const float (&o)[N], int r, int quad, const float* vScale, float offset,
+                                   float outputScale) {
+    static_assert(N == kHeadDim / 2, "the fragment holds the thread's 4 values of each n-tile");
+#pragma unroll
+    for (int n = 0; n < kHeadDim / 8; ++n) {
+        const int channel = 8 * n + 2 * quad;
+        const float value0 = (o[4 * n + 2 * r] - offset) * vScale[channel] * outputScale;
+        const float value1 = (o[4 * n + 2 * r + 1] - offset) * vScale[channel + 1] * outputScale;
+#if INTFA_OUT_BF16
+        outRow[channel / 2] = intfa_pack_bf162(value0, value1);
+#else
+        outRow[channel / 2] = intfa_pack_half2(value0, value1);
+#endif
+    }
 }
 
 }  // namespace int8_scheme
