@@ -95,14 +95,14 @@ extension CUDAAttention {
         }
         let rowsPerCTA = QuantizationKernelDescriptor.rowsPerCTA
         if nq > 0 {
-            try launch(make(.rows(code, perTensor: perTensor, smooth: false)),
+            try launch(make(.rows(code, perTensor: perTensor)),
                        grid: LaunchDimensions((nq + rowsPerCTA - 1) / rowsPerCTA, Self.gridLimited(b * h)), block: LaunchDimensions(256), params: qp)
         }
         if method == .int8 {
             try launch(make(.keyGroups), grid: LaunchDimensions(nkPad / KeyGroups.tileKeys, Self.gridLimited(b * hkv)),
                        block: LaunchDimensions(256), params: kp)
         } else {
-            try launch(make(.rows(code, perTensor: perTensor, smooth: false)),
+            try launch(make(.rows(code, perTensor: perTensor)),
                        grid: LaunchDimensions((nkPad + rowsPerCTA - 1) / rowsPerCTA, Self.gridLimited(b * hkv)), block: LaunchDimensions(256), params: kp)
         }
         try launch(make(.transposedV(code, perTensor: method != .int8)),

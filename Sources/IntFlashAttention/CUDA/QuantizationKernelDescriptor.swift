@@ -19,10 +19,10 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
         /// Per (batch, head, channel): mean over tokens and max |x|, from the chunks in
         /// order. Grid (ceil(D/32), B·Hx), block 32.
         case channelStats
-        /// Q or K rows: codes [B, Hx, N, D] and per-token scales [B, Hx, tokensPadded]
-        /// (or one per tensor), optionally smoothing (channel mean subtracted).
+        /// Q rows, and K rows of the methods without key groups: codes [B, Hx, N, D] and
+        /// per-token scales [B, Hx, tokensPadded] (or one per tensor).
         /// Grid (ceil(tokensPadded/8), B·Hx), block 256.
-        case rows(Code, perTensor: Bool, smooth: Bool)
+        case rows(Code, perTensor: Bool)
         /// K of `int8`: codes [B, Hx, N, D] with one scale per group of 8 keys
         /// ([B, Hx, NPad / 8], ``KeyGroups``), smoothed. Grid (NPad/128, B·Hx), block 256.
         case keyGroups
@@ -57,22 +57,14 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
 
     private var code: Code {
         switch kind {
-        case let .rows(code, _, _), let .transposedV(code, _): return code
+        case let .rows(code, _), let .transposedV(code, _): return code
         default: return .int8
         }
     }
 
     private var perTensor: Bool {
         switch kind {
-        case let .rows(_, perTensor, _), let .transposedV(_, perTensor): return perTensor
-        default: return false
-        }
-    }
-
-    private var smooth: Bool {
-        switch kind {
-        case let .rows(_, _, smooth): return smooth
-        case .keyGroups: return true
+        case let .rows(_, perTensor), let .transposedV(_, perTensor): return perTensor
         default: return false
         }
     }
@@ -83,8 +75,8 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
         switch kind {
         case .channelPartials: return "intfa_channel_partials_\(suffix)"
         case .channelStats: return "intfa_channel_stats_\(suffix)"
-        case let .rows(code, perTensor, smooth):
-            return "intfa_quantize_rows_\(code.rawValue)_\(perTensor ? "pertensor" : "pertoken")\(smooth ? "_smooth" : "")_\(suffix)"
+        case let .rows(code, perTensor):
+            return "intfa_quantize_rows_\(code.rawValue)_\(perTensor ? "pertensor" : "pertoken")_\(suffix)"
         case .keyGroups: return "intfa_quantize_key_groups_s8_smooth_\(suffix)"
         case let .transposedV(code, perTensor):
             return "intfa_quantize_vt_\(code.rawValue)_\(perTensor ? "pertensor" : "perchannel")_\(suffix)"
@@ -97,7 +89,7 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
         [
             "-arch=\(arch)", "-std=c++17",
             "-DINTFA_INPUT_BF16=\(input == .bfloat16 ? 1 : 0)", "-DINTFA_CODE_E4M3=\(code == .e4m3 ? 1 : 0)",
-            "-DINTFA_PER_TENSOR=\(perTensor ? 1 : 0)", "-DINTFA_SMOOTH=\(smooth ? 1 : 0)",
+            "-DINTFA_PER_TENSOR=\(perTensor ? 1 : 0)",
         ]
     }
 
@@ -110,13 +102,13 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
         let make = { (kind: Kind) in QuantizationKernelDescriptor(kind: kind, input: input, arch: arch) }
         switch method {
         case .int8:
-            return [make(.channelPartials), make(.channelStats), make(.rows(.int8, perTensor: false, smooth: false)),
+            return [make(.channelPartials), make(.channelStats), make(.rows(.int8, perTensor: false)),
                     make(.keyGroups), make(.transposedV(.int8, perTensor: false))]
         case .int8Paper:
-            return [make(.channelPartials), make(.channelStats), make(.rows(.int8, perTensor: false, smooth: false)),
+            return [make(.channelPartials), make(.channelStats), make(.rows(.int8, perTensor: false)),
                     make(.transposedV(.int8, perTensor: true))]
         case .fp8E4M3:
-            return [make(.channelPartials), make(.channelStats), make(.rows(.e4m3, perTensor: true, smooth: false)),
+            return [make(.channelPartials), make(.channelStats), make(.rows(.e4m3, perTensor: true)),
                     make(.transposedV(.e4m3, perTensor: true))]
         case .fp16:
             return input == .bfloat16 ? [make(.convertToHalf)] : []
@@ -137,9 +129,7 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
             for code in fp8 ? [Code.int8, .e4m3] : [.int8] {
                 for perTensor in [false, true] {
                     result.append(.init(kind: .transposedV(code, perTensor: perTensor), input: input, arch: arch))
-                    for smooth in [false, true] {
-                        result.append(.init(kind: .rows(code, perTensor: perTensor, smooth: smooth), input: input, arch: arch))
-                    }
+                    result.append(.init(kind: .rows(code, perTensor: perTensor), input: input, arch: arch))
                 }
             }
         }

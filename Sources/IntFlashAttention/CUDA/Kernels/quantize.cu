@@ -7,7 +7,6 @@
 //   INTFA_INPUT_BF16   0: fp16 input, 1: bf16 input
 //   INTFA_CODE_E4M3    0: int8 codes (levels 127), 1: FP8 E4M3 codes (levels 448; sm_89+)
 //   INTFA_PER_TENSOR   0: per token (rows) / per channel (V), 1: one scale per (batch, head)
-//   INTFA_SMOOTH       1: subtract the channel mean before quantizing rows (K of `int8`)
 // Kernel names spell the options; see QuantizationKernelDescriptor.swift.
 #include "params.cuh"
 
@@ -19,9 +18,6 @@
 #endif
 #ifndef INTFA_PER_TENSOR
 #define INTFA_PER_TENSOR 0
-#endif
-#ifndef INTFA_SMOOTH
-#define INTFA_SMOOTH 0
 #endif
 
 #if INTFA_INPUT_BF16
@@ -41,21 +37,16 @@
 #else
 #define INTFA_GRAIN_NAME pertoken
 #endif
-#if INTFA_SMOOTH
-#define INTFA_SMOOTH_NAME _smooth
-#else
-#define INTFA_SMOOTH_NAME
-#endif
 
 #define INTFA_CAT2(a, b) a##b
 #define INTFA_CAT(a, b) INTFA_CAT2(a, b)
 #define INTFA_NAME5(a, b, c, d, e) INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(a, b), c), d), e)
 
-// Kernel names, e.g. intfa_quantize_rows_s8_pertoken_smooth_f16.
+// Kernel names, e.g. intfa_quantize_rows_s8_pertoken_f16.
 #define INTFA_STATS_KERNEL INTFA_CAT(intfa_channel_stats_, INTFA_IN_SUFFIX)
 #define INTFA_PARTIALS_KERNEL INTFA_CAT(intfa_channel_partials_, INTFA_IN_SUFFIX)
 #define INTFA_ROWS_KERNEL \
-    INTFA_NAME5(intfa_quantize_rows_, INTFA_CODE_NAME, INTFA_CAT(_, INTFA_GRAIN_NAME), INTFA_SMOOTH_NAME, INTFA_CAT(_, INTFA_IN_SUFFIX))
+    INTFA_NAME5(intfa_quantize_rows_, INTFA_CODE_NAME, _, INTFA_GRAIN_NAME, INTFA_CAT(_, INTFA_IN_SUFFIX))
 #if INTFA_PER_TENSOR
 #define INTFA_VT_GRAIN_NAME pertensor
 #else
@@ -64,7 +55,7 @@
 #define INTFA_VT_KERNEL \
     INTFA_NAME5(intfa_quantize_vt_, INTFA_CODE_NAME, _, INTFA_VT_GRAIN_NAME, INTFA_CAT(_, INTFA_IN_SUFFIX))
 #define INTFA_CONVERT_KERNEL INTFA_CAT(intfa_convert_f16_, INTFA_IN_SUFFIX)
-#define INTFA_KEY_GROUPS_KERNEL INTFA_NAME5(intfa_quantize_key_groups_, INTFA_CODE_NAME, INTFA_SMOOTH_NAME, _, INTFA_IN_SUFFIX)
+#define INTFA_KEY_GROUPS_KERNEL INTFA_NAME5(intfa_quantize_key_groups_, INTFA_CODE_NAME, _smooth, _, INTFA_IN_SUFFIX)
 
 static INTFA_DEVICE float load_input(const intfa_u16* input, intfa_i64 index) {
 #if INTFA_INPUT_BF16
@@ -193,8 +184,8 @@ static INTFA_DEVICE float tensor_amax(const QuantizationParams& p, intfa_i64 bh)
 }
 
 // Rows of 16-bit inputs that one warp holds, lane l owning channels kPer·l … kPer·l + kPer − 1
-// (kContiguous: one vector load and one vector store per lane and row) or l, l + 32, … (any D ≤ 256, any
-// alignment).
+// (kContiguous: one vector load and one vector store per lane and row) or l, l + 32, … (any
+// D ≤ 256, any alignment).
 template <int kPer>
 struct alignas(2 * kPer) RowSlice { intfa_u16 bits[kPer]; };
 
@@ -251,20 +242,12 @@ static INTFA_DEVICE void quantize_rows(const QuantizationParams& p, intfa_i64 bh
     auto channel = [&](int i) { return slice_channel<kPer, kContiguous>(lane, i); };
     RowSlice<kPer> raw[kRows];
     load_row_slices<kPer, kContiguous>(p, base, t0, lane, raw);
-#if INTFA_SMOOTH
-    float mean[kPer];
-#pragma unroll
-    for (int i = 0; i < kPer; ++i) mean[i] = channel(i) < p.headDim ? ((const float*)p.channelMean)[bh * p.headDim + channel(i)] : 0.0f;
-#endif
-    // Element i of row r, as the scheme quantizes it (mean subtracted for smoothed K).
+    // Element i of row r.
     auto value = [&](int r, int i) {
 #if INTFA_INPUT_BF16
         float x = intfa_bf16_to_float(raw[r].bits[i]);
 #else
         float x = intfa_half_to_float(raw[r].bits[i]);
-#endif
-#if INTFA_SMOOTH
-        x = __fsub_rn(x, mean[i]);
 #endif
         return x;
     };
@@ -352,12 +335,13 @@ extern "C" __global__ void __launch_bounds__(256, 3) INTFA_ROWS_KERNEL(const Qua
     }
 }
 
-// K of the `int8` scheme: one scale per group of 8 keys. Group (G, t) of the 32-key span G
-// holds keys 32G + 8a + 2t + e (a in 0…3, e in 0…1), the keys one thread of an attention warp
-// holds in each row of its S fragment. Each CTA takes one 128-key tile of one (batch, head):
-// every warp loads 16 rows (mean subtracted when smoothing) and takes their max |x|; the 16
-// groups' maxima then give each row its inverse scale. The 16 scales of a tile are stored
-// quad-major ([B, Hx, NPad / 8], group (G, t) at 16·(tile) + 4t + G), groups past N get 0.
+// K of the `int8` scheme: smoothed (the channel mean subtracted), one scale per group of 8
+// keys. Group (G, t) of the 32-key span G holds keys 32G + 8a + 2t + e (a in 0…3, e in 0…1),
+// the keys one thread of an attention warp holds in each row of its S fragment. Each CTA takes
+// one 128-key tile of one (batch, head): every warp loads 16 rows (mean subtracted) and takes
+// their max |x|; the 16 groups' maxima then give each row its inverse scale. The 16 scales of
+// a tile are stored quad-major ([B, Hx, NPad / 8], group (G, t) at 16·(tile) + 4t + G), groups
+// past N get 0.
 constexpr int kGroupTileKeys = 128;
 constexpr int kGroupRowsPerWarp = kGroupTileKeys / 8;
 
@@ -373,7 +357,7 @@ static INTFA_DEVICE void quantize_key_group_tile(const QuantizationParams& p, in
     float mean[kPer];
 #pragma unroll
     for (int i = 0; i < kPer; ++i) {
-        mean[i] = INTFA_SMOOTH && channel(i) < p.headDim ? ((const float*)p.channelMean)[bh * p.headDim + channel(i)] : 0.0f;
+        mean[i] = channel(i) < p.headDim ? ((const float*)p.channelMean)[bh * p.headDim + channel(i)] : 0.0f;
     }
     auto value = [&](int r, int i) {
 #if INTFA_INPUT_BF16
@@ -381,7 +365,7 @@ static INTFA_DEVICE void quantize_key_group_tile(const QuantizationParams& p, in
 #else
         const float x = intfa_half_to_float(raw[r].bits[i]);
 #endif
-        return INTFA_SMOOTH ? __fsub_rn(x, mean[i]) : x;
+        return __fsub_rn(x, mean[i]);
     };
     float amax[kGroupRowsPerWarp];
     warp_row_amax<kPer>(value, amax);
