@@ -15,7 +15,8 @@ public struct CPUAttentionOutput: Sendable {
 
 /// Attention on the CPU: the float64 oracle (`reference`) and tiled online-softmax kernels for
 /// every `AttentionMethod`, each following docs/SCHEMES.md block by block (key blocks of
-/// `AttentionMethod.keyBlock`), multithreaded over (batch, head, query block).
+/// `AttentionMethod.keyBlock`; the `int8` scheme's tiles of ``KeyGroups/tileKeys``),
+/// multithreaded over (batch, head, query block).
 ///
 /// Non-finite inputs follow ``InputScreen``'s contract: the array entry points never throw
 /// for them and return NaN in exactly the rows they reach; the ``AttentionTensor`` entry point

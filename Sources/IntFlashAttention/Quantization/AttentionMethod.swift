@@ -19,6 +19,7 @@ public enum AttentionMethod: String, CaseIterable, Sendable, Hashable, Codable, 
     /// The raw value, e.g. `int8-paper`.
     public var description: String { rawValue }
 
-    /// Keys per block: the granularity of the running maximum and of the P scales.
+    /// Keys per block of the `int8-paper`, FP8 and float paths: the granularity of their
+    /// running maximum. The `int8` scheme's P blocks are 32, 96, then 128 keys (``KeyGroups``).
     public static let keyBlock = 64
 }

@@ -25,10 +25,9 @@
 // fragments in registers or re-reads them per key block. K (and the per-key K scales) and V
 // tiles of 64 keys stream through a cp.async ring of shared memory, rows padded by 16 bytes
 // so that ldmatrix reads are free of bank conflicts. S = Q·Kᵀ stays in registers; after the
-// softmax its accumulator
-// fragment is re-packed in place as the A fragment of P·V. For 8-bit P that only works
-// because the quantizer wrote each 32-key group of Vt in the order the fragments imply
-// (docs/SCHEMES.md); fp16 needs no permutation.
+// softmax its accumulator fragment is re-packed in place as the A fragment of P·V. For 8-bit
+// P that only works because the quantizer wrote each 32-key group of Vt in the order the
+// fragments imply (docs/SCHEMES.md); fp16 needs no permutation.
 #include "params.cuh"
 #include "variant_name.cuh"
 #include "mma_tiles.cuh"

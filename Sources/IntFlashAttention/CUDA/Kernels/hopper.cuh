@@ -85,7 +85,6 @@ INTFA_DEVICE void intfa_wgmma_m64n64k32_u8u8(intfa_s32 (&d)[32], const intfa_u32
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(Accumulate));
 }
 
-
 // O += P·V for D = 128.
 template <int Accumulate>
 INTFA_DEVICE void intfa_wgmma_m64n128k32_u8u8(intfa_s32 (&d)[64], const intfa_u32 (&a)[4], intfa_u64 b) {
