@@ -158,27 +158,31 @@ struct Accuracy: ParsableCommand {
     private func evaluate(
         problem: AttentionProblem, q: [Float], k: [Float], v: [Float], label: String, engine: CUDAAttention?
     ) throws(AttentionError) -> [AccuracyRecord] {
-        guard let engine else {
-            let reference = try CPUAttention.reference(problem, q: q, k: k, v: v)
-            var records: [AccuracyRecord] = []
-            for m in method.values {
-                let result = try CPUAttention.run(m, problem: problem, q: q, k: k, v: v, threads: threads)
-                records.append(AccuracyRecord(distribution: label, method: m, problem: problem, output: result.output, reference: reference))
+        // The GPU reads fp16: there the reference takes the same rounded inputs.
+        var (q, k, v) = (q, k, v)
+        var deviceInputs: (q: AttentionTensor, k: AttentionTensor, v: AttentionTensor)?
+        if engine != nil {
+            func tensor(_ values: [Float], heads: Int, tokens: Int) throws(AttentionError) -> AttentionTensor {
+                try AttentionTensor(converting: values, to: .float16, batch: problem.batch, heads: heads, tokens: tokens, headDim: problem.headDim)
             }
-            return records
+            let rounded = try (q: tensor(q, heads: problem.heads, tokens: problem.queryLength),
+                               k: tensor(k, heads: problem.kvHeads, tokens: problem.keyLength),
+                               v: tensor(v, heads: problem.kvHeads, tokens: problem.keyLength))
+            (q, k, v) = (rounded.q.floatsBHND(), rounded.k.floatsBHND(), rounded.v.floatsBHND())
+            deviceInputs = rounded
         }
-        // The GPU reads fp16: the reference takes the same rounded inputs.
-        func tensor(_ values: [Float], heads: Int, tokens: Int) throws(AttentionError) -> AttentionTensor {
-            try AttentionTensor(converting: values, to: .float16, batch: problem.batch, heads: heads, tokens: tokens, headDim: problem.headDim)
-        }
-        let (qh, kh, vh) = try (tensor(q, heads: problem.heads, tokens: problem.queryLength),
-                                tensor(k, heads: problem.kvHeads, tokens: problem.keyLength),
-                                tensor(v, heads: problem.kvHeads, tokens: problem.keyLength))
-        let reference = try CPUAttention.reference(problem, q: qh.floatsBHND(), k: kh.floatsBHND(), v: vh.floatsBHND())
+        let reference = try CPUAttention.reference(problem, q: q, k: k, v: v)
         var records: [AccuracyRecord] = []
-        for m in method.values where engine.methods.contains(m) {
-            let result = try engine.run(m, problem: problem, q: qh, k: kh, v: vh, outputType: .float32)
-            records.append(AccuracyRecord(distribution: label, method: m, problem: problem, output: result.output.floatsBHND(), reference: reference))
+        for m in method.values {
+            let output: [Float]
+            if let engine, let deviceInputs {
+                guard engine.methods.contains(m) else { continue }
+                output = try engine.run(m, problem: problem, q: deviceInputs.q, k: deviceInputs.k, v: deviceInputs.v, outputType: .float32)
+                    .output.floatsBHND()
+            } else {
+                output = try CPUAttention.run(m, problem: problem, q: q, k: k, v: v, threads: threads).output
+            }
+            records.append(AccuracyRecord(distribution: label, method: m, problem: problem, output: output, reference: reference))
         }
         return records
     }
@@ -239,18 +243,10 @@ struct AccuracyRecord: Codable, Sendable {
         case relL1HeadMean = "rel_l1_head_mean", relL1HeadWorst = "rel_l1_head_worst"
     }
 
-    /// The metrics of `output` against `reference` (both BHND).
+    /// The metrics of `output` against `reference` (both BHND): over all elements, and per
+    /// (batch, head).
     init(distribution: String, method: AttentionMethod, problem: AttentionProblem, output: [Float], reference: [Double]) {
-        self.init(distribution: distribution, method: method, problem: problem, metrics: ErrorMetrics(output: output, reference: reference))
-        let slice = problem.queryLength * problem.headDim
-        let perHead = (0..<(problem.batch * problem.heads)).map { head in
-            ErrorMetrics(output: output[head * slice..<(head + 1) * slice], reference: Array(reference[head * slice..<(head + 1) * slice])).relativeL1
-        }
-        relL1HeadMean = perHead.isEmpty ? 0 : perHead.reduce(0, +) / Double(perHead.count)
-        relL1HeadWorst = perHead.max() ?? 0
-    }
-
-    init(distribution: String, method: AttentionMethod, problem: AttentionProblem, metrics: ErrorMetrics) {
+        let metrics = ErrorMetrics(output: output, reference: reference)
         self.distribution = distribution
         self.method = method.rawValue
         batch = problem.batch
@@ -264,8 +260,12 @@ struct AccuracyRecord: Codable, Sendable {
         rmse = metrics.rootMeanSquaredError
         cos = metrics.cosineSimilarity
         maxAbs = metrics.maxAbsoluteError
-        relL1HeadMean = metrics.relativeL1
-        relL1HeadWorst = metrics.relativeL1
+        let slice = problem.queryLength * problem.headDim
+        let perHead = (0..<(problem.batch * problem.heads)).map { head in
+            ErrorMetrics(output: output[head * slice..<(head + 1) * slice], reference: Array(reference[head * slice..<(head + 1) * slice])).relativeL1
+        }
+        relL1HeadMean = perHead.isEmpty ? 0 : perHead.reduce(0, +) / Double(perHead.count)
+        relL1HeadWorst = perHead.max() ?? 0
     }
 }
 
