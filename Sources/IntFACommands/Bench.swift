@@ -125,18 +125,17 @@ struct Bench: ParsableCommand {
 
     private func runCUDA() throws -> [BenchRecord] {
         let engine = try openDevice(device)
-        if shapeGiven {
-            // The host draws each input set as fp16 bits before uploading it.
-            let problem = try GPUBenchConfig(batch: batch ?? 1, heads: heads ?? 16, seqlen: seqlen ?? 8192,
-                                             headDim: headDim ?? 128, causal: causal).problem()
-            // A valid problem's tensors hold at most 2^56 elements each: no overflow here.
+        let configs = shapeGiven
+            ? [GPUBenchConfig(batch: batch ?? 1, heads: heads ?? 16, seqlen: seqlen ?? 8192, headDim: headDim ?? 128, causal: causal)]
+            : GPUBenchConfig.suites(quick: quick)
+        for config in configs {
+            // The host draws each input set as fp16 bits before uploading it. A valid problem's
+            // tensors hold at most 2^56 elements each: no overflow here.
+            let problem = try config.problem()
             let bytes = 2 * (problem.queryElementCount + 2 * problem.keyElementCount)
             try HostMemory.reserve(bytes, for: "the benchmark's fp16 inputs (\(problem))")
         }
         let benchmark = GPUBenchmark(engine: engine, repeats: repeats ?? 30, warmup: warmup)
-        let configs = shapeGiven
-            ? [GPUBenchConfig(batch: batch ?? 1, heads: heads ?? 16, seqlen: seqlen ?? 8192, headDim: headDim ?? 128, causal: causal)]
-            : GPUBenchConfig.suites(quick: quick)
         let progress = ProgressLine()
         var records: [BenchRecord] = []
         for config in configs {
