@@ -87,8 +87,8 @@ public final class CUDAAttention: @unchecked Sendable {
     /// 64 bits, not that it is allocated), and that `output` overlaps no input. Inputs are not
     /// scanned for NaN/Inf: the result of a non-finite input is not yet defined on the GPU
     /// (``run(_:problem:q:k:v:outputType:computeLogSumExp:validateInputs:)`` scans host
-    /// tensors and defines it). An empty problem (B = 0 or Nq = 0) queues nothing. Returns once the work is
-    /// issued on `stream` (default: ``stream``). With a `workspace` (sized by
+    /// tensors and defines it). An empty problem (B = 0 or Nq = 0) queues nothing. Returns once
+    /// the work is issued on `stream` (default: ``stream``). With a `workspace` (sized by
     /// ``workspaceByteCount(_:problem:inputType:)``) the call allocates no device memory and
     /// never waits for the device, so it can be captured in a CUDA graph; without one it uses
     /// this instance's own workspace, which may grow. `grid` chooses the wgmma family's launch

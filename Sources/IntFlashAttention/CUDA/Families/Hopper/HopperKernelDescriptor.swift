@@ -2,8 +2,8 @@ import Foundation
 
 /// One compiled variant of the Hopper kernel (`Kernels/attention_wgmma.cu`): warpgroup MMAs
 /// fed by TMA over key tiles of 128, a producer warpgroup and `consumers` warpgroups of 64
-/// query rows each, for the default `int8` scheme on sm_90a. Hashable: it keys the module caches, and its kernel name
-/// spells every option.
+/// query rows each, for the default `int8` scheme on sm_90a. Hashable: it keys the module
+/// caches, and its kernel name spells every option.
 public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertible {
     /// Pipeline shape: ring slots of 128 keys, consumer warpgroups, and whether consumers take
     /// turns issuing their GEMMs (ping-pong).
