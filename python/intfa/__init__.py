@@ -384,8 +384,7 @@ class QuantizedInputs:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise TypeError(f"QuantizedInputs.{name} must be an integer, not {value!r}")
-        sizes = _lib.QuantizedSizes()
-        _lib.check(_lib.library().intfa_quantized_byte_counts(ctypes.byref(self._problem(False)), ctypes.byref(sizes)))
+        sizes = _quantized_sizes(self._problem(False))
         codes = torch.int8 if self.method != "fp8-e4m3" else (torch.int8, torch.uint8, getattr(torch, "float8_e4m3fn", None))
         device = getattr(self.q, "device", None)
         for name, dtype in (("q", codes), ("q_scale", torch.float32), ("k", codes), ("k_scale", torch.float32),
@@ -407,6 +406,14 @@ class QuantizedInputs:
                                  f"Nk={self.key_length}, D={self.head_dim}) needs {needed}")
 
 
+def _quantized_sizes(problem):
+    """The bytes of each buffer of the quantized form of `problem` (a _lib.Problem), as the
+    library lays it out (intfa_quantized_byte_counts)."""
+    sizes = _lib.QuantizedSizes()
+    _lib.check(_lib.library().intfa_quantized_byte_counts(ctypes.byref(problem), ctypes.byref(sizes)))
+    return sizes
+
+
 def quantize(q, k, v, *, method="int8", scale=None, layout="bhnd", k_mean=None, v_amax=None):
     """Quantizes CUDA q, k, v (fp16/bf16) into the form ``attention_quantized`` reads, on
     torch's current stream: for callers that keep INT8 K/V caches, or produce INT8 directly.
@@ -424,8 +431,7 @@ def quantize(q, k, v, *, method="int8", scale=None, layout="bhnd", k_mean=None, 
     if len({x.device for x in (q, k, v)}) != 1:
         raise ValueError(f"q, k and v are on different devices: {sorted(str(x.device) for x in (q, k, v))}")
     problem = _problem(*views, method, False, scale, layout)
-    sizes = _lib.QuantizedSizes()
-    _lib.check(_lib.library().intfa_quantized_byte_counts(ctypes.byref(problem), ctypes.byref(sizes)))
+    sizes = _quantized_sizes(problem)
     device = q.device
     def buffer(count, dtype):
         element = torch.tensor([], dtype=dtype).element_size()

@@ -210,10 +210,13 @@ def ring_attention(q, k, v, *, group=None, is_causal=False, scale=None, kv_forma
         result = []
         for length, template in zip(chunk_lengths[source], blocks):
             if kv_format == "int8":
-                pad = (length + BLOCK - 1) // BLOCK * BLOCK
-                tensors = [torch.empty(b * k.shape[1] * length * d, dtype=torch.int8, device=q.device),
-                           torch.empty(b * k.shape[1] * pad // 8, dtype=torch.float32, device=q.device),
-                           torch.empty(b * k.shape[1] * d * pad, dtype=torch.int8, device=q.device),
+                # K, its scales and Vt of `length` keys, sized by the library's layout.
+                hkv = k.shape[1]
+                problem = intfa._lib.Problem(b, hkv, hkv, 1, length, d, 0.0, 0, intfa._lib.METHODS["int8"], 0)
+                sizes = intfa._quantized_sizes(problem)
+                tensors = [torch.empty(sizes.k, dtype=torch.int8, device=q.device),
+                           torch.empty(sizes.k_scale // 4, dtype=torch.float32, device=q.device),
+                           torch.empty(sizes.vt, dtype=torch.int8, device=q.device),
                            torch.empty_like(template.tensors[3])]
             else:
                 tensors = [torch.empty(b, k.shape[1], length, d, dtype=k.dtype, device=q.device) for _ in range(2)]
