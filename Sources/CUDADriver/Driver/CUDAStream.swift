@@ -148,4 +148,15 @@ public final class CUDAStream: @unchecked Sendable {
         try context.makeCurrent()
         try context.api.check(context.api.memsetD8Async(buffer.address, value, buffer.byteCount, handle), "cuMemsetD8Async")
     }
+
+    /// Queues setting `count` 32-bit words from `address` (4-byte aligned device memory that
+    /// the caller owns) to `value`.
+    public func fill(address: UInt64, words count: Int, value: UInt32) throws(CUDAError) {
+        guard address % 4 == 0, count >= 0 else {
+            throw CUDAError.invalidArgument("cuMemsetD32Async", "address \(address) is not 4-byte aligned or count \(count) is negative")
+        }
+        guard count > 0 else { return }
+        try context.makeCurrent()
+        try context.api.check(context.api.memsetD32Async(address, value, count, handle), "cuMemsetD32Async")
+    }
 }

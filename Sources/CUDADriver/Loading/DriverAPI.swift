@@ -46,6 +46,7 @@ struct DriverAPI: @unchecked Sendable {
     let memsetD8: @convention(c) (UInt64, UInt8, Int) -> Int32
     let memsetD32: @convention(c) (UInt64, UInt32, Int) -> Int32
     let memsetD8Async: @convention(c) (UInt64, UInt8, Int, Handle?) -> Int32
+    let memsetD32Async: @convention(c) (UInt64, UInt32, Int, Handle?) -> Int32
 
     let streamCreate: @convention(c) (Out<Handle?>?, UInt32) -> Int32
     let streamDestroy: @convention(c) (Handle?) -> Int32
@@ -96,6 +97,7 @@ struct DriverAPI: @unchecked Sendable {
         memsetD8 = try lib.require("cuMemsetD8_v2")
         memsetD32 = try lib.require("cuMemsetD32_v2")
         memsetD8Async = try lib.require("cuMemsetD8Async")
+        memsetD32Async = try lib.require("cuMemsetD32Async")
         streamCreate = try lib.require("cuStreamCreate")
         streamDestroy = try lib.require("cuStreamDestroy_v2")
         streamSynchronize = try lib.require("cuStreamSynchronize")
