@@ -34,6 +34,9 @@ struct Check: ParsableCommand {
     @Option(parsing: .unconditional, help: "Random cases per kernel variant instead of the fixed shapes.")
     var fuzz: Int?
 
+    @Option(parsing: .unconditional, help: "With --fuzz N: the first case to run (default 0), so that one run can be split over processes: --fuzz 1000 --fuzz-from 500 runs cases 500 to 999.")
+    var fuzzFrom = 0
+
     @Option(help: "Methods to check (default: every method with a kernel on the device).")
     var method: CommaSeparated<AttentionMethod>?
 
@@ -46,6 +49,10 @@ struct Check: ParsableCommand {
     func validate() throws {
         if let fuzz, fuzz < 1 { throw ValidationError("--fuzz must be at least 1, not \(fuzz)") }
         if fuzz != nil && quick { throw ValidationError("--fuzz and --quick do not combine") }
+        if fuzzFrom != 0 {
+            guard let fuzz else { throw ValidationError("--fuzz-from needs --fuzz") }
+            guard fuzzFrom > 0, fuzzFrom < fuzz else { throw ValidationError("--fuzz-from must be in 0..<\(fuzz), not \(fuzzFrom)") }
+        }
         if device < 0 { throw ValidationError("--device must not be negative, not \(device)") }
     }
 
@@ -57,11 +64,14 @@ struct Check: ParsableCommand {
             throw ValidationFailure(message: "method \(missing) has no kernel on device \(device) (\(engine.architecture))")
         }
         if let fuzz {
+            let cases = fuzzFrom == 0 ? "\(fuzz) cases" : "cases \(fuzzFrom) to \(fuzz - 1)"
+            let rerun = fuzzFrom == 0 ? "" : " --fuzz-from \(fuzzFrom)"
             print("device \(device): \(engine.context.properties.name) (\(engine.architecture)), "
-                + "\(fuzz) cases per variant, seed \(seed) (rerun: intfa check --fuzz \(fuzz) --seed \(seed))")
+                + "\(cases) per variant, seed \(seed) (rerun: intfa check --fuzz \(fuzz)\(rerun) --seed \(seed))")
             let variants = FuzzVariant.all(methods: methods, families: Self.families(on: engine))
-            let failures = FuzzRun(engine: engine, variants: variants, count: fuzz, seed: seed).run()
-            print("\(variants.count * fuzz - failures) passed, \(failures) failed (\(variants.count) variants × \(fuzz) cases)")
+            let failures = FuzzRun(engine: engine, variants: variants, indices: fuzzFrom..<fuzz, seed: seed).run()
+            let count = fuzz - fuzzFrom
+            print("\(variants.count * count - failures) passed, \(failures) failed (\(variants.count) variants × \(count) cases)")
             if failures > 0 { throw ExitCode.failure }
             return
         }

@@ -8,7 +8,8 @@ import IntFlashAttention
 struct FuzzRun {
     var engine: CUDAAttention
     var variants: [FuzzVariant]
-    var count: Int
+    /// The cases to run, by index in each variant's sequence.
+    var indices: Range<Int>
     var seed: UInt64
 
     /// Runs every variant's cases, prints one line per failed case and a summary line per
@@ -19,8 +20,8 @@ struct FuzzRun {
         var table = TextTable(["result", "variant", "cases", "non-finite", "worst vs CPU", "worst err/CPU err", "worst lse"])
         for variant in variants {
             var summary = FuzzSummary()
-            for index in 0..<count {
-                if index % 50 == 0 { progress.update("fuzz \(variant.name): case \(index + 1)/\(count)") }
+            for index in indices {
+                if index % 50 == 0 { progress.update("fuzz \(variant.name): case \(index + 1)/\(indices.upperBound)") }
                 let c = FuzzCase(variant: variant, index: index, seed: seed)
                 let outcome: FuzzOutcome
                 do throws(AttentionError) {
@@ -36,7 +37,7 @@ struct FuzzRun {
             }
             failures += summary.failed
             table.append([
-                summary.failed == 0 ? "ok" : "FAIL", variant.name, "\(count - summary.failed)/\(count) passed",
+                summary.failed == 0 ? "ok" : "FAIL", variant.name, "\(indices.count - summary.failed)/\(indices.count) passed",
                 "\(summary.planted)", formatted(summary.worstVsCPU), formatted(summary.worstErrorRatio),
                 formatted(summary.worstLogSumExp),
             ])
