@@ -62,7 +62,8 @@ struct Compile: ParsableCommand {
         }
         let variants: [any KernelVariant] = arch.values.flatMap { name -> [any KernelVariant] in
             AttentionKernelDescriptor.allVariants(arch: name) + QuantizationKernelDescriptor.allVariants(arch: name)
-                + MergeKernelDescriptor.allVariants(arch: name) + HopperKernelDescriptor.allVariants(arch: name)
+                + MergeKernelDescriptor.allVariants(arch: name) + PoisonKernelDescriptor.allVariants(arch: name)
+                + HopperKernelDescriptor.allVariants(arch: name)
         }
         let results = CompileResults(count: variants.count)
         let progress = ProgressLine(enabled: !json)

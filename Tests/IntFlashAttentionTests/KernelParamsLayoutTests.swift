@@ -38,6 +38,7 @@ struct KernelParamsLayoutTests {
         "vStrideBatch": \.vStrideBatch, "vStrideHead": \.vStrideHead, "vStrideRow": \.vStrideRow,
         "oStrideBatch": \.oStrideBatch, "oStrideHead": \.oStrideHead, "oStrideToken": \.oStrideToken,
         "softmaxScaleLog2": \.softmaxScaleLog2, "reserved0": \.reserved0,
+        "rowMarks": \.rowMarks, "keyMarks": \.keyMarks, "headDim": \.headDim,
     ] }
 
     static var quantizationFields: [String: PartialKeyPath<QuantizationParams>] { [
@@ -46,6 +47,7 @@ struct KernelParamsLayoutTests {
         "headDim": \.headDim, "tokensPadded": \.tokensPadded, "strideBatch": \.strideBatch,
         "strideHead": \.strideHead, "strideToken": \.strideToken, "scaleMultiplier": \.scaleMultiplier,
         "reserved0": \.reserved0, "channelPartials": \.channelPartials, "statsChunks": \.statsChunks,
+        "rowMarks": \.rowMarks, "keyMarks": \.keyMarks,
     ] }
 
     static var mergeFields: [String: PartialKeyPath<MergeParams>] { [
@@ -73,12 +75,12 @@ struct KernelParamsLayoutTests {
 
     @Test func attentionParamsMatchTheHeader() throws {
         try Self.expectLayout(AttentionParams.self, named: "AttentionParams", fields: Self.attentionFields, cSize: AttentionParams.cSize)
-        #expect(AttentionParams.cSize == 216)
+        #expect(AttentionParams.cSize == 240)
     }
 
     @Test func quantizationParamsMatchTheHeader() throws {
         try Self.expectLayout(QuantizationParams.self, named: "QuantizationParams", fields: Self.quantizationFields, cSize: QuantizationParams.cSize)
-        #expect(QuantizationParams.cSize == 128)
+        #expect(QuantizationParams.cSize == 144)
     }
 
     @Test func mergeParamsMatchTheHeader() throws {

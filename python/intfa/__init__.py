@@ -222,7 +222,7 @@ def attention(q, k, v, *, is_causal=False, scale=None, method="int8", layout="bh
     where it synchronizes) rejects NaN/Inf inputs with ValueError, and with ``method="fp16"``
     values that overflow fp16 (|x| >= 65520). Without it the CPU path returns NaN in exactly
     the rows such a value reaches (its query row, every row that sees its key) and computes
-    the others as if it were 0; on CUDA tensors the result is not yet defined.
+    the others as if it were 0; the CUDA kernels give the same result.
 
     Raises TypeError for wrong types, ValueError for bad values and shapes (UnsupportedError
     where this device has no kernel), MemoryError when memory cannot be had, IntfaError for
@@ -435,7 +435,7 @@ def quantize(q, k, v, *, method="int8", scale=None, layout="bhnd", k_mean=None, 
     device = q.device
     def buffer(count, dtype):
         element = torch.tensor([], dtype=dtype).element_size()
-        return _cuda_empty(torch, (max(count // element, 1),), dtype, device, "the quantized inputs")
+        return _cuda_empty(torch, (max(-(-count // element), 1),), dtype, device, "the quantized inputs")
     result = QuantizedInputs(
         method, buffer(sizes.q, torch.int8), buffer(sizes.q_scale, torch.float32), buffer(sizes.k, torch.int8),
         buffer(sizes.k_scale, torch.float32), buffer(sizes.vt, torch.int8), buffer(sizes.v_scale, torch.float32),

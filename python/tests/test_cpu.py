@@ -129,14 +129,19 @@ def test_workspace_and_quantized_sizes():
     size = ctypes.c_size_t()
     fp16 = _lib.Problem(2, 4, 2, 100, 300, 64, 0.0, 0, _lib.METHODS["fp16"], 0)
     assert lib.intfa_workspace_size(ctypes.byref(fp16), _lib.DTYPE_FLOAT16, ctypes.byref(size)) == 0
-    assert size.value == 0  # fp16 inputs of the fp16 method are read in place
+    # fp16 inputs of the fp16 method are read in place: the workspace holds only the marks of
+    # offending inputs, one byte per query row and one int32 per (batch, KV head).
+    assert 2 * 4 * 100 + 2 * 2 * 4 <= size.value <= 2 * 4 * 100 + 2 * 2 * 4 + 3 * 256  # 256-byte slots
     int8 = _lib.Problem(2, 4, 2, 100, 300, 64, 0.0, 0, _lib.METHODS["int8"], 0)
     assert lib.intfa_workspace_size(ctypes.byref(int8), _lib.DTYPE_FLOAT16, ctypes.byref(size)) == 0
     assert size.value >= 2 * 4 * 100 * 64 + 2 * 2 * 300 * 64 * 2
     sizes = _lib.QuantizedSizes()
     assert lib.intfa_quantized_byte_counts(ctypes.byref(int8), ctypes.byref(sizes)) == 0
-    # Vt rows padded to 384 keys (a multiple of 128), one K scale per group of 8 keys.
-    assert (sizes.q, sizes.k, sizes.vt, sizes.k_scale) == (2 * 4 * 100 * 64, 2 * 2 * 300 * 64, 2 * 2 * 64 * 384, 2 * 2 * 384 // 8 * 4)
+    # Vt rows padded to 384 keys (a multiple of 128), one K scale per group of 8 keys; the
+    # scales are followed by the marks of offending inputs (a byte per query row, an int32
+    # per (batch, KV head)).
+    assert (sizes.q, sizes.k, sizes.vt) == (2 * 4 * 100 * 64, 2 * 2 * 300 * 64, 2 * 2 * 64 * 384)
+    assert (sizes.q_scale, sizes.k_scale) == (2 * 4 * 100 * 4 + 2 * 4 * 100, 2 * 2 * 384 // 8 * 4 + 2 * 2 * 4)
     assert lib.intfa_quantized_byte_counts(ctypes.byref(fp16), ctypes.byref(sizes)) == _lib.ERROR_UNSUPPORTED
     assert b"no quantized form" in lib.intfa_last_error_message()
 

@@ -30,8 +30,11 @@
  * first value of magnitude 65520 or more, which rounds to Inf in fp16); without it, those
  * values give NaN in exactly the output rows (and log-sum-exps) they reach: a query row
  * holding one, and every row that sees a key whose k or v row holds one; every other row is
- * computed as if they were 0. The device calls (intfa_attention, intfa_quantize) do not scan
- * their inputs; their result for a non-finite input is not yet defined.
+ * computed as if they were 0. The device calls (intfa_attention, intfa_attention_quantized)
+ * give the same result without a scan of their own: the quantizers (for fp16, a screen
+ * kernel) take those values as 0 and mark the rows that hold them, and a last kernel writes
+ * NaN into the rows they reach. intfa_quantize stores the marks after the scales of its
+ * q_scale and k_scale buffers, where intfa_attention_quantized reads them.
  *
  * Memory. intfa_attention_host asks for its whole host working set before it allocates and
  * fails with INTFA_ERROR_OUT_OF_MEMORY, naming the bytes, when the machine cannot give it; a
@@ -127,10 +130,12 @@ typedef struct intfa_tensor {
    scales, Vt transposed with keys permuted in groups of 32. 16-byte aligned (codes, K scales). */
 typedef struct intfa_quantized {
     void* q;        /* s8 [B, H, Nq, D] */
-    float* q_scale; /* [B, H, Nq], times softmax_scale * log2(e) */
+    float* q_scale; /* [B, H, Nq] (fp8: [B, H]), times softmax_scale * log2(e); then u8 [B, H, Nq],
+                       1 where the query row holds NaN/Inf (written by intfa_quantize) */
     void* k;        /* s8 [B, Hkv, Nk, D] */
     float* k_scale; /* int8: [B, Hkv, NkPad / 8], one per group of 8 keys (docs/SCHEMES.md); int8-paper:
-                       [B, Hkv, NkPad]; NkPad = Nk rounded up to 128, zero past Nk */
+                       [B, Hkv, NkPad]; fp8: [B, Hkv]; NkPad = Nk rounded up to 128, zero past Nk;
+                       then s32 [B, Hkv], the first key whose k or v row holds NaN/Inf (INT32_MAX: none) */
     void* vt;       /* [B, Hkv, D, NkPad]: int8 codes + 128 as u8 (excess-128), int8-paper s8 codes */
     float* v_scale; /* [B, Hkv, D] (int8) or [B, Hkv] (int8-paper) */
 } intfa_quantized;
@@ -157,7 +162,7 @@ intfa_status intfa_workspace_size(const intfa_problem* problem, int32_t input_dt
 
 /* Attention on device memory: fp16/bf16 q, k, v and out (any non-negative strides, head dim
    contiguous), optional fp32 log-sum-exp [B, H, Nq] (natural log, contiguous; NULL for none).
-   Inputs are not scanned for NaN/Inf (see the top of this file).
+   NaN/Inf inputs give NaN in the rows they reach (see the top of this file).
    Queued on `stream` (a CUstream; NULL is the legacy default stream) with `workspace` lent
    for the call: it allocates nothing and never waits for the device, so it can be captured
    in a CUDA graph. The first call of each kernel variant compiles it (NVRTC, cached on disk). */

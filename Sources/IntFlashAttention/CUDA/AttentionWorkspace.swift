@@ -25,6 +25,8 @@ enum WorkspaceSlot: CaseIterable {
     case qCodes, qScales, kCodes, kScales, vCodes, vScales
     case qMean, qAmax, kMean, kAmax, vMean, vAmax
     case statsPartials
+    /// The fp16 method's marks of offending inputs (the quantized form keeps them after its scales).
+    case rowMarks, keyMarks
 }
 
 /// Device memory an attention call needs besides its inputs and output: the quantized

@@ -15,11 +15,10 @@ extension CUDAAttention {
     /// inputs, widened back to fp32) and Q's layout. The output is filled with NaN before the
     /// launch, so an element the kernel failed to write cannot pass for a result.
     ///
-    /// Non-finite inputs follow the CPU path's contract (``InputScreen``), applied here on the
-    /// host: an fp32 value that rounds to ±Inf in fp16 (|x| ≥ 65520), or a bf16 one under
-    /// `fp16`, which converts to fp16, counts as non-finite. With `validateInputs` the first
-    /// one throws; without, the kernels run on the inputs with those elements zeroed and the
-    /// rows they reach come back NaN.
+    /// Non-finite inputs follow the CPU path's contract (``InputScreen``): an fp32 value that
+    /// rounds to ±Inf in fp16 (|x| ≥ 65520), or a bf16 one under `fp16`, which converts to
+    /// fp16, counts as non-finite. With `validateInputs` the first one throws; without, the
+    /// device's own handling of them (docs/VALIDATION.md) returns NaN in the rows they reach.
     public func run(
         _ method: AttentionMethod, problem: AttentionProblem,
         q: AttentionTensor, k: AttentionTensor, v: AttentionTensor,
@@ -52,23 +51,16 @@ extension CUDAAttention {
         let hostBytes = CheckedSize.sum(
             CheckedSize.product(inputs, 6) ?? .max, CheckedSize.product(problem.queryElementCount, 8) ?? .max) ?? .max
         try HostMemory.reserve(hostBytes, for: "the host copies of the GPU call (\(problem))")
-        let (q, k, v, offending) = try Self.screen(method, problem: problem, q: q, k: k, v: v, validate: validateInputs)
-        var result = try runScreened(
+        if validateInputs { try Self.validate(method, q: q, k: k, v: v) }
+        return try runUploaded(
             method, problem: problem, q: q, k: k, v: v, outputType: outputType, computeLogSumExp: computeLogSumExp,
             rowPadding: rowPadding)
-        if let offending {
-            result.output.fillRowsWithNaN(where: offending.reaches(row:))
-            for row in result.logSumExp.indices where offending.reaches(row: row) { result.logSumExp[row] = .nan }
-        }
-        return result
     }
 
-    /// The contract's scan of host tensors: throws for the first offending element when
-    /// validating, else returns the inputs with offending elements zeroed and where they are.
-    private static func screen(
-        _ method: AttentionMethod, problem: AttentionProblem, q: AttentionTensor, k: AttentionTensor, v: AttentionTensor,
-        validate: Bool
-    ) throws(AttentionError) -> (AttentionTensor, AttentionTensor, AttentionTensor, OffendingInputs?) {
+    /// Throws for the first offending element of host tensors (the contract's validation).
+    private static func validate(
+        _ method: AttentionMethod, q: AttentionTensor, k: AttentionTensor, v: AttentionTensor
+    ) throws(AttentionError) {
         // Rounding fp32 to fp16 on upload, or bf16 to fp16 in the fp16 method, overflows from
         // 65520 on (fp16 inputs never reach it; fp32 and bf16 inputs together are refused later).
         let types = [q.elementType, k.elementType, v.elementType]
@@ -77,20 +69,13 @@ extension CUDAAttention {
         let reason = fromSingle
             ? "fp32 inputs are rounded to fp16 for the GPU, whose largest finite value is \(Int(InputScreen.fp16Largest))"
             : InputScreen.fp16Reason(method)
-        let values = (q: q.floatsBHND(), k: k.floatsBHND(), v: v.floatsBHND())
-        if validate {
-            for (name, x) in [("Q", values.q), ("K", values.k), ("V", values.v)] {
-                try InputScreen.validate(x, tensor: name, limit: limit, reason: reason)
-            }
-            return (q, k, v, nil)
+        for (name, x) in [("Q", q), ("K", k), ("V", v)] {
+            try InputScreen.validate(x.floatsBHND(), tensor: name, limit: limit, reason: reason)
         }
-        guard let offending = OffendingInputs.find(problem: problem, q: values.q, k: values.k, v: values.v, limit: limit)
-        else { return (q, k, v, nil) }
-        return (q.zeroingOutside(limit: limit), k.zeroingOutside(limit: limit), v.zeroingOutside(limit: limit), offending)
     }
 
-    /// `run` on inputs free of offending elements.
-    private func runScreened(
+    /// `run` after validation: upload, forward, download.
+    private func runUploaded(
         _ method: AttentionMethod, problem: AttentionProblem,
         q: AttentionTensor, k: AttentionTensor, v: AttentionTensor,
         outputType: ElementType?, computeLogSumExp: Bool, rowPadding: Int

@@ -74,6 +74,7 @@ extension CUDAAttention {
         params.queryLength = Int64(problem.queryLength)
         params.keyLength = Int64(problem.keyLength)
         params.keyLengthPadded = Int64(QuantizedDeviceInputs.paddedKeyLength(problem.keyLength))
+        params.headDim = Int64(problem.headDim)
         (params.oStrideBatch, params.oStrideHead, params.oStrideToken) = Self.strides(output.strides)
         params.softmaxScaleLog2 = problem.softmaxScale * Self.log2e
         switch kernel {
@@ -86,6 +87,11 @@ extension CUDAAttention {
             let grid = kernel.grid(for: problem)
             try launch(kernel, grid: LaunchDimensions(grid.x, grid.y, grid.z), block: LaunchDimensions(kernel.threadsPerBlock), params: params)
         }
+        // The rows that offending inputs reach become NaN (docs/VALIDATION.md).
+        let rows = PoisonKernelDescriptor.rowsPerBlock
+        try launch(PoisonKernelDescriptor(causal: problem.causal, arch: architecture),
+                   grid: LaunchDimensions((problem.queryLength + rows - 1) / rows, Self.gridLimited(problem.batch * problem.heads)),
+                   block: LaunchDimensions(rows), params: params)
     }
 
     func quantizedParams(_ inputs: QuantizedDeviceInputs, problem: AttentionProblem) -> AttentionParams {
@@ -98,6 +104,7 @@ extension CUDAAttention {
         params.qScale = inputs.qScale
         params.kScale = inputs.kScale
         params.vScale = inputs.vScale
+        (params.rowMarks, params.keyMarks) = inputs.markAddresses(problem: problem)
         (params.qStrideBatch, params.qStrideHead, params.qStrideToken) = (Int64(problem.heads) * nq * d, nq * d, d)
         (params.kStrideBatch, params.kStrideHead, params.kStrideToken) = (Int64(problem.kvHeads) * nk * d, nk * d, d)
         (params.vStrideBatch, params.vStrideHead, params.vStrideRow) = (Int64(problem.kvHeads) * d * nkPad, d * nkPad, nkPad)

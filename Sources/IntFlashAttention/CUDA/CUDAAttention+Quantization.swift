@@ -23,9 +23,12 @@ extension CUDAAttention {
         if b == 0 { return Self.addresses(of: slots, destination: destination) }
         if method == .fp16 {
             var params = AttentionParams()
-            let (qf, kf, vf) = try (halfTensor(q, heads: h, tokens: nq, problem: problem, into: slots[.qCodes]),
-                                    halfTensor(k, heads: hkv, tokens: nk, problem: problem, into: slots[.kCodes]),
-                                    halfTensor(v, heads: hkv, tokens: nk, problem: problem, into: slots[.vCodes]))
+            (params.rowMarks, params.keyMarks) = (slots[.rowMarks] ?? 0, slots[.keyMarks] ?? 0)
+            try clearKeyMarks(params.keyMarks, count: b * hkv)
+            let (qf, kf, vf) = try (
+                screened(q, heads: h, tokens: nq, problem: problem, copy: slots[.qCodes], marks: (params.rowMarks, 0)),
+                screened(k, heads: hkv, tokens: nk, problem: problem, copy: slots[.kCodes], marks: (0, params.keyMarks)),
+                screened(v, heads: hkv, tokens: nk, problem: problem, copy: slots[.vCodes], marks: (0, params.keyMarks)))
             (params.q, params.k, params.v) = (qf.address, kf.address, vf.address)
             (params.qStrideBatch, params.qStrideHead, params.qStrideToken) = Self.strides(qf.strides)
             (params.kStrideBatch, params.kStrideHead, params.kStrideToken) = Self.strides(kf.strides)
@@ -51,6 +54,8 @@ extension CUDAAttention {
             (params.q, params.qScale, params.k) = (addr(.qCodes), addr(.qScales), addr(.kCodes))
             (params.kScale, params.v, params.vScale) = (addr(.kScales), addr(.vCodes), addr(.vScales))
         }
+        (params.rowMarks, params.keyMarks) = QuantizedDeviceInputs(params, method: method).markAddresses(problem: problem)
+        try clearKeyMarks(params.keyMarks, count: b * hkv)
 
         func quantizationParams(
             _ tensor: DeviceTensor, heads: Int, tokens: Int, padded: Int, codes: UInt64, scales: UInt64,
@@ -67,9 +72,11 @@ extension CUDAAttention {
             p.scaleMultiplier = multiplier
             return p
         }
-        let qp = quantizationParams(q, heads: h, tokens: nq, padded: nq, codes: params.q, scales: params.qScale, stats: statsQ, multiplier: smL)
-        let kp = quantizationParams(k, heads: hkv, tokens: nk, padded: nkPad, codes: params.k, scales: params.kScale, stats: statsK, multiplier: 1)
-        let vp = quantizationParams(v, heads: hkv, tokens: nk, padded: nkPad, codes: params.v, scales: params.vScale, stats: statsV, multiplier: 1)
+        var qp = quantizationParams(q, heads: h, tokens: nq, padded: nq, codes: params.q, scales: params.qScale, stats: statsQ, multiplier: smL)
+        var kp = quantizationParams(k, heads: hkv, tokens: nk, padded: nkPad, codes: params.k, scales: params.kScale, stats: statsK, multiplier: 1)
+        var vp = quantizationParams(v, heads: hkv, tokens: nk, padded: nkPad, codes: params.v, scales: params.vScale, stats: statsV, multiplier: 1)
+        qp.rowMarks = params.rowMarks
+        (kp.keyMarks, vp.keyMarks) = (params.keyMarks, params.keyMarks)
 
         func make(_ kind: QuantizationKernelDescriptor.Kind) -> QuantizationKernelDescriptor {
             QuantizationKernelDescriptor(kind: kind, input: input, arch: architecture)
@@ -127,22 +134,33 @@ extension CUDAAttention {
         return params
     }
 
-    /// `tensor` itself when it is fp16, else an fp16 copy at `address` (its workspace slot).
-    private func halfTensor(
-        _ tensor: DeviceTensor, heads: Int, tokens: Int, problem: AttentionProblem, into address: UInt64?
+    /// Sets the first offending key of each of `count` (batch, KV head) slices to "none"
+    /// (0x7FFFFFFF) before the kernels that lower it.
+    private func clearKeyMarks(_ address: UInt64, count: Int) throws(AttentionError) {
+        try cuda { () throws(CUDAError) in try callStream.fill(address: address, words: count, value: 0x7FFF_FFFF) }
+    }
+
+    /// Runs the fp16 method's screen over `tensor`, writing `marks` (row, key; 0 for none), and
+    /// returns `tensor` itself when it is fp16, else the fp16 copy (offending elements zeroed)
+    /// that the screen wrote at `copy` (its workspace slot).
+    private func screened(
+        _ tensor: DeviceTensor, heads: Int, tokens: Int, problem: AttentionProblem, copy: UInt64?,
+        marks: (row: UInt64, key: UInt64)
     ) throws(AttentionError) -> DeviceTensor {
-        guard tensor.elementType == .bfloat16, let address else { return tensor }
-        let count = problem.batch * heads * tokens * problem.headDim
+        let converts = tensor.elementType == .bfloat16
         var p = QuantizationParams()
         p.input = tensor.address
-        p.codes = address
+        p.codes = converts ? copy ?? 0 : 0
+        (p.rowMarks, p.keyMarks) = marks
         (p.batch, p.heads, p.tokens, p.headDim) = (Int64(problem.batch), Int64(heads), Int64(tokens), Int64(problem.headDim))
         (p.strideBatch, p.strideHead, p.strideToken) = Self.strides(tensor.strides)
-        if count > 0 {
-            try launch(QuantizationKernelDescriptor(kind: .convertToHalf, input: .bfloat16, arch: architecture),
-                       grid: LaunchDimensions(min((count + 255) / 256, 65_535)), block: LaunchDimensions(256), params: p)
+        if tokens > 0 {
+            try launch(QuantizationKernelDescriptor(kind: .screenRows, input: try Self.kernelInput(tensor.elementType), arch: architecture),
+                       grid: LaunchDimensions(Self.gridLimited((tokens * problem.headDim + 8191) / 8192), Self.gridLimited(problem.batch * heads)),
+                       block: LaunchDimensions(256), params: p)
         }
-        return DeviceTensor(address: address, elementType: .float16, layout: .bhnd, heads: heads, tokens: tokens, headDim: problem.headDim)
+        guard converts, let copy else { return tensor }
+        return DeviceTensor(address: copy, elementType: .float16, layout: .bhnd, heads: heads, tokens: tokens, headDim: problem.headDim)
     }
 
     static func kernelInput(_ type: ElementType) throws(AttentionError) -> AttentionKernelDescriptor.Output {
@@ -154,7 +172,7 @@ extension CUDAAttention {
     }
 
     /// The workspace slots (and their sizes in bytes) that preparing `method`'s inputs uses:
-    /// fp16 copies of bf16 inputs for `fp16`; otherwise channel statistics, the partial sums
+    /// the marks of offending inputs and fp16 copies of bf16 inputs for `fp16`; otherwise channel statistics, the partial sums
     /// behind them, and the codes and scales unless they go to the caller's buffers.
     static func workspaceRequests(
         _ method: AttentionMethod, problem: AttentionProblem, inputType: ElementType, quantizedInto destination: Bool
@@ -162,8 +180,9 @@ extension CUDAAttention {
         let b = problem.batch, h = problem.heads, hkv = problem.kvHeads, d = problem.headDim
         let nq = problem.queryLength, nk = problem.keyLength
         if method == .fp16 {
-            guard inputType == .bfloat16 else { return [] }
-            return [(.qCodes, b * h * nq * d * 2), (.kCodes, b * hkv * nk * d * 2), (.vCodes, b * hkv * nk * d * 2)]
+            let marks: [(WorkspaceSlot, Int)] = [(.rowMarks, b * h * nq), (.keyMarks, b * hkv * 4)]
+            guard inputType == .bfloat16 else { return marks }
+            return marks + [(.qCodes, b * h * nq * d * 2), (.kCodes, b * hkv * nk * d * 2), (.vCodes, b * hkv * nk * d * 2)]
         }
         var requests: [(WorkspaceSlot, Int)] = [
             (.qMean, b * h * d * 4), (.qAmax, b * h * d * 4), (.kMean, b * hkv * d * 4),

@@ -84,10 +84,11 @@ public final class CUDAAttention: @unchecked Sendable {
     /// `output` must be fp16 or bf16; `logSumExp`, when given, receives fp32 [B, H, Nq]
     /// natural-log values. The caller owes that every element the problem's extents reach at
     /// each tensor's strides lies in memory it owns (this call checks that the span fits in
-    /// 64 bits, not that it is allocated), and that `output` overlaps no input. Inputs are not
-    /// scanned for NaN/Inf: the result of a non-finite input is not yet defined on the GPU
-    /// (``run(_:problem:q:k:v:outputType:computeLogSumExp:validateInputs:)`` scans host
-    /// tensors and defines it). An empty problem (B = 0 or Nq = 0) queues nothing. Returns once
+    /// 64 bits, not that it is allocated), and that `output` overlaps no input. NaN and ±Inf
+    /// inputs follow the CPU path's contract (``InputScreen``) without a host scan: the
+    /// quantizers (a screen kernel for `fp16`) take them as 0 and mark their rows, and a last
+    /// kernel writes NaN into the output rows and log-sum-exps they reach. An empty problem
+    /// (B = 0 or Nq = 0) queues nothing. Returns once
     /// the work is issued on `stream` (default: ``stream``). With a `workspace` (sized by
     /// ``workspaceByteCount(_:problem:inputType:)``) the call allocates no device memory and
     /// never waits for the device, so it can be captured in a CUDA graph; without one it uses
@@ -165,9 +166,7 @@ public final class CUDAAttention: @unchecked Sendable {
         return try serialized(stream: stream, workspace: workspace) { () throws(AttentionError) in
             let params = try prepareInputs(
                 method, problem: problem, q: q, k: k, v: v, destination: destination, statistics: statistics)
-            return QuantizedDeviceInputs(
-                method: method, q: params.q, qScale: params.qScale, k: params.k, kScale: params.kScale,
-                vt: params.v, vScale: params.vScale)
+            return QuantizedDeviceInputs(params, method: method)
         }
     }
 

@@ -32,18 +32,25 @@ public struct QuantizedDeviceInputs: Sendable, Hashable {
     public var method: AttentionMethod
     /// s8 [B, H, Nq, D].
     public var q: UInt64
-    /// fp32 [B, H, Nq], already multiplied by softmaxScale·log2(e).
+    /// fp32 [B, H, Nq] (or [B, H] for FP8), already multiplied by softmaxScale·log2(e); then
+    /// the query rows' marks of offending inputs (``markOffsets(method:problem:)``).
     public var qScale: UInt64
     /// s8 [B, Hkv, Nk, D].
     public var k: UInt64
     /// fp32 [B, Hkv, NkPad / 8], one per group of 8 keys (`int8`, ``KeyGroups``), or
-    /// [B, Hkv, NkPad], one per key (`int8-paper`); zero past Nk.
+    /// [B, Hkv, NkPad], one per key (`int8-paper`), or [B, Hkv] (FP8); zero past Nk; then the
+    /// first offending key of each (batch, KV head) (``markOffsets(method:problem:)``).
     public var kScale: UInt64
     /// [B, Hkv, D, NkPad], keys permuted within each group of 32: `int8` codes in excess-128
     /// form (code + 128 as u8), `int8-paper` codes as s8.
     public var vt: UInt64
     /// fp32 [B, Hkv, D] (`int8`) or [B, Hkv] (`int8-paper`).
     public var vScale: UInt64
+
+    /// The buffers that `params` points at.
+    init(_ params: AttentionParams, method: AttentionMethod) {
+        self.init(method: method, q: params.q, qScale: params.qScale, k: params.k, kScale: params.kScale, vt: params.v, vScale: params.vScale)
+    }
 
     /// Creates the inputs from their device addresses.
     public init(method: AttentionMethod, q: UInt64, qScale: UInt64, k: UInt64, kScale: UInt64, vt: UInt64, vScale: UInt64) {
@@ -59,19 +66,39 @@ public struct QuantizedDeviceInputs: Sendable, Hashable {
     /// Keys rounded up to the 128-key tile: the padded length of `vt` rows and `kScale`.
     public static func paddedKeyLength(_ keyLength: Int) -> Int { QuantizedAttentionInputs.paddedKeyLength(keyLength) }
 
-    /// Bytes each buffer needs for `problem` under `method`.
+    /// Bytes each buffer needs for `problem` under `method`. The two scale buffers end with
+    /// the marks of offending inputs (``markOffsets(method:problem:)``).
     public static func byteCounts(
         method: AttentionMethod, problem: AttentionProblem
     ) -> (q: Int, qScale: Int, k: Int, kScale: Int, vt: Int, vScale: Int) {
         let b = problem.batch, h = problem.heads, hkv = problem.kvHeads, d = problem.headDim
         let nkPad = paddedKeyLength(problem.keyLength)
-        let perTensor = method == .fp8E4M3
+        let marks = markOffsets(method: method, problem: problem)
         return (
             q: b * h * problem.queryLength * d,
-            qScale: perTensor ? b * h * 4 : b * h * max(problem.queryLength, 1) * 4,
+            qScale: marks.rowMarks + (b * h * problem.queryLength + 3) / 4 * 4,  // whole fp32 words
             k: b * hkv * problem.keyLength * d,
-            kScale: perTensor ? b * hkv * 4 : b * hkv * (method == .int8 ? nkPad / KeyGroups.groupKeys : nkPad) * 4,
+            kScale: marks.keyMarks + b * hkv * 4,
             vt: b * hkv * d * nkPad,
             vScale: method == .int8 ? b * hkv * d * 4 : b * hkv * 4)
+    }
+
+    /// Where the marks of offending inputs (NaN, ±Inf; docs/VALIDATION.md) start, right after
+    /// the scales: in `qScale`, one byte per query row [B, H, Nq] (1 where the row holds one);
+    /// in `kScale`, one s32 per (batch, KV head) [B, Hkv], the first key whose K or V row holds
+    /// one (0x7FFFFFFF when none). The quantizers write them and the kernels read them.
+    public static func markOffsets(method: AttentionMethod, problem: AttentionProblem) -> (rowMarks: Int, keyMarks: Int) {
+        let b = problem.batch, h = problem.heads, hkv = problem.kvHeads
+        let nkPad = paddedKeyLength(problem.keyLength)
+        let perTensor = method == .fp8E4M3
+        return (
+            rowMarks: perTensor ? b * h * 4 : b * h * max(problem.queryLength, 1) * 4,
+            keyMarks: perTensor ? b * hkv * 4 : b * hkv * (method == .int8 ? nkPad / KeyGroups.groupKeys : nkPad) * 4)
+    }
+
+    /// The marks' device addresses in these buffers.
+    func markAddresses(problem: AttentionProblem) -> (rowMarks: UInt64, keyMarks: UInt64) {
+        let offsets = Self.markOffsets(method: method, problem: problem)
+        return (qScale + UInt64(offsets.rowMarks), kScale + UInt64(offsets.keyMarks))
     }
 }

@@ -62,12 +62,18 @@ public struct AttentionParams: Sendable, Equatable, BitwiseCopyable {
     public var softmaxScaleLog2: Float = 0
     /// Pads `softmaxScaleLog2` to 8 bytes; unused.
     public var reserved0: Float = 0
+    /// u8 [B, H, Nq]: 1 where the query row holds an offending input (NaN, ±Inf).
+    public var rowMarks: UInt64 = 0
+    /// s32 [B, Hkv]: the first key whose K or V row holds an offending input, 0x7FFFFFFF when none.
+    public var keyMarks: UInt64 = 0
+    /// Head dimension (D), read by the kernels that take it at run time (the row poisoning).
+    public var headDim: Int64 = 0
 
     /// A block with every field zero.
     public init() {}
 
     /// Size of the C struct in bytes.
-    public static let cSize = 216
+    public static let cSize = 240
 }
 
 /// Parameter block of every quantization kernel (`QuantizationParams` in `params.cuh`).
@@ -108,12 +114,16 @@ public struct QuantizationParams: Sendable, Equatable, BitwiseCopyable {
     public var channelPartials: UInt64 = 0
     /// Chunks of channel statistics per (batch, head) in `channelPartials`.
     public var statsChunks: Int64 = 0
+    /// u8 [B, Hx, N] marks of tokens holding an offending input (written for every token), or 0.
+    public var rowMarks: UInt64 = 0
+    /// s32 [B, Hx]: lowered to the first token holding an offending input, or 0.
+    public var keyMarks: UInt64 = 0
 
     /// A block with every field zero but `scaleMultiplier` (1).
     public init() {}
 
     /// Size of the C struct in bytes.
-    public static let cSize = 128
+    public static let cSize = 144
 }
 
 /// Parameter block of the merge kernel (`MergeParams` in `params.cuh`).

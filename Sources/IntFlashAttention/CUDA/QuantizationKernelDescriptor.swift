@@ -29,8 +29,10 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
         /// V → Vt [B, Hx, D, NPad], keys permuted per 32; scales per channel or per tensor.
         /// Grid (NPad/64, ceil(D/64), B·Hx), block 256.
         case transposedV(Code, perTensor: Bool)
-        /// bf16 → fp16 copy for the fp16 method. Grid-stride, block 256.
-        case convertToHalf
+        /// The fp16 method's screen: marks the rows holding offending elements (NaN, ±Inf,
+        /// and from bf16 |x| ≥ 65520) and, from bf16, writes the fp16 copy with them zeroed.
+        /// Grid (any x: CTAs loop over the rows, B·Hx), block 256.
+        case screenRows
     }
 
     /// What the kernel computes.
@@ -80,7 +82,7 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
         case .keyGroups: return "intfa_quantize_key_groups_s8_smooth_\(suffix)"
         case let .transposedV(code, perTensor):
             return "intfa_quantize_vt_\(code.rawValue)_\(perTensor ? "pertensor" : "perchannel")_\(suffix)"
-        case .convertToHalf: return "intfa_convert_f16_\(suffix)"
+        case .screenRows: return "intfa_screen_rows_\(suffix)"
         }
     }
 
@@ -95,7 +97,7 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
 
     /// The kernels one method runs to prepare its inputs, in order (Q rows, K rows, V),
     /// after `channelStats` on the tensors that need it (K for `int8`; V for the per-channel
-    /// and per-tensor V scales; Q, K and V for FP8). Empty for fp16 with fp16 inputs.
+    /// and per-tensor V scales; Q, K and V for FP8); for fp16, the screen of each tensor.
     public static func preparation(
         for method: AttentionMethod, input: AttentionKernelDescriptor.Output, arch: String
     ) -> [QuantizationKernelDescriptor] {
@@ -111,7 +113,7 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
             return [make(.channelPartials), make(.channelStats), make(.rows(.e4m3, perTensor: true)),
                     make(.transposedV(.e4m3, perTensor: true))]
         case .fp16:
-            return input == .bfloat16 ? [make(.convertToHalf)] : []
+            return [make(.screenRows)]
         default:
             return []
         }
@@ -124,7 +126,7 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
         for input in AttentionKernelDescriptor.Output.allCases {
             result.append(.init(kind: .channelPartials, input: input, arch: arch))
             result.append(.init(kind: .channelStats, input: input, arch: arch))
-            result.append(.init(kind: .convertToHalf, input: input, arch: arch))
+            result.append(.init(kind: .screenRows, input: input, arch: arch))
             result.append(.init(kind: .keyGroups, input: input, arch: arch))
             for code in fp8 ? [Code.int8, .e4m3] : [.int8] {
                 for perTensor in [false, true] {

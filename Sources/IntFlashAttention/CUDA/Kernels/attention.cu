@@ -232,6 +232,21 @@ static INTFA_DEVICE void sum_block_rows(const float (&p)[8][4], float (&rowSums)
     }
 }
 
+// Sets the non-finite fp16 values of a V tile in shared memory (64 key rows) to 0. CTA-wide.
+static INTFA_DEVICE void zero_nonfinite_values(unsigned char* vTile) {
+    constexpr int kChunksPerRow = kHeadDim * 2 / 16;
+    for (int i = threadIdx.x; i < kBlockN * kChunksPerRow; i += kThreads) {
+        intfa_u32* chunk = (intfa_u32*)(vTile + (i / kChunksPerRow) * kVStride + 16 * (i % kChunksPerRow));
+#pragma unroll
+        for (int w = 0; w < 4; ++w) {
+            intfa_u32 bits = chunk[w];
+            if ((bits & 0x7C00u) == 0x7C00u) bits &= 0xFFFF0000u;  // exponent all ones: Inf or NaN
+            if ((bits & 0x7C000000u) == 0x7C000000u) bits &= 0x0000FFFFu;
+            chunk[w] = bits;
+        }
+    }
+}
+
 // Issues the cp.async copies of key block `block` into ring slot `slot`.
 static INTFA_DEVICE void load_key_block(const AttentionParams& p, unsigned char* smem, int slot, int block, const KeySources& sources) {
     const unsigned char* kBase = sources.k;
@@ -376,6 +391,15 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
             intfa_cp_async_commit();
         }
         const int key0 = block * kBlockN;
+#if INTFA_METHOD == INTFA_M_FP16 && INTFA_CAUSAL
+        // fp16 reads the caller's V as it is. A row's P is 0 at the keys it does not see, but
+        // 0 · NaN is NaN: in the blocks that some row of the CTA sees only in part, from the
+        // first key whose K or V row offends on, V is cleaned of non-finite values before use.
+        if (key0 + kBlockN - 1 > rowBlock0 + causalShift && key0 + kBlockN > intfa_first_offending_key(p)) {
+            zero_nonfinite_values(smem + (block % kStages) * kStageBytes + kKBytes);
+            __syncthreads();
+        }
+#endif
         // A warp whose rows see none of this block's keys (causal, above the diagonal) has
         // nothing to add: the scheme's update would leave its state unchanged.
         if (INTFA_CAUSAL && key0 > warpRow0 + kWarpRows - 1 + causalShift) continue;

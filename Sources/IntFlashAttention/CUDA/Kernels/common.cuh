@@ -20,6 +20,9 @@ typedef unsigned long long intfa_u64;
 
 // −∞ in fp32: the softmax state of a row before its first visible key.
 #define kNegativeInfinity __int_as_float(0xFF800000)
+#define kPositiveInfinity __int_as_float(0x7F800000)
+// A quiet NaN: the output rows and log-sum-exps that an offending input reaches.
+#define kQuietNaN __int_as_float(0x7FC00000)
 
 // ---------------------------------------------------------------------------------------
 // Scalar conversions (inline PTX: no cuda_fp16.h / cuda_bf16.h under NVRTC here).

@@ -1,7 +1,8 @@
 // Merging a partial attention result into an accumulator by their log-sum-exps: with
 // l = log(e^l1 + e^l2), out = out · e^(l1 − l) + part · e^(l2 − l) and lse = l, in one pass
 // over the rows (four channels per thread). A row that saw no key in one of the two sets has
-// log-sum-exp −∞ there and takes the other's result; a row with −∞ in both becomes 0, −∞.
+// log-sum-exp −∞ there and takes the other's result; a row with −∞ in both becomes 0, −∞; a
+// NaN in either (the non-finite contract) makes the row NaN.
 // This is how context-parallel (ring) and split-key attention combine their pieces exactly.
 //
 // Compile-time options (NVRTC -D):
@@ -44,7 +45,8 @@ extern "C" __global__ void __launch_bounds__(256) INTFA_MERGE_KERNEL(const Merge
         lse = (float*)p.lse + batch * p.lseStrideBatch + head * p.lseStrideHead + token;
         const float l1 = *lse;
         const float l2 = *((const float*)p.partLse + batch * p.partLseStrideBatch + head * p.partLseStrideHead + token);
-        const float m = fmaxf(l1, l2);
+        // NaN-propagating: a part that an offending input reached keeps the row NaN.
+        const float m = intfa_max_nan(l1, l2);
         if (m == kNegativeInfinity) {
             newLse = kNegativeInfinity;  // neither set has a key for this row: weights 0, output 0
         } else {

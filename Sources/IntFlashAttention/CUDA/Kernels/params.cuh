@@ -48,7 +48,13 @@ struct AttentionParams {
     // sm·L (fp32 product of the softmax scale and log2 e): used by fp16, whose Q has no scale.
     float softmaxScaleLog2;      // 208
     float reserved0;             // 212
-};                               // size 216
+    // Marks of offending inputs (NaN, ±Inf; docs/VALIDATION.md), written by the quantizers or
+    // the fp16 method's screen: u8 [B, H, Nq], 1 where the query row holds one; and s32
+    // [B, Hkv], the first key whose K or V row holds one (0x7FFFFFFF when none).
+    intfa_u64 rowMarks;          // 216
+    intfa_u64 keyMarks;          // 224
+    intfa_i64 headDim;           // 232
+};                               // size 240
 
 // One block for every quantization kernel; each kernel reads the fields it needs.
 struct QuantizationParams {
@@ -80,7 +86,12 @@ struct QuantizationParams {
     // fp64 sums [B, Hx, chunks, D], then fp32 max |x| [B, Hx, chunks, D].
     intfa_u64 channelPartials;   // 112
     intfa_i64 statsChunks;       // 120
-};                               // size 128
+    // Marks of offending elements (see AttentionParams), 0 when not wanted: u8 per token
+    // [B, Hx, N] (written for every token), and the s32 first offending token per (batch,
+    // head) [B, Hx] (lowered with atomicMin; the host sets it to 0x7FFFFFFF first).
+    intfa_u64 rowMarks;          // 128
+    intfa_u64 keyMarks;          // 136
+};                               // size 144
 
 // The merge of a partial attention result into an accumulator (merge.cu).
 struct MergeParams {
@@ -108,3 +119,13 @@ struct MergeParams {
     intfa_i64 threadsPerRow;     // 144
     intfa_i64 rowsPerBlock;      // 152
 };                               // size 160
+
+// The first key of (batch, KV head) whose K or V row holds an offending input, 0x7FFFFFFF when
+// none, for the CTA of an mma-family kernel (blockIdx.y = head, blockIdx.z = batch).
+INTFA_DEVICE int intfa_first_offending_key(const AttentionParams& p) {
+    unsigned head, batch;
+    asm volatile("mov.u32 %0, %%ctaid.y;\n" : "=r"(head));
+    asm volatile("mov.u32 %0, %%ctaid.z;\n" : "=r"(batch));
+    const int kvHead = (int)head / (int)(p.heads / p.kvHeads);
+    return ((const intfa_s32*)p.keyMarks)[(intfa_i64)batch * p.kvHeads + kvHead];
+}

@@ -3,6 +3,10 @@
 // inv = levels / amax (IEEE fp32 division), code = clamp(rne(x · inv)), scale = amax / levels,
 // amax = 0 → inv 0, scale 0, codes 0.
 //
+// Offending inputs (NaN, ±Inf; docs/VALIDATION.md) are taken as 0 everywhere, in the channel
+// statistics as in the codes, and marked where the params ask: each token's byte in
+// rowMarks, and the first offending token of each (batch, head) in keyMarks.
+//
 // Compile-time options (NVRTC -D):
 //   INTFA_INPUT_BF16   0: fp16 input, 1: bf16 input
 //   INTFA_CODE_E4M3    0: int8 codes (levels 127), 1: FP8 E4M3 codes (levels 448; sm_89+)
@@ -54,15 +58,35 @@
 #endif
 #define INTFA_VT_KERNEL \
     INTFA_NAME5(intfa_quantize_vt_, INTFA_CODE_NAME, _, INTFA_VT_GRAIN_NAME, INTFA_CAT(_, INTFA_IN_SUFFIX))
-#define INTFA_CONVERT_KERNEL INTFA_CAT(intfa_convert_f16_, INTFA_IN_SUFFIX)
+#define INTFA_SCREEN_KERNEL INTFA_CAT(intfa_screen_rows_, INTFA_IN_SUFFIX)
 #define INTFA_KEY_GROUPS_KERNEL INTFA_NAME5(intfa_quantize_key_groups_, INTFA_CODE_NAME, _smooth, _, INTFA_IN_SUFFIX)
 
-static INTFA_DEVICE float load_input(const intfa_u16* input, intfa_i64 index) {
+static INTFA_DEVICE float input_to_float(intfa_u16 bits) {
 #if INTFA_INPUT_BF16
-    return intfa_bf16_to_float(input[index]);
+    return intfa_bf16_to_float(bits);
 #else
-    return intfa_half_to_float(input[index]);
+    return intfa_half_to_float(bits);
 #endif
+}
+
+static INTFA_DEVICE float load_input(const intfa_u16* input, intfa_i64 index) { return input_to_float(input[index]); }
+
+// x, or 0 when it offends (|x| not below `limit`: NaN, ±Inf), which `offends` records.
+static INTFA_DEVICE float usable(float x, bool& offends, float limit = kPositiveInfinity) {
+    const bool bad = !(fabsf(x) < limit);
+    offends |= bad;
+    return bad ? 0.0f : x;
+}
+
+static INTFA_DEVICE float usable(float x) {
+    bool ignored = false;
+    return usable(x, ignored);
+}
+
+// Records that token t of (batch, head) bh holds an offending element: lowers the head's
+// first offending token (rare: only calls with such inputs reach the atomic).
+static INTFA_DEVICE void mark_key(const QuantizationParams& p, intfa_i64 bh, intfa_i64 t) {
+    if (p.keyMarks != 0) atomicMin((int*)p.keyMarks + bh, (int)t);
 }
 
 // inv = levels / amax, 0 when amax is 0 (so codes are 0, never NaN).
@@ -116,7 +140,7 @@ static INTFA_DEVICE void channel_partials(const QuantizationParams& p, intfa_i64
             for (int first = 0; first < kStatsChunkTokens / 8; first += kBatch) {
                 float x[kBatch];
 #pragma unroll
-                for (int i = 0; i < kBatch; ++i) x[i] = load_input(element + i * step, 0);
+                for (int i = 0; i < kBatch; ++i) x[i] = usable(load_input(element + i * step, 0));
                 element += kBatch * step;
 #pragma unroll
                 for (int i = 0; i < kBatch; ++i) {
@@ -126,7 +150,7 @@ static INTFA_DEVICE void channel_partials(const QuantizationParams& p, intfa_i64
             }
         } else {
             for (intfa_i64 t = t0 + threadIdx.y; t < t1; t += 8, element += step) {
-                const float x = load_input(element, 0);
+                const float x = usable(load_input(element, 0));
                 sum += (double)x;
                 amax = fmaxf(amax, fabsf(x));
             }
@@ -212,6 +236,42 @@ static INTFA_DEVICE void load_row_slices(const QuantizationParams& p, const intf
     }
 }
 
+// Element i of a slice as fp32.
+template <int kPer>
+static INTFA_DEVICE float slice_value(const RowSlice<kPer>& slice, int i) { return input_to_float(slice.bits[i]); }
+
+// Whether 16-bit input bits are NaN or ±Inf (exponent all ones).
+static INTFA_DEVICE bool nonfinite_bits(intfa_u16 bits) {
+#if INTFA_INPUT_BF16
+    return (bits & 0x7F80u) == 0x7F80u;
+#else
+    return (bits & 0x7C00u) == 0x7C00u;
+#endif
+}
+
+// Zeroes the offending elements of rows t0 … t0 + kRows − 1 as loaded, and writes the marks
+// of those below N: every row's byte in rowMarks, the first offending one in keyMarks.
+// Warp-wide.
+template <int kPer, int kRows>
+static INTFA_DEVICE void screen_slices(const QuantizationParams& p, intfa_i64 bh, intfa_i64 t0, int lane, RowSlice<kPer> (&raw)[kRows]) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+        bool offends = false;
+#pragma unroll
+        for (int i = 0; i < kPer; ++i) {
+            const bool bad = nonfinite_bits(raw[r].bits[i]);
+            offends |= bad;
+            raw[r].bits[i] = bad ? (intfa_u16)0 : raw[r].bits[i];
+        }
+        if (p.rowMarks == 0 && p.keyMarks == 0) continue;
+        offends = __any_sync(0xFFFFFFFFu, offends);
+        if (lane == r && t0 + r < p.tokens) {
+            if (p.rowMarks != 0) ((intfa_u8*)p.rowMarks)[bh * p.tokens + t0 + r] = offends ? 1 : 0;
+            if (offends) mark_key(p, bh, t0 + r);
+        }
+    }
+}
+
 // Each row's max |value(r, i)| over the warp, in every lane.
 template <int kPer, int kRows, typename Value>
 static INTFA_DEVICE void warp_row_amax(const Value& value, float (&amax)[kRows]) {
@@ -242,15 +302,8 @@ static INTFA_DEVICE void quantize_rows(const QuantizationParams& p, intfa_i64 bh
     auto channel = [&](int i) { return slice_channel<kPer, kContiguous>(lane, i); };
     RowSlice<kPer> raw[kRows];
     load_row_slices<kPer, kContiguous>(p, base, t0, lane, raw);
-    // Element i of row r.
-    auto value = [&](int r, int i) {
-#if INTFA_INPUT_BF16
-        float x = intfa_bf16_to_float(raw[r].bits[i]);
-#else
-        float x = intfa_half_to_float(raw[r].bits[i]);
-#endif
-        return x;
-    };
+    screen_slices<kPer>(p, bh, t0, lane, raw);
+    auto value = [&](int r, int i) { return slice_value(raw[r], i); };  // element i of row r
     float inverse[kRows];
 #if INTFA_PER_TENSOR
 #pragma unroll
@@ -359,14 +412,8 @@ static INTFA_DEVICE void quantize_key_group_tile(const QuantizationParams& p, in
     for (int i = 0; i < kPer; ++i) {
         mean[i] = channel(i) < p.headDim ? ((const float*)p.channelMean)[bh * p.headDim + channel(i)] : 0.0f;
     }
-    auto value = [&](int r, int i) {
-#if INTFA_INPUT_BF16
-        const float x = intfa_bf16_to_float(raw[r].bits[i]);
-#else
-        const float x = intfa_half_to_float(raw[r].bits[i]);
-#endif
-        return __fsub_rn(x, mean[i]);
-    };
+    screen_slices<kPer>(p, bh, row0, lane, raw);
+    auto value = [&](int r, int i) { return __fsub_rn(slice_value(raw[r], i), mean[i]); };
     float amax[kGroupRowsPerWarp];
     warp_row_amax<kPer>(value, amax);
     // Rows past N have amax 0 (their loads read row 0, so they are masked here).
@@ -488,6 +535,7 @@ extern "C" __global__ void __launch_bounds__(256) INTFA_VT_KERNEL(const Quantiza
 #endif
         __syncthreads();
         const intfa_u16* base = (const intfa_u16*)p.input + b * p.strideBatch + h * p.strideHead;
+        intfa_i64 firstOffending = p.tokensPadded;  // this thread's first token holding an offending element
         if (vectorLoads) {
             // Thread i reads channels 4·(i % 16) … + 3 of tokens i / 16 + 16·j.
             const int cl = 4 * (threadIdx.x & 15);
@@ -508,11 +556,9 @@ extern "C" __global__ void __launch_bounds__(256) INTFA_VT_KERNEL(const Quantiza
 #pragma unroll
                 for (int e = 0; e < 4; ++e) {
                     const intfa_u16 half = (intfa_u16)(bits[j][e >> 1] >> (16 * (e & 1)));
-#if INTFA_INPUT_BF16
-                    const float x = intfa_bf16_to_float(half);
-#else
-                    const float x = intfa_half_to_float(half);
-#endif
+                    bool offends = false;
+                    const float x = usable(input_to_float(half), offends);
+                    if (offends && firstOffending == p.tokensPadded) firstOffending = t0 + tl;
                     // Padding tokens and channels past D hold 0 and encode to code 0.
                     tile[cl + e][position] = (intfa_u8)(encode(x, inverse[cl + e]) ^ kVtExcess);
                 }
@@ -524,10 +570,15 @@ extern "C" __global__ void __launch_bounds__(256) INTFA_VT_KERNEL(const Quantiza
                 const intfa_i64 t = t0 + tl;
                 const int c = c0 + cl;
                 intfa_u32 code = 0;
-                if (t < p.tokens && c < p.headDim) code = encode(load_input(base, t * p.strideToken + c), inverse[cl]);
+                if (t < p.tokens && c < p.headDim) {
+                    bool offends = false;
+                    code = encode(usable(load_input(base, t * p.strideToken + c), offends), inverse[cl]);
+                    if (offends && t < firstOffending) firstOffending = t;
+                }
                 tile[cl][(tl & 32) + vt_position(tl & 31)] = (intfa_u8)(code ^ kVtExcess);
             }
         }
+        if (firstOffending < p.tokens) mark_key(p, bh, firstOffending);
         __syncthreads();
         // Write: each thread stores 4 consecutive positions of one channel row, 4 times.
         intfa_u8* out = (intfa_u8*)p.codes + bh * p.headDim * p.tokensPadded;
@@ -541,17 +592,94 @@ extern "C" __global__ void __launch_bounds__(256) INTFA_VT_KERNEL(const Quantiza
     }
 }
 
-// fp16 method with bf16 inputs: round to fp16 into a contiguous [B, Hx, N, D] tensor.
-// Grid-stride over all elements; block 256.
-extern "C" __global__ void __launch_bounds__(256) INTFA_CONVERT_KERNEL(const QuantizationParams p) {
-    const intfa_i64 total = p.batch * p.heads * p.tokens * p.headDim;
-    for (intfa_i64 i = (intfa_i64)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (intfa_i64)gridDim.x * blockDim.x) {
-        const intfa_i64 c = i % p.headDim;
-        const intfa_i64 rest = i / p.headDim;
-        const intfa_i64 t = rest % p.tokens;
-        const intfa_i64 bh = rest / p.tokens;
+// The fp16 method's screen: marks the rows that hold an offending element (rowMarks for Q,
+// keyMarks for K and V) and, from bf16 (when codes is set), writes the fp16 copy
+// [B, Hx, N, D] with those elements zeroed; rounding to fp16 makes |x| ≥ 65520 offend too.
+// A thread takes 8 elements (one 16-byte load) where the rows allow, else one; consecutive
+// threads cover a row, and each thread takes kScreenPasses rows at once (their loads all in
+// flight before the first is used: one row at a time leaves the pass latency-bound). CTAs
+// loop over the rows beyond the grid.
+constexpr int kScreenPasses = 4;
+
+template <int kWidth>
+static INTFA_DEVICE void screen_rows(const QuantizationParams& p, float limit, int (&rowOffends)[kScreenPasses * 256]) {
+    const int headDim = (int)p.headDim;
+    const int chunks = headDim / kWidth;                      // per row
+    const int threadsPerRow = chunks < 256 ? chunks : 256;
+    const int rowsPerPass = 256 / threadsPerRow;
+    const int rowsPerCTA = kScreenPasses * rowsPerPass;
+    const int rowInPass = threadIdx.x / threadsPerRow, lane = threadIdx.x % threadsPerRow;
+    const bool active = rowInPass < rowsPerPass;
+    for (intfa_i64 bh = blockIdx.y; bh < p.batch * p.heads; bh += gridDim.y) {
         const intfa_i64 b = bh / p.heads, h = bh % p.heads;
-        const float x = load_input((const intfa_u16*)p.input, b * p.strideBatch + h * p.strideHead + t * p.strideToken + c);
-        ((intfa_u16*)p.codes)[i] = intfa_float_to_half(x);
+        const intfa_u16* base = (const intfa_u16*)p.input + b * p.strideBatch + h * p.strideHead;
+        for (intfa_i64 t0 = (intfa_i64)blockIdx.x * rowsPerCTA; t0 < p.tokens; t0 += (intfa_i64)gridDim.x * rowsPerCTA) {
+#pragma unroll
+            for (int pass = 0; pass < kScreenPasses; ++pass) rowOffends[pass * 256 + threadIdx.x] = 0;
+            __syncthreads();
+            for (int chunk = lane; active && chunk < chunks; chunk += threadsPerRow) {
+                if constexpr (kWidth == 8) {
+                    uint4 bits[kScreenPasses];
+#pragma unroll
+                    for (int pass = 0; pass < kScreenPasses; ++pass) {
+                        const intfa_i64 t = t0 + pass * rowsPerPass + rowInPass;
+                        bits[pass] = t < p.tokens ? *(const uint4*)(base + t * p.strideToken + 8 * chunk) : make_uint4(0u, 0u, 0u, 0u);
+                    }
+#pragma unroll
+                    for (int pass = 0; pass < kScreenPasses; ++pass) {
+                        const intfa_i64 t = t0 + pass * rowsPerPass + rowInPass;
+                        const intfa_u32 words[4] = {bits[pass].x, bits[pass].y, bits[pass].z, bits[pass].w};
+                        intfa_u32 halves[4];
+                        bool offends = false;
+#pragma unroll
+                        for (int w = 0; w < 4; ++w) {
+                            const float x0 = usable(input_to_float((intfa_u16)(words[w] & 0xFFFFu)), offends, limit);
+                            const float x1 = usable(input_to_float((intfa_u16)(words[w] >> 16)), offends, limit);
+                            halves[w] = intfa_pack_half2(x0, x1);
+                        }
+                        if (offends) rowOffends[pass * 256 + rowInPass] = 1;
+                        if (p.codes != 0 && t < p.tokens) {
+                            *(uint4*)((intfa_u16*)p.codes + (bh * p.tokens + t) * headDim + 8 * chunk) =
+                                make_uint4(halves[0], halves[1], halves[2], halves[3]);
+                        }
+                    }
+                } else {
+#pragma unroll 1
+                    for (int pass = 0; pass < kScreenPasses; ++pass) {
+                        const intfa_i64 t = t0 + pass * rowsPerPass + rowInPass;
+                        if (t >= p.tokens) break;
+                        bool offends = false;
+                        const float x = usable(load_input(base + t * p.strideToken, chunk), offends, limit);
+                        if (offends) rowOffends[pass * 256 + rowInPass] = 1;
+                        if (p.codes != 0) ((intfa_u16*)p.codes)[(bh * p.tokens + t) * headDim + chunk] = intfa_float_to_half(x);
+                    }
+                }
+            }
+            __syncthreads();
+#pragma unroll
+            for (int pass = 0; pass < kScreenPasses; ++pass) {
+                const intfa_i64 t = t0 + pass * rowsPerPass + rowInPass;
+                if (active && lane == 0 && t < p.tokens) {
+                    const bool offends = rowOffends[pass * 256 + rowInPass] != 0;
+                    if (p.rowMarks != 0) ((intfa_u8*)p.rowMarks)[bh * p.tokens + t] = offends ? 1 : 0;
+                    if (offends) mark_key(p, bh, t);
+                }
+            }
+            __syncthreads();  // rowOffends is cleared for the next rows
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) INTFA_SCREEN_KERNEL(const QuantizationParams p) {
+#if INTFA_INPUT_BF16
+    const float limit = 65520.0f;
+#else
+    const float limit = kPositiveInfinity;
+#endif
+    __shared__ int rowOffends[kScreenPasses * 256];
+    if (p.headDim % 8 == 0 && p.input % 16 == 0 && ((p.strideBatch | p.strideHead | p.strideToken) % 8) == 0) {
+        screen_rows<8>(p, limit, rowOffends);
+    } else {
+        screen_rows<1>(p, limit, rowOffends);
     }
 }

@@ -10,7 +10,7 @@ public struct HopperAttentionParams: BitwiseCopyable, Sendable {
     public var values: CUDATensorMap
     /// The shared attention parameters, at offset 256.
     public var attention: AttentionParams
-    var padding: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
+    var padding: (UInt64, UInt64) = (0, 0)
 
     /// Encodes the tensor maps of the 8-bit K codes [B, Hkv, Nk, D] (boxes of 128 keys) and the
     /// permuted Vt [B, Hkv, D, NkPad] (boxes of 128 keys × D channels, rows of 128 bytes) that
