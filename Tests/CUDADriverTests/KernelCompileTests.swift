@@ -22,7 +22,7 @@ struct KernelCompileTests {
         let variants: [any KernelVariant] = arch == "sm_90a"
             ? HopperKernelDescriptor.allVariants(arch: arch)
             : AttentionKernelDescriptor.allVariants(arch: arch) + QuantizationKernelDescriptor.allVariants(arch: arch)
-                + MergeKernelDescriptor.allVariants(arch: arch)
+                + MergeKernelDescriptor.allVariants(arch: arch) + PoisonKernelDescriptor.allVariants(arch: arch)
         #expect(!variants.isEmpty)
 
         // One child task per variant: NVRTC calls block, so the group keeps every thread of

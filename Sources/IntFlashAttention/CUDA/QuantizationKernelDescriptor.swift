@@ -1,6 +1,6 @@
 /// One kernel of `Kernels/quantize.cu`, which turns fp16/bf16 Q, K, V into the codes and
-/// scales of docs/SCHEMES.md. A method's preparation runs `channelPartials` and `channelStats` on each tensor that
-/// needs channel statistics, then `rows` for Q and K and `transposedV` for V.
+/// scales of docs/SCHEMES.md. Which kernels a method runs, in which order, is
+/// `CUDAAttention.prepareInputs` (`CUDAAttention+Quantization.swift`).
 public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConvertible {
     /// Element type of the codes a kernel writes.
     public enum Code: String, Hashable, Sendable {
@@ -8,7 +8,6 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
         case int8 = "s8"
         /// FP8 E4M3.
         case e4m3 = "e4m3"
-        var levelsName: String { rawValue }
     }
 
     /// What a quantization kernel computes, with its launch shape.
@@ -93,30 +92,6 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
             "-DINTFA_INPUT_BF16=\(input == .bfloat16 ? 1 : 0)", "-DINTFA_CODE_E4M3=\(code == .e4m3 ? 1 : 0)",
             "-DINTFA_PER_TENSOR=\(perTensor ? 1 : 0)",
         ]
-    }
-
-    /// The kernels one method runs to prepare its inputs, in order (Q rows, K rows, V),
-    /// after `channelStats` on the tensors that need it (K for `int8`; V for the per-channel
-    /// and per-tensor V scales; Q, K and V for FP8); for fp16, the screen of each tensor.
-    public static func preparation(
-        for method: AttentionMethod, input: AttentionKernelDescriptor.Output, arch: String
-    ) -> [QuantizationKernelDescriptor] {
-        let make = { (kind: Kind) in QuantizationKernelDescriptor(kind: kind, input: input, arch: arch) }
-        switch method {
-        case .int8:
-            return [make(.channelPartials), make(.channelStats), make(.rows(.int8, perTensor: false)),
-                    make(.keyGroups), make(.transposedV(.int8, perTensor: false))]
-        case .int8Paper:
-            return [make(.channelPartials), make(.channelStats), make(.rows(.int8, perTensor: false)),
-                    make(.transposedV(.int8, perTensor: true))]
-        case .fp8E4M3:
-            return [make(.channelPartials), make(.channelStats), make(.rows(.e4m3, perTensor: true)),
-                    make(.transposedV(.e4m3, perTensor: true))]
-        case .fp16:
-            return [make(.screenRows)]
-        default:
-            return []
-        }
     }
 
     /// Every quantization kernel for `arch` (e4m3 only on sm_89+).

@@ -4,11 +4,11 @@
 //
 // Compile-time options (NVRTC -D), all required except where a default is given:
 //   INTFA_METHOD      1 int8-paper, 2 fp8-e4m3 (sm_89+), 3 fp16
-//   INTFA_HEAD_DIM    8-bit methods: 64, 128, 256; fp16: 32, 64, 128, 256
+//   INTFA_HEAD_DIM    8-bit methods: 64, 128; fp16: 32, 64, 128 (256 compiles but spills)
 //   INTFA_BLOCK_M     query rows per CTA: 64 or 128
 //   INTFA_WARP_ROWS   query rows per warp: 16 or 32 (default 16)
 //   INTFA_SPLIT_ROW_TILES  1: a warp's two row tiles go through S and softmax one at a time
-//   INTFA_STAGES      K/V shared-memory pipeline depth, 2 or 3
+//   INTFA_STAGES      K/V shared-memory pipeline depth, 2 to 4
 //   INTFA_CAUSAL      0 or 1 (bottom-right aligned)
 //   INTFA_OUT_BF16    0: fp16 output, 1: bf16 output
 //   INTFA_WRITE_LSE   0 or 1: also write the log-sum-exp (fp32, natural log)

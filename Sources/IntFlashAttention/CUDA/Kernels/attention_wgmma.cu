@@ -272,8 +272,8 @@ struct Schedule {
     }
 };
 
-// Persistent: the grid is at most one CTA per SM, and each CTA takes tiles blockIdx.x,
-// blockIdx.x + gridDim.x, … (or one CTA per tile). The producer runs ahead into the next tile
+// Persistent by default (the grid at most one CTA per SM, each CTA taking tiles blockIdx.x,
+// blockIdx.x + gridDim.x, …), or one CTA per tile (the causal default, GridPolicy). The producer runs ahead into the next tile
 // while the consumers finish the epilogue of this one; the ring's slots and phases continue
 // across tiles.
 extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(const __grid_constant__ HopperAttentionParams params) {

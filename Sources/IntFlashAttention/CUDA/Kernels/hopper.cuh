@@ -160,13 +160,6 @@ INTFA_DEVICE void intfa_registers_decrease() { asm volatile("setmaxnreg.dec.sync
 template <int Registers>
 INTFA_DEVICE void intfa_registers_increase() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(Registers)); }
 
-// blockIdx.y read afresh (volatile: not merged with an earlier read).
-INTFA_DEVICE int intfa_block_index_y() {
-    int value;
-    asm volatile("mov.u32 %0, %%ctaid.y;\n" : "=r"(value));
-    return value;
-}
-
 // Named barriers with an explicit thread count (id 0 is __syncthreads').
 INTFA_DEVICE void intfa_named_sync(int id, int threads) {
     asm volatile("bar.sync %0, %1;\n" :: "r"(id), "r"(threads) : "memory");
