@@ -51,9 +51,11 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
     /// The embedded source, `Kernels/quantize.cu`.
     public var sourceFile: String { "quantize.cu" }
 
-    /// Tokens per chunk of the channel statistics (`kStatsChunkTokens` in quantize.cu).
+    /// Tokens per chunk of the channel statistics: the one source of quantize.cu's
+    /// `kStatsChunkTokens` (passed as `INTFA_STATS_CHUNK_TOKENS`).
     public static let statsChunkTokens = 256
-    /// Tokens per CTA of the rows kernels: 8 warps of `kRowsPerWarp` (8) tokens (quantize.cu).
+    /// Tokens per CTA of the rows kernels (8 warps): the one source of quantize.cu's
+    /// `kRowsPerWarp` (passed as `INTFA_ROWS_PER_CTA`).
     public static let rowsPerCTA = 64
 
     private var code: Code {
@@ -91,6 +93,9 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
             "-arch=\(arch)", "-std=c++17",
             "-DINTFA_INPUT_BF16=\(input == .bfloat16 ? 1 : 0)", "-DINTFA_CODE_E4M3=\(code == .e4m3 ? 1 : 0)",
             "-DINTFA_PER_TENSOR=\(perTensor ? 1 : 0)",
+            // The constants these kernels share with the host, from their one source here.
+            "-DINTFA_STATS_CHUNK_TOKENS=\(Self.statsChunkTokens)", "-DINTFA_ROWS_PER_CTA=\(Self.rowsPerCTA)",
+            "-DINTFA_KEY_TILE=\(KeyGroups.tileKeys)", "-DINTFA_KEY_GROUP=\(KeyGroups.groupKeys)",
         ]
     }
 

@@ -24,12 +24,12 @@
 #endif
 
 // One thread per query row: the marks are read for every row, and only reached rows (rare)
-// are written. Grid (ceil(Nq/256), min(B·H, 65535)); block 256; CTAs loop over the heads
+// are written. Grid (ceil(Nq / block), min(B·H, 65535)); block up to 256; CTAs loop over the heads
 // beyond the grid's y limit. Reads AttentionParams' out (fp16 or bf16: 0x7FFF is NaN in
 // both), lse (0 when not written), the marks, the shape and O's strides.
 extern "C" __global__ void __launch_bounds__(256) INTFA_POISON_KERNEL(const AttentionParams p) {
     const int queryLength = (int)p.queryLength, keyLength = (int)p.keyLength;
-    const int row = blockIdx.x * 256 + threadIdx.x;
+    const int row = blockIdx.x * blockDim.x + threadIdx.x;
     if (row >= queryLength) return;
     // Keys 0 … visible − 1 are seen by the row.
     const int shifted = row + 1 + keyLength - queryLength;

@@ -11,6 +11,11 @@
 //   INTFA_INPUT_BF16   0: fp16 input, 1: bf16 input
 //   INTFA_CODE_E4M3    0: int8 codes (levels 127), 1: FP8 E4M3 codes (levels 448; sm_89+)
 //   INTFA_PER_TENSOR   0: per token (rows) / per channel (V), 1: one scale per (batch, head)
+// and the constants the host shares with these kernels, passed from their one Swift source
+// (QuantizationKernelDescriptor, KeyGroups):
+//   INTFA_STATS_CHUNK_TOKENS  tokens per chunk of the channel statistics
+//   INTFA_ROWS_PER_CTA        tokens per CTA of the rows kernels (8 warps)
+//   INTFA_KEY_TILE, INTFA_KEY_GROUP  keys per tile and per group of int8's K scales
 // Kernel names spell the options; see QuantizationKernelDescriptor.swift.
 #include "params.cuh"
 
@@ -41,6 +46,12 @@
 #else
 #define INTFA_GRAIN_NAME pertoken
 #endif
+
+#if !defined(INTFA_STATS_CHUNK_TOKENS) || !defined(INTFA_ROWS_PER_CTA) || !defined(INTFA_KEY_TILE) || !defined(INTFA_KEY_GROUP)
+#error "the host passes the shared constants (QuantizationKernelDescriptor.compileOptions)"
+#endif
+static_assert(INTFA_KEY_TILE == 128 && INTFA_KEY_GROUP == 8,
+              "the key-group kernel and the attention kernels' K scale layout are written for 128-key tiles of 8-key groups");
 
 #define INTFA_CAT2(a, b) a##b
 #define INTFA_CAT(a, b) INTFA_CAT2(a, b)
@@ -116,7 +127,7 @@ static INTFA_DEVICE intfa_u32 encode(float x, float inv) {
 // intfa_channel_partials sums each chunk of kStatsChunkTokens tokens (double) and takes its
 // max |x|; intfa_channel_stats adds the chunks in order. The double sum of fp16 values is
 // exact for N ≤ 8192 (as on the CPU), so the mean does not depend on the order.
-#define kStatsChunkTokens 256
+constexpr int kStatsChunkTokens = INTFA_STATS_CHUNK_TOKENS;
 
 // One chunk's partial sums and maxima for 32 channels of one (batch, head).
 static INTFA_DEVICE void channel_partials(const QuantizationParams& p, intfa_i64 bh, intfa_i64 chunk) {
@@ -291,7 +302,8 @@ static INTFA_DEVICE void warp_row_amax(const Value& value, float (&amax)[kRows])
 // Tokens one warp quantizes: their loads are all issued before the first reduction, so each
 // warp keeps several rows in flight (one row at a time leaves the loads latency-bound). The
 // rows stay in registers as 16-bit inputs, converted where used.
-#define kRowsPerWarp 8
+constexpr int kRowsPerWarp = INTFA_ROWS_PER_CTA / 8;
+static_assert(INTFA_ROWS_PER_CTA % 8 == 0, "8 warps per CTA");
 
 // kRows rows (tokens t0…) of one (batch, head), one warp, sliced as RowSlice says (kContiguous
 // needs D = 32·kPer); same arithmetic either way. `inv` is the per-tensor inverse scale.
@@ -395,7 +407,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) INTFA_ROWS_KERNEL(const Qua
 // their max |x|; the 16 groups' maxima then give each row its inverse scale. The 16 scales of
 // a tile are stored quad-major ([B, Hx, NPad / 8], group (G, t) at 16·(tile) + 4t + G), groups
 // past N get 0.
-constexpr int kGroupTileKeys = 128;
+constexpr int kGroupTileKeys = INTFA_KEY_TILE;
 constexpr int kGroupRowsPerWarp = kGroupTileKeys / 8;
 
 template <int kPer, bool kContiguous>
