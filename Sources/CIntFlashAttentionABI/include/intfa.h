@@ -36,6 +36,14 @@
  * NaN into the rows they reach. intfa_quantize stores the marks after the scales of its
  * q_scale and k_scale buffers, where intfa_attention_quantized reads them.
  *
+ * Log-sum-exp. For every method but INTFA_METHOD_INT8, lse[b, h, i] is the natural log of
+ * the sum over the keys row i sees of exp(softmax_scale * q_i . k_j) (-inf when it sees none).
+ * INTFA_METHOD_INT8 smooths K (subtracts its per-channel mean m over the keys, which leaves the
+ * softmax unchanged), and its lse is that of the smoothed scores: the exact value minus
+ * softmax_scale * q_i . m, with NaN/Inf in q and k taken as 0. Merging pieces that share one m
+ * (the statistics of intfa_quantize) is exact either way; to compare with other kernels, add
+ * the term back (the Python package does).
+ *
  * Memory. intfa_attention_host asks for its whole host working set before it allocates and
  * fails with INTFA_ERROR_OUT_OF_MEMORY, naming the bytes, when the machine cannot give it; a
  * device allocation that fails does the same. No failure ends the process.

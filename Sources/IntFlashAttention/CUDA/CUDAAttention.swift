@@ -82,7 +82,8 @@ public final class CUDAAttention: @unchecked Sendable {
 
     /// Attention on fp16/bf16 device tensors, quantizing inside with `method`'s scheme.
     /// `output` must be fp16 or bf16; `logSumExp`, when given, receives fp32 [B, H, Nq]
-    /// natural-log values. The caller owes that every element the problem's extents reach at
+    /// natural-log values (for `int8`, those of the smoothed scores: the exact value minus
+    /// softmaxScale · q · mean(K), as `intfa.h` explains). The caller owes that every element the problem's extents reach at
     /// each tensor's strides lies in memory it owns (this call checks that the span fits in
     /// 64 bits, not that it is allocated), and that `output` overlaps no input. NaN and ±Inf
     /// inputs follow the CPU path's contract (``InputScreen``) without a host scan: the
