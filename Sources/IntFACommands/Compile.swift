@@ -60,11 +60,7 @@ struct Compile: ParsableCommand {
         let cache = try cuda { () throws(CUDAError) in
             noCache ? KernelCache(compiler: try NVRTCCompiler(), directory: nil) : try KernelCache()
         }
-        let variants: [any KernelVariant] = arch.values.flatMap { name -> [any KernelVariant] in
-            AttentionKernelDescriptor.allVariants(arch: name) + QuantizationKernelDescriptor.allVariants(arch: name)
-                + MergeKernelDescriptor.allVariants(arch: name) + PoisonKernelDescriptor.allVariants(arch: name)
-                + HopperKernelDescriptor.allVariants(arch: name)
-        }
+        let variants = arch.values.flatMap(KernelRegistry.allVariants(arch:))
         let results = CompileResults(count: variants.count)
         let progress = ProgressLine(enabled: !json)
         DispatchQueue.concurrentPerform(iterations: variants.count) { index in

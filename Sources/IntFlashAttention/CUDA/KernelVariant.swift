@@ -17,6 +17,18 @@ public protocol KernelVariant: Hashable, Sendable, CustomStringConvertible {
 
 extension AttentionKernelDescriptor: KernelVariant {}
 
+/// Every kernel the library can launch on `arch`: both attention families (the wgmma family
+/// only on architectures that support it), the quantizers, the merge and the row poisoning.
+/// The one list that `intfa compile` and the compile-without-spills tests iterate.
+public enum KernelRegistry {
+    public static func allVariants(arch: String) -> [any KernelVariant] {
+        let attention: [any KernelVariant] = AttentionKernelDescriptor.allVariants(arch: arch) + HopperKernelDescriptor.allVariants(arch: arch)
+        let helpers: [any KernelVariant] = QuantizationKernelDescriptor.allVariants(arch: arch) + MergeKernelDescriptor.allVariants(arch: arch)
+            + PoisonKernelDescriptor.allVariants(arch: arch)
+        return attention + helpers
+    }
+}
+
 extension QuantizationKernelDescriptor: KernelVariant {
     /// Zero: the quantization kernels need no dynamic shared memory.
     public var sharedMemoryBytes: Int { 0 }
