@@ -3,7 +3,9 @@
 // default `int8` scheme has its own kernel, attention_mma_int8.cu.
 //
 // Compile-time options (NVRTC -D), all required except where a default is given:
-//   INTFA_METHOD      1 int8-paper, 2 fp8-e4m3 (sm_89+), 3 fp16
+//   INTFA_METHOD      one of INTFA_M_INT8_PAPER, INTFA_M_FP8 (sm_89+), INTFA_M_FP16, whose
+//                     values the host passes too (AttentionKernelDescriptor.methodMacros)
+//   INTFA_Q_IN_REGISTERS  1: Q fragments held in registers, 0: re-read per key block
 //   INTFA_HEAD_DIM    8-bit methods: 64, 128; fp16: 32, 64, 128 (256 compiles but spills)
 //   INTFA_BLOCK_M     query rows per CTA: 64 or 128
 //   INTFA_WARP_ROWS   query rows per warp: 16 or 32 (default 16)
@@ -54,9 +56,9 @@
 #define INTFA_MIN_BLOCKS 1
 #endif
 
-#define INTFA_M_INT8_PAPER 1
-#define INTFA_M_FP8 2
-#define INTFA_M_FP16 3
+#if !defined(INTFA_M_INT8_PAPER) || !defined(INTFA_M_FP8) || !defined(INTFA_M_FP16) || !defined(INTFA_Q_IN_REGISTERS)
+#error "the host passes the method ids and the Q placement (AttentionKernelDescriptor.compileOptions)"
+#endif
 
 #if INTFA_METHOD == INTFA_M_FP8 && defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 890
 #error "fp8-e4m3 attention needs sm_89 or newer"
@@ -152,10 +154,8 @@ static_assert(INTFA_SMEM_BYTES == kSharedBytes, "the host's shared-memory size d
 constexpr int kQKChunks = kKRowBytes / 32;
 constexpr int kOutTiles = kHeadDim / 8;  // n-tiles of 8 channels in O
 // Q fragments held in registers for the whole CTA (fast, costs 4 registers per 32-byte
-// chunk) or re-read from shared memory for each key block (saves registers at D >= 128).
-#ifndef INTFA_Q_IN_REGISTERS
-#define INTFA_Q_IN_REGISTERS (INTFA_HEAD_DIM * (INTFA_METHOD == 3 ? 2 : 1) <= 64)
-#endif
+// chunk) or re-read from shared memory for each key block (saves registers at D >= 128):
+// INTFA_Q_IN_REGISTERS, chosen by the host (AttentionKernelDescriptor.Tiles).
 
 static_assert(kBlockM == 64 || kBlockM == 128, "BLOCK_M must be 64 or 128");
 static_assert(kWarpRows == 16 || kWarpRows == 32, "16 or 32 rows per warp");

@@ -202,15 +202,14 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         }
     }
 
-    /// `INTFA_METHOD` value of `attention.cu`.
-    private var methodID: Int {
-        switch method {
-        case .int8: return 0
-        case .int8Paper: return 1
-        case .fp8E4M3: return 2
-        default: return 3
-        }
-    }
+    /// The method ids of `attention.cu`'s `INTFA_METHOD`, passed to it as macros: their one
+    /// source (`int8` has its own kernel, attention_mma_int8.cu, and id 0).
+    static let methodMacros: [(macro: String, method: AttentionMethod, id: Int)] = [
+        ("INTFA_M_INT8_PAPER", .int8Paper, 1), ("INTFA_M_FP8", .fp8E4M3, 2), ("INTFA_M_FP16", .fp16, 3),
+    ]
+
+    /// `INTFA_METHOD` value of this variant.
+    private var methodID: Int { Self.methodMacros.first { $0.method == method }?.id ?? 0 }
 
     /// The `extern "C"` name; `attention.cu` builds the same string from the macros.
     public var kernelName: String {
@@ -231,7 +230,7 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
             "-DINTFA_CAUSAL=\(causal ? 1 : 0)", "-DINTFA_OUT_BF16=\(output == .bfloat16 ? 1 : 0)",
             "-DINTFA_WRITE_LSE=\(writesLogSumExp ? 1 : 0)", "-DINTFA_Q_IN_REGISTERS=\(tiles.qInRegisters ? 1 : 0)",
             "-DINTFA_SMEM_BYTES=\(sharedMemoryBytes)",
-        ]
+        ] + Self.methodMacros.map { "-D\($0.macro)=\($0.id)" }
     }
 
     /// Threads per CTA: 32 per warp.
