@@ -1,8 +1,10 @@
 import CIntFlashAttentionCPU
 
 /// Q, K and V of a whole problem quantized for an integer method (`int8`, `int8-paper`,
-/// `int4`), in the layout handed to the GPU (docs/SCHEMES.md, "Layout of quantized tensors
-/// handed to the GPU"). The CUDA quantization kernels are checked bit for bit against this.
+/// `int4`) on the host: the codes and scales of docs/SCHEMES.md in natural key order. The
+/// GPU's form (``QuantizedDeviceInputs``) holds the same values with Vt's keys permuted within
+/// each group of 32, `int8`'s Vt in excess-128 form and the marks of offending inputs after the
+/// scales; the CUDA quantizers are checked bit for bit against this after undoing those.
 ///
 /// * `queryCodes`: s8 [B, H, Nq, D] row-major (`int4`: two codes per byte, [B, H, Nq, D/2]).
 /// * `queryScales`: fp32 [B, H, Nq], already multiplied by `softmaxScale · log2(e)`.
