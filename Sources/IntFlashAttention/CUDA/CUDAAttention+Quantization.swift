@@ -172,8 +172,9 @@ extension CUDAAttention {
     }
 
     /// The workspace slots (and their sizes in bytes) that preparing `method`'s inputs uses:
-    /// the marks of offending inputs and fp16 copies of bf16 inputs for `fp16`; otherwise channel statistics, the partial sums
-    /// behind them, and the codes and scales unless they go to the caller's buffers.
+    /// the marks of offending inputs and fp16 copies of bf16 inputs for `fp16`; otherwise
+    /// channel statistics, the partial sums behind them, and the codes and scales unless they
+    /// go to the caller's buffers.
     static func workspaceRequests(
         _ method: AttentionMethod, problem: AttentionProblem, inputType: ElementType, quantizedInto destination: Bool
     ) -> [(WorkspaceSlot, Int)] {

@@ -35,6 +35,9 @@ extension QuantizationKernelDescriptor: KernelVariant {
 }
 
 extension KernelVariant {
+    /// `kernelName [arch]`, for logs.
+    public var description: String { "\(kernelName) [\(arch)]" }
+
     /// The NVRTC request: the variant's source file with every embedded header available to
     /// `#include`. The compiler adds `-arch` itself from `architecture`.
     public func compilationRequest() throws(AttentionError) -> CompilationRequest {

@@ -40,7 +40,4 @@ public struct MergeKernelDescriptor: KernelVariant {
     public static func allVariants(arch: String) -> [MergeKernelDescriptor] {
         AttentionKernelDescriptor.Output.allCases.map { MergeKernelDescriptor(input: $0, arch: arch) }
     }
-
-    /// `kernelName [arch]`, for logs.
-    public var description: String { "\(kernelName) [\(arch)]" }
 }

@@ -32,7 +32,4 @@ public struct PoisonKernelDescriptor: KernelVariant {
     public static func allVariants(arch: String) -> [PoisonKernelDescriptor] {
         [false, true].map { PoisonKernelDescriptor(causal: $0, arch: arch) }
     }
-
-    /// `kernelName [arch]`, for logs.
-    public var description: String { "\(kernelName) [\(arch)]" }
 }

@@ -117,7 +117,4 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
         }
         return result
     }
-
-    /// `kernelName [arch]`, for logs.
-    public var description: String { "\(kernelName) [\(arch)]" }
 }

@@ -182,9 +182,6 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
         }
         return variants
     }
-
-    /// `kernelName [arch]`, for logs.
-    public var description: String { "\(kernelName) [\(arch)]" }
 }
 
 extension HopperKernelDescriptor: KernelVariant {}

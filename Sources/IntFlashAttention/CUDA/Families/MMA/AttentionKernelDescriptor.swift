@@ -294,7 +294,4 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         let digits = arch.drop { !$0.isNumber }.prefix { $0.isNumber }
         return Int(digits)
     }
-
-    /// `kernelName [arch]`, for logs.
-    public var description: String { "\(kernelName) [\(arch)]" }
 }
