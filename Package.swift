@@ -47,5 +47,12 @@ let package = Package(
         .testTarget(name: "IntFlashAttentionTests", dependencies: ["IntFlashAttention"]),
         .testTarget(name: "CUDADriverTests", dependencies: ["CUDADriver", "IntFlashAttention"]),
         .testTarget(name: "IntFACommandsTests", dependencies: ["IntFACommands"]),
+        // A kernel family defined outside the library (NaiveFamily/: Swift and its .cu),
+        // registered with one line: the family architecture's test.
+        .testTarget(
+            name: "KernelFamilyTests",
+            dependencies: ["IntFACommands", "IntFlashAttention", "CUDADriver"],
+            plugins: ["EmbedKernelSources"]
+        ),
     ]
 )

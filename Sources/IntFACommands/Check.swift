@@ -68,7 +68,7 @@ struct Check: ParsableCommand {
             let rerun = fuzzFrom == 0 ? "" : " --fuzz-from \(fuzzFrom)"
             print("device \(device): \(engine.context.properties.name) (\(engine.architecture)), "
                 + "\(cases) per variant, seed \(seed) (rerun: intfa check --fuzz \(fuzz)\(rerun) --seed \(seed))")
-            let variants = FuzzVariant.all(methods: methods, families: Self.families(on: engine))
+            let variants = FuzzVariant.all(methods: methods, arch: engine.featureArchitecture)
             let failures = FuzzRun(engine: engine, variants: variants, indices: fuzzFrom..<fuzz, seed: seed).run()
             let count = fuzz - fuzzFrom
             print("\(variants.count * count - failures) passed, \(failures) failed (\(variants.count) variants × \(count) cases)")
@@ -97,7 +97,7 @@ struct Check: ParsableCommand {
                 if let mismatch { table.append(["", mismatch]) }
             }
         }
-        let cases = CheckCase.all(quick: quick, methods: methods, families: Self.families(on: engine))
+        let cases = CheckCase.all(quick: quick, methods: methods, arch: engine.featureArchitecture)
         for (index, c) in cases.enumerated() {
             progress.update("check \(index + 1)/\(cases.count): \(c.method.rawValue) \(c.shapeDescription)")
             let outcome: CheckOutcome
@@ -122,17 +122,10 @@ struct Check: ParsableCommand {
     }
 }
 
-extension Check {
-    /// The kernel families to check `int8` with: both where the device has wgmma kernels.
-    static func families(on engine: CUDAAttention) -> [AttentionKernelFamily] {
-        HopperKernelDescriptor.supports(arch: engine.featureArchitecture) ? [.wgmma, .mma] : [.mma]
-    }
-}
-
 /// One kernel variant on one shape.
 struct CheckCase {
     var method: AttentionMethod
-    /// The family forced for this case (int8 on a wgmma device is checked with both).
+    /// The family forced for this case (a method is checked with every family that runs it).
     var family: AttentionKernelFamily = .mma
     var headDim: Int
     var causal: Bool
@@ -141,9 +134,7 @@ struct CheckCase {
     var layout: TensorLayout
     var batch: Int, heads: Int, kvHeads: Int, queryLength: Int, keyLength: Int
 
-    var methodDescription: String {
-        family == .wgmma ? "\(method.rawValue) wgmma" : method.rawValue
-    }
+    var methodDescription: String { method.description(running: family) }
 
     var shapeDescription: String {
         var text = "B\(batch) H\(heads)"
@@ -163,14 +154,15 @@ struct CheckCase {
         (1, 1, 1, 2048, 2048, .bhnd, .float16),
     ]
 
-    static func all(quick: Bool, methods: [AttentionMethod], families: [AttentionKernelFamily]) -> [CheckCase] {
+    /// The cases of every family of ``AttentionFamilies`` that runs one of `methods` on `arch`.
+    static func all(quick: Bool, methods: [AttentionMethod], arch: String) -> [CheckCase] {
         var cases: [CheckCase] = []
         var rotation = 0
         let variants = methods.flatMap { method in
-            (method == .int8 ? families : [.mma]).map { (method: method, family: $0) }
+            AttentionFamilies.coverage(of: method, arch: arch).map { (method: method, family: $0.family.name, headDims: $0.headDims) }
         }
-        for (method, family) in variants {
-            for headDim in AttentionKernelDescriptor.supportedHeadDims(method) {
+        for (method, family, headDims) in variants {
+            for headDim in headDims {
                 for causal in [false, true] {
                     for output in [ElementType.float16, .bfloat16] {
                         let picked = quick ? [shapes[rotation % (shapes.count - 1)]] : shapes
@@ -187,7 +179,8 @@ struct CheckCase {
             }
         }
         if !quick {
-            for family in methods.contains(.int8) ? families : [] {
+            let int8Families = methods.contains(.int8) ? AttentionFamilies.coverage(of: .int8, arch: arch) : []
+            for family in int8Families.filter({ $0.headDims.contains(64) && $0.headDims.contains(128) }).map(\.family.name) {
                 // More (batch, head) pairs than a grid's y or z extent holds (65535): every
                 // kernel must loop over them, not fail at launch.
                 cases.append(CheckCase(
@@ -294,5 +287,13 @@ extension QuantizedAttentionInputs {
         if valueCodesTransposed != other.valueCodesTransposed { return "V codes" }
         if !same(valueScales, other.valueScales) { return "V scales" }
         return nil
+    }
+}
+
+extension AttentionMethod {
+    /// The method's name in check reports, with the family when it is not the general `mma`
+    /// one ("int8 wgmma"): the fuzz cases' seeds derive from these names.
+    func description(running family: AttentionKernelFamily) -> String {
+        family == .mma ? rawValue : "\(rawValue) \(family.rawValue)"
     }
 }

@@ -57,7 +57,7 @@ struct FuzzVariant {
     var causal: Bool
 
     var name: String {
-        "\(method.rawValue)\(family == .wgmma ? " wgmma" : "") D=\(headDim) \(causal ? "causal" : "full")"
+        "\(method.description(running: family)) D=\(headDim) \(causal ? "causal" : "full")"
     }
 
     /// FNV-1a of the name: stable across processes and builds (Swift's `hashValue` is not), so
@@ -66,15 +66,15 @@ struct FuzzVariant {
         name.utf8.reduce(0xCBF2_9CE4_8422_2325 as UInt64) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
     }
 
-    /// Every (method, family, head dim, mask) of `methods` that has a kernel; int8 once per family.
-    static func all(methods: [AttentionMethod], families: [AttentionKernelFamily]) -> [FuzzVariant] {
+    /// Every (method, family, head dim, mask) of `methods` that a family of
+    /// ``AttentionFamilies`` runs on `arch`.
+    static func all(methods: [AttentionMethod], arch: String) -> [FuzzVariant] {
         var variants: [FuzzVariant] = []
         for method in methods {
-            for family in method == .int8 ? families : [.mma] {
-                let dims = family == .wgmma ? HopperKernelDescriptor.headDims : AttentionKernelDescriptor.supportedHeadDims(method)
-                for headDim in dims {
+            for (family, headDims) in AttentionFamilies.coverage(of: method, arch: arch) {
+                for headDim in headDims {
                     for causal in [false, true] {
-                        variants.append(FuzzVariant(method: method, family: family, headDim: headDim, causal: causal))
+                        variants.append(FuzzVariant(method: method, family: family.name, headDim: headDim, causal: causal))
                     }
                 }
             }

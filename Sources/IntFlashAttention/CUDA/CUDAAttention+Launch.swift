@@ -1,37 +1,22 @@
 import CUDADriver
 
-/// Kernel selection, the loaded-module cache and launches: which family and variant runs a
-/// call, and how its parameter block is filled.
+/// Family selection, the loaded-module cache and launches: which family runs a call, and how
+/// its parameter block is filled.
 extension CUDAAttention {
 
-    /// The attention kernel of one call: a wgmma or an mma variant.
-    enum AttentionKernel {
-        case wgmma(HopperKernelDescriptor)
-        case mma(AttentionKernelDescriptor)
-    }
-
-    func attentionKernel(
-        _ method: AttentionMethod, problem: AttentionProblem, output: DeviceTensor, logSumExp: UInt64?
-    ) throws(AttentionError) -> AttentionKernel {
+    /// The family that runs one call, and the output type its kernel writes.
+    func attentionFamily(
+        _ method: AttentionMethod, problem: AttentionProblem, output: DeviceTensor
+    ) throws(AttentionError) -> (family: any AttentionFamily, output: AttentionKernelDescriptor.Output) {
         let outputType: AttentionKernelDescriptor.Output
         switch output.elementType {
         case .float16: outputType = .float16
         case .bfloat16: outputType = .bfloat16
         case .float32: throw .unsupportedMethod(method: method.rawValue, backend: "cuda", reason: "the output must be fp16 or bf16")
         }
-        let family = try AttentionKernelFamily.select(
+        let family = try AttentionFamilies.select(
             method: method, headDim: problem.headDim, arch: featureArchitecture, requested: requestedFamily)
-        switch family {
-        case .wgmma:
-            return .wgmma(try HopperKernelDescriptor(
-                headDim: problem.headDim, causal: problem.causal, output: outputType,
-                writesLogSumExp: logSumExp != nil, arch: featureArchitecture, tiles: hopperTiles))
-        case .mma:
-            return .mma(try AttentionKernelDescriptor(
-                method: method, headDim: problem.headDim, causal: problem.causal, output: outputType,
-                writesLogSumExp: logSumExp != nil, arch: architecture,
-                tiles: mmaTiles?.withDefaultQPlacement(method: method, headDim: problem.headDim)))
-        }
+        return (family, outputType)
     }
 
     /// The loaded function of `variant`, compiling (or reading the disk cache) on first use.
@@ -52,20 +37,25 @@ extension CUDAAttention {
         }
     }
 
-    func launch<Params: BitwiseCopyable>(
-        _ variant: some KernelVariant, grid: LaunchDimensions, block: LaunchDimensions, params: Params
+    /// Launches `variant` on `stream` with one by-value parameter block, compiling and
+    /// loading it on first use: what a family's ``AttentionFamily/launch(_:on:)`` calls.
+    public func launch<Params: BitwiseCopyable>(
+        _ variant: some KernelVariant, grid: LaunchDimensions, block: LaunchDimensions, params: Params, on stream: CUDAStream
     ) throws(AttentionError) {
         let function = try function(variant)
         try cuda { () throws(CUDAError) in
-            try callStream.launch(
+            try stream.launch(
                 function, grid: grid, block: block, sharedMemoryBytes: variant.sharedMemoryBytes,
                 arguments: [KernelStruct(params)])
         }
     }
 
+    /// Fills the call's part of the parameter block, has `family` launch its kernel, then
+    /// writes the NaN rows that offending inputs reach (docs/VALIDATION.md).
     func launchAttention(
-        _ kernel: AttentionKernel, problem: AttentionProblem, params: inout AttentionParams,
-        output: DeviceTensor, logSumExp: UInt64?, grid requestedGrid: HopperKernelDescriptor.GridPolicy?
+        _ family: any AttentionFamily, method: AttentionMethod, outputType: AttentionKernelDescriptor.Output,
+        problem: AttentionProblem, params: inout AttentionParams,
+        output: DeviceTensor, logSumExp: UInt64?, grid: HopperKernelDescriptor.GridPolicy?, call: CallResources
     ) throws(AttentionError) {
         params.out = output.address
         params.lse = logSumExp ?? 0
@@ -78,21 +68,13 @@ extension CUDAAttention {
         params.headDim = Int64(problem.headDim)
         (params.oStrideBatch, params.oStrideHead, params.oStrideToken) = Self.strides(output.strides)
         params.softmaxScaleLog2 = problem.softmaxScale * Self.log2e
-        switch kernel {
-        case .wgmma(let kernel):
-            let grid = kernel.grid(
-                for: problem, multiprocessors: context.properties.multiprocessorCount, policy: requestedGrid ?? hopperGrid)
-            let hopperParams = try HopperAttentionParams(params, headDim: problem.headDim, context: context)
-            try launch(kernel, grid: LaunchDimensions(grid), block: LaunchDimensions(kernel.threadsPerBlock), params: hopperParams)
-        case .mma(let kernel):
-            let grid = kernel.grid(for: problem)
-            try launch(kernel, grid: LaunchDimensions(grid.x, grid.y, grid.z), block: LaunchDimensions(kernel.threadsPerBlock), params: params)
-        }
-        // The rows that offending inputs reach become NaN (docs/VALIDATION.md).
+        try family.launch(
+            AttentionLaunch(method: method, problem: problem, params: params, output: outputType, grid: grid, stream: call.stream),
+            on: self)
         let rows = PoisonKernelDescriptor.rowsPerBlock
         try launch(PoisonKernelDescriptor(causal: problem.causal, arch: architecture),
                    grid: LaunchDimensions((problem.queryLength + rows - 1) / rows, Self.gridLimited(problem.batch * problem.heads)),
-                   block: LaunchDimensions(rows), params: params)
+                   block: LaunchDimensions(rows), params: params, on: call.stream)
     }
 
     func quantizedParams(_ inputs: QuantizedDeviceInputs, problem: AttentionProblem) -> AttentionParams {

@@ -32,8 +32,10 @@ extension CUDAAttention {
         (params.partLseStrideBatch, params.partLseStrideHead) = (Int64(partLogSumExp.strides.batch), Int64(partLogSumExp.strides.head))
         (params.threadsPerRow, params.rowsPerBlock) = (Int64(threadsPerRow), Int64(rowsPerBlock))
         let kernel = MergeKernelDescriptor(input: input, arch: architecture)
-        try serialized(stream: stream, workspace: nil) { () throws(AttentionError) in
-            try launch(kernel, grid: LaunchDimensions(blocks), block: LaunchDimensions(threadsPerRow * rowsPerBlock), params: params)
+        try serialized(stream: stream, workspace: nil) { (call) throws(AttentionError) in
+            try launch(
+                kernel, grid: LaunchDimensions(blocks), block: LaunchDimensions(threadsPerRow * rowsPerBlock), params: params,
+                on: call.stream)
         }
     }
 

@@ -9,7 +9,7 @@ extension CUDAAttention {
     /// the attention parameters that read their results.
     func prepareInputs(
         _ method: AttentionMethod, problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor,
-        destination: QuantizedDeviceInputs? = nil, statistics: ChannelStatistics? = nil
+        destination: QuantizedDeviceInputs? = nil, statistics: ChannelStatistics? = nil, call: CallResources
     ) throws(AttentionError) -> AttentionParams {
         // The callers have run validateInputs (element types, alignment, strides).
         let b = problem.batch, h = problem.heads, hkv = problem.kvHeads, d = problem.headDim
@@ -18,17 +18,18 @@ extension CUDAAttention {
         let smL = problem.softmaxScale * Self.log2e
 
         let slots = try workspaceAddresses(
-            Self.workspaceRequests(method, problem: problem, inputType: q.elementType, quantizedInto: destination != nil))
+            Self.workspaceRequests(method, problem: problem, inputType: q.elementType, quantizedInto: destination != nil),
+            lent: call.workspace)
         // No batch entries: nothing to read or write, and no grid may have an extent of 0.
         if b == 0 { return Self.addresses(of: slots, destination: destination) }
         if method == .fp16 {
             var params = AttentionParams()
             (params.rowMarks, params.keyMarks) = (slots[.rowMarks] ?? 0, slots[.keyMarks] ?? 0)
-            try clearKeyMarks(params.keyMarks, count: b * hkv)
+            try clearKeyMarks(params.keyMarks, count: b * hkv, on: call.stream)
             let (qf, kf, vf) = try (
-                screened(q, heads: h, tokens: nq, problem: problem, copy: slots[.qCodes], marks: (params.rowMarks, 0)),
-                screened(k, heads: hkv, tokens: nk, problem: problem, copy: slots[.kCodes], marks: (0, params.keyMarks)),
-                screened(v, heads: hkv, tokens: nk, problem: problem, copy: slots[.vCodes], marks: (0, params.keyMarks)))
+                screened(q, heads: h, tokens: nq, problem: problem, copy: slots[.qCodes], marks: (params.rowMarks, 0), on: call.stream),
+                screened(k, heads: hkv, tokens: nk, problem: problem, copy: slots[.kCodes], marks: (0, params.keyMarks), on: call.stream),
+                screened(v, heads: hkv, tokens: nk, problem: problem, copy: slots[.vCodes], marks: (0, params.keyMarks), on: call.stream))
             (params.q, params.k, params.v) = (qf.address, kf.address, vf.address)
             (params.qStrideBatch, params.qStrideHead, params.qStrideToken) = Self.strides(qf.strides)
             (params.kStrideBatch, params.kStrideHead, params.kStrideToken) = Self.strides(kf.strides)
@@ -55,7 +56,7 @@ extension CUDAAttention {
             (params.kScale, params.v, params.vScale) = (addr(.kScales), addr(.vCodes), addr(.vScales))
         }
         (params.rowMarks, params.keyMarks) = QuantizedDeviceInputs(params, method: method).markAddresses(problem: problem)
-        try clearKeyMarks(params.keyMarks, count: b * hkv)
+        try clearKeyMarks(params.keyMarks, count: b * hkv, on: call.stream)
 
         func quantizationParams(
             _ tensor: DeviceTensor, heads: Int, tokens: Int, padded: Int, codes: UInt64, scales: UInt64,
@@ -96,24 +97,24 @@ extension CUDAAttention {
             let heads = Int(p.heads)
             if p.statsChunks > 0 {
                 try launch(make(.channelPartials), grid: LaunchDimensions((d + 31) / 32, Self.gridLimited(Int(p.statsChunks)), Self.gridLimited(b * heads)),
-                           block: LaunchDimensions(32, 8), params: p)
+                           block: LaunchDimensions(32, 8), params: p, on: call.stream)
             }
-            try launch(make(.channelStats), grid: LaunchDimensions((d + 31) / 32, Self.gridLimited(b * heads)), block: LaunchDimensions(32), params: p)
+            try launch(make(.channelStats), grid: LaunchDimensions((d + 31) / 32, Self.gridLimited(b * heads)), block: LaunchDimensions(32), params: p, on: call.stream)
         }
         let rowsPerCTA = QuantizationKernelDescriptor.rowsPerCTA
         if nq > 0 {
             try launch(make(.rows(code, perTensor: perTensor)),
-                       grid: LaunchDimensions((nq + rowsPerCTA - 1) / rowsPerCTA, Self.gridLimited(b * h)), block: LaunchDimensions(256), params: qp)
+                       grid: LaunchDimensions((nq + rowsPerCTA - 1) / rowsPerCTA, Self.gridLimited(b * h)), block: LaunchDimensions(256), params: qp, on: call.stream)
         }
         if method == .int8 {
             try launch(make(.keyGroups), grid: LaunchDimensions(nkPad / KeyGroups.tileKeys, Self.gridLimited(b * hkv)),
-                       block: LaunchDimensions(256), params: kp)
+                       block: LaunchDimensions(256), params: kp, on: call.stream)
         } else {
             try launch(make(.rows(code, perTensor: perTensor)),
-                       grid: LaunchDimensions((nkPad + rowsPerCTA - 1) / rowsPerCTA, Self.gridLimited(b * hkv)), block: LaunchDimensions(256), params: kp)
+                       grid: LaunchDimensions((nkPad + rowsPerCTA - 1) / rowsPerCTA, Self.gridLimited(b * hkv)), block: LaunchDimensions(256), params: kp, on: call.stream)
         }
         try launch(make(.transposedV(code, perTensor: method != .int8)),
-                   grid: LaunchDimensions(nkPad / 64, (d + 63) / 64, Self.gridLimited(b * hkv)), block: LaunchDimensions(256), params: vp)
+                   grid: LaunchDimensions(nkPad / 64, (d + 63) / 64, Self.gridLimited(b * hkv)), block: LaunchDimensions(256), params: vp, on: call.stream)
 
         (params.qStrideBatch, params.qStrideHead, params.qStrideToken) = (Int64(h * nq * d), Int64(nq * d), Int64(d))
         (params.kStrideBatch, params.kStrideHead, params.kStrideToken) = (Int64(hkv * nk * d), Int64(nk * d), Int64(d))
@@ -136,8 +137,8 @@ extension CUDAAttention {
 
     /// Sets the first offending key of each of `count` (batch, KV head) slices to "none"
     /// (0x7FFFFFFF) before the kernels that lower it.
-    private func clearKeyMarks(_ address: UInt64, count: Int) throws(AttentionError) {
-        try cuda { () throws(CUDAError) in try callStream.fill(address: address, words: count, value: 0x7FFF_FFFF) }
+    private func clearKeyMarks(_ address: UInt64, count: Int, on stream: CUDAStream) throws(AttentionError) {
+        try cuda { () throws(CUDAError) in try stream.fill(address: address, words: count, value: 0x7FFF_FFFF) }
     }
 
     /// Runs the fp16 method's screen over `tensor`, writing `marks` (row, key; 0 for none), and
@@ -145,7 +146,7 @@ extension CUDAAttention {
     /// that the screen wrote at `copy` (its workspace slot).
     private func screened(
         _ tensor: DeviceTensor, heads: Int, tokens: Int, problem: AttentionProblem, copy: UInt64?,
-        marks: (row: UInt64, key: UInt64)
+        marks: (row: UInt64, key: UInt64), on stream: CUDAStream
     ) throws(AttentionError) -> DeviceTensor {
         let converts = tensor.elementType == .bfloat16
         var p = QuantizationParams()
@@ -157,7 +158,7 @@ extension CUDAAttention {
         if tokens > 0 {
             try launch(QuantizationKernelDescriptor(kind: .screenRows, input: try Self.kernelInput(tensor.elementType), arch: architecture),
                        grid: LaunchDimensions(Self.gridLimited((tokens * problem.headDim + 8191) / 8192), Self.gridLimited(problem.batch * heads)),
-                       block: LaunchDimensions(256), params: p)
+                       block: LaunchDimensions(256), params: p, on: stream)
         }
         guard converts, let copy else { return tensor }
         return DeviceTensor(address: copy, elementType: .float16, layout: .bhnd, heads: heads, tokens: tokens, headDim: problem.headDim)
@@ -215,10 +216,10 @@ extension CUDAAttention {
         DeviceWorkspace.byteCount(for: workspaceRequests(method, problem: problem, inputType: inputType, quantizedInto: false))
     }
 
-    /// Addresses for `requests`: in the caller's workspace when the call has one, else in
-    /// this instance's own (grown as needed).
-    func workspaceAddresses(_ requests: [(WorkspaceSlot, Int)]) throws(AttentionError) -> [WorkspaceSlot: UInt64] {
-        if let callWorkspace { return try callWorkspace.addresses(for: requests) }
+    /// Addresses for `requests`: in the caller's `lent` workspace when the call has one, else
+    /// in this instance's own (grown as needed).
+    func workspaceAddresses(_ requests: [(WorkspaceSlot, Int)], lent: DeviceWorkspace?) throws(AttentionError) -> [WorkspaceSlot: UInt64] {
+        if let lent { return try lent.addresses(for: requests) }
         var result: [WorkspaceSlot: UInt64] = [:]
         for (slot, bytes) in requests {
             result[slot] = try cuda { () throws(CUDAError) in try workspace.address(slot, byteCount: bytes) }

@@ -26,12 +26,10 @@ public final class CUDAAttention: @unchecked Sendable {
     let hopperTiles: HopperKernelDescriptor.Tiles?
     let mmaTiles: AttentionKernelDescriptor.Tiles?
     let hopperGrid: HopperKernelDescriptor.GridPolicy?
-    // The stream and lent workspace of the call in progress.
-    var callStream: CUDAStream
-    var callWorkspace: DeviceWorkspace?
 
     /// Opens device `device`; `cache` defaults to NVRTC with the on-disk cache. `kernelFamily`
-    /// forces the wgmma or the mma kernels (default: `INTFA_KERNEL`, else chosen per problem).
+    /// forces one family of ``AttentionFamilies`` (default: `INTFA_KERNEL`, else chosen per
+    /// problem).
     public init(device: Int = 0, cache: KernelCache? = nil, kernelFamily: AttentionKernelFamily? = nil) throws(AttentionError) {
         let environment = ProcessInfo.processInfo.environment
         if let kernelFamily {
@@ -46,7 +44,6 @@ public final class CUDAAttention: @unchecked Sendable {
             context = try CUDAContext(device: device)
             architecture = context.properties.computeCapability.architecture
             stream = try CUDAStream(context: context)
-            callStream = stream
             if let cache { self.cache = cache } else { self.cache = try KernelCache() }
         } catch {
             throw AttentionError(error)
@@ -54,9 +51,10 @@ public final class CUDAAttention: @unchecked Sendable {
         workspace = AttentionWorkspace(memory: ContextWorkspaceMemory(context: context))
     }
 
-    /// The family every call uses, or nil to choose per problem (wgmma for `int8` at D = 64
-    /// and 128 on compute capability 9.0, mma otherwise). Setting a family that cannot run a
-    /// later call's problem makes that call throw.
+    /// The family every call uses, or nil to choose per problem (the first of
+    /// ``AttentionFamilies`` that can run it: wgmma for `int8` at D = 64 and 128 on compute
+    /// capability 9.0, mma otherwise). Setting a family that cannot run a later call's
+    /// problem makes that call throw.
     public var kernelFamily: AttentionKernelFamily? {
         get { lock.withLock { requestedFamily } }
         set { lock.withLock { requestedFamily = newValue } }
@@ -107,10 +105,12 @@ public final class CUDAAttention: @unchecked Sendable {
         try Self.validateOutput(output, logSumExp: logSumExp)
         try Self.validateSpans(problem, q: q, k: k, v: v, output: output)
         guard !problem.isEmpty else { return }
-        try serialized(stream: stream, workspace: workspace) { () throws(AttentionError) in
-            let kernel = try attentionKernel(method, problem: problem, output: output, logSumExp: logSumExp)
-            var params = try prepareInputs(method, problem: problem, q: q, k: k, v: v)
-            try launchAttention(kernel, problem: problem, params: &params, output: output, logSumExp: logSumExp, grid: grid)
+        try serialized(stream: stream, workspace: workspace) { (call) throws(AttentionError) in
+            let (family, outputType) = try attentionFamily(method, problem: problem, output: output)
+            var params = try prepareInputs(method, problem: problem, q: q, k: k, v: v, call: call)
+            try launchAttention(
+                family, method: method, outputType: outputType, problem: problem, params: &params, output: output,
+                logSumExp: logSumExp, grid: grid, call: call)
         }
     }
 
@@ -132,10 +132,12 @@ public final class CUDAAttention: @unchecked Sendable {
         try Self.validateOutput(output, logSumExp: logSumExp)
         try Self.validateSpans(problem, output: output)
         guard !problem.isEmpty else { return }
-        try serialized(stream: stream, workspace: nil) { () throws(AttentionError) in
-            let kernel = try attentionKernel(inputs.method, problem: problem, output: output, logSumExp: logSumExp)
+        try serialized(stream: stream, workspace: nil) { (call) throws(AttentionError) in
+            let (family, outputType) = try attentionFamily(inputs.method, problem: problem, output: output)
             var params = quantizedParams(inputs, problem: problem)
-            try launchAttention(kernel, problem: problem, params: &params, output: output, logSumExp: logSumExp, grid: grid)
+            try launchAttention(
+                family, method: inputs.method, outputType: outputType, problem: problem, params: &params, output: output,
+                logSumExp: logSumExp, grid: grid, call: call)
         }
     }
 
@@ -164,26 +166,32 @@ public final class CUDAAttention: @unchecked Sendable {
             }
             try Self.validateStatistics(statistics)
         }
-        return try serialized(stream: stream, workspace: workspace) { () throws(AttentionError) in
+        return try serialized(stream: stream, workspace: workspace) { (call) throws(AttentionError) in
             let params = try prepareInputs(
-                method, problem: problem, q: q, k: k, v: v, destination: destination, statistics: statistics)
+                method, problem: problem, q: q, k: k, v: v, destination: destination, statistics: statistics, call: call)
             return QuantizedDeviceInputs(params, method: method)
         }
     }
 
-    /// Runs `body` holding the instance's lock, with the call's stream and workspace.
+    /// Runs `body` holding the instance's lock (calls share its module table and own
+    /// workspace), with the call's stream (default: ``stream``) and lent workspace.
     func serialized<T>(
-        stream: CUDAStream?, workspace: DeviceWorkspace?, _ body: () throws(AttentionError) -> T
+        stream: CUDAStream?, workspace: DeviceWorkspace?, _ body: (CallResources) throws(AttentionError) -> T
     ) throws(AttentionError) -> T {
         if let stream, stream.context !== context {
             throw .gpu("the stream belongs to device \(stream.context.ordinal), this instance to device \(context.ordinal)")
         }
         lock.lock()
-        defer {
-            (callStream, callWorkspace) = (self.stream, nil)
-            lock.unlock()
-        }
-        (callStream, callWorkspace) = (stream ?? self.stream, workspace)
-        return try body()
+        defer { lock.unlock() }
+        return try body(CallResources(stream: stream ?? self.stream, workspace: workspace))
     }
+}
+
+/// What one call runs with: the stream its work is queued on and, when the caller lends one,
+/// the workspace it uses instead of the instance's own.
+public struct CallResources: @unchecked Sendable {
+    /// The stream every kernel of the call is launched on.
+    public let stream: CUDAStream
+    /// The caller's workspace, or nil for the instance's.
+    let workspace: DeviceWorkspace?
 }

@@ -16,16 +16,19 @@ public protocol KernelVariant: Hashable, Sendable, CustomStringConvertible {
     /// CTAs the kernel is built to run on one SM at once (its launch bounds); above 1 the
     /// launcher asks for the largest shared-memory carveout.
     var ctasPerMultiprocessor: Int { get }
+    /// What NVRTC compiles: by default the variant's source among the library's embedded
+    /// kernels; a family outside the library brings its own.
+    func compilationRequest() throws(AttentionError) -> CompilationRequest
 }
 
 extension AttentionKernelDescriptor: KernelVariant {}
 
-/// Every kernel the library can launch on `arch`: both attention families (the wgmma family
-/// only on architectures that support it), the quantizers, the merge and the row poisoning.
-/// The one list that `intfa compile` and the compile-without-spills tests iterate.
+/// Every kernel the library can launch on `arch`: each family's of ``AttentionFamilies``
+/// (those added at run time too), the quantizers, the merge and the row poisoning. The one
+/// list that `intfa compile` and the compile-without-spills tests iterate.
 public enum KernelRegistry {
     public static func allVariants(arch: String) -> [any KernelVariant] {
-        let attention: [any KernelVariant] = AttentionKernelDescriptor.allVariants(arch: arch) + HopperKernelDescriptor.allVariants(arch: arch)
+        let attention = AttentionFamilies.all.flatMap { $0.allVariants(arch: arch) }
         let helpers: [any KernelVariant] = QuantizationKernelDescriptor.allVariants(arch: arch) + MergeKernelDescriptor.allVariants(arch: arch)
             + PoisonKernelDescriptor.allVariants(arch: arch)
         return attention + helpers
@@ -50,6 +53,13 @@ extension KernelVariant {
         guard let source = EmbeddedKernelSources.files[sourceFile] else {
             throw .gpu("kernel source \(sourceFile) is not embedded in this build")
         }
+        return compilationRequest(source: source)
+    }
+
+    /// The NVRTC request for `source` (named ``sourceFile``) with the library's headers
+    /// (`params.cuh`, `common.cuh`, …) available to `#include`: how a family defined outside
+    /// the library compiles its own kernel.
+    public func compilationRequest(source: String) -> CompilationRequest {
         let headers = EmbeddedKernelSources.files.filter { $0.key.hasSuffix(".cuh") }
         return CompilationRequest(
             source: source, name: sourceFile, headers: headers,

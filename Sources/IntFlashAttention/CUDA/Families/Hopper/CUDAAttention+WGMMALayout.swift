@@ -37,7 +37,7 @@ extension CUDAAttention {
         (params.kStrideBatch, params.kStrideHead, params.kStrideToken) = (Int64(n * d), Int64(n * d), Int64(d))
         (params.vStrideBatch, params.vStrideHead, params.vStrideRow) = (Int64(n * d), Int64(n * d), Int64(n))
         let hopperParams = try HopperAttentionParams(params, headDim: d, context: context)
-        try launch(kernel, grid: LaunchDimensions(1), block: LaunchDimensions(kernel.threadsPerBlock), params: hopperParams)
+        try launch(kernel, grid: LaunchDimensions(1), block: LaunchDimensions(kernel.threadsPerBlock), params: hopperParams, on: stream)
         let (sDevice, oDevice) = try cuda { () throws(CUDAError) in
             try stream.synchronize()
             return (try buffers.s.toArray(of: Int32.self, count: rows * n), try buffers.o.toArray(of: Int32.self, count: rows * d))

@@ -1,6 +1,6 @@
 import Foundation
 
-/// One compiled variant of the Hopper kernel (`Kernels/attention_wgmma.cu`): warpgroup MMAs
+/// One compiled variant of the Hopper kernel (`attention_wgmma.cu` beside it): warpgroup MMAs
 /// fed by TMA over key tiles of 128, a producer warpgroup and `consumers` warpgroups of 64
 /// query rows each (or one warpgroup that loads its own tiles, several CTAs per SM), for the
 /// default `int8` scheme on sm_90a. Hashable: it keys the module
@@ -107,7 +107,7 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
         return Tiles(stages: fields[0], consumers: fields[1], pingPong: fields[2] == 1, overlap: fields.count < 4 || fields[3] == 1)
     }
 
-    /// The embedded source, `Kernels/attention_wgmma.cu`.
+    /// The embedded source, `attention_wgmma.cu` beside it.
     public var sourceFile: String { "attention_wgmma.cu" }
 
     /// The `extern "C"` name; `attention_wgmma.cu` builds the same string from its macros.

@@ -1,6 +1,6 @@
 import CUDADriver
 
-/// Swift mirror of `HopperAttentionParams` (`Kernels/attention_wgmma.cu`): the K and Vt tensor
+/// Swift mirror of `HopperAttentionParams` (`attention_wgmma.cu` beside it): the K and Vt tensor
 /// maps at offsets 0 and 128 (64-byte aligned, as TMA requires), then the shared
 /// ``AttentionParams`` at 256, padded to the struct's 64-byte alignment (512 bytes).
 public struct HopperAttentionParams: BitwiseCopyable, Sendable {

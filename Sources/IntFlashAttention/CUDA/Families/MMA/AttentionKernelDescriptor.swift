@@ -1,5 +1,5 @@
-/// One compiled variant of the mma.sync attention kernels (`Kernels/attention_mma_int8.cu` for
-/// `int8`, `Kernels/attention.cu` for the other methods): hashable, so it can key the
+/// One compiled variant of the mma.sync attention kernels (`attention_mma_int8.cu` for
+/// `int8`, `attention.cu` for the other methods): hashable, so it can key the
 /// in-memory and on-disk module caches; its kernel name spells every option.
 public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvertible {
     /// GPU element type of the output tensor.
@@ -190,7 +190,7 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
             splitRowTiles: fields.count >= 4 && fields[3] == 1, minBlocksPerSM: fields.count == 5 ? fields[4] : 1)
     }
 
-    /// The embedded source: `Kernels/attention_mma_int8.cu` for `int8`, else `Kernels/attention.cu`.
+    /// The embedded source: `attention_mma_int8.cu` for `int8`, else `attention.cu`.
     public var sourceFile: String { method == .int8 ? "attention_mma_int8.cu" : "attention.cu" }
 
     private var methodName: String {
