@@ -22,7 +22,6 @@ public final class CUDAFunction: @unchecked Sendable {
         case localSizeBytes = 3
         case numRegs = 4
         case maxDynamicSharedSizeBytes = 8
-        case preferredSharedMemoryCarveout = 9
     }
 
     private func attribute(_ attribute: Attribute) throws(CUDAError) -> Int {
@@ -45,19 +44,6 @@ public final class CUDAFunction: @unchecked Sendable {
     public var maxThreadsPerBlock: Int { get throws(CUDAError) { try attribute(.maxThreadsPerBlock) } }
     /// The dynamic shared memory the kernel is currently allowed to request.
     public var maxDynamicSharedMemoryBytes: Int { get throws(CUDAError) { try attribute(.maxDynamicSharedSizeBytes) } }
-
-    /// Asks for `percent` of the unified L1/shared storage as shared memory (a hint the driver
-    /// follows when it can), so that several CTAs with large shared memory fit one SM.
-    public func setPreferredSharedMemoryCarveout(percent: Int) throws(CUDAError) {
-        guard (0...100).contains(percent) else {
-            throw CUDAError.invalidArgument("cuFuncSetAttribute", "carveout \(percent)% is out of range")
-        }
-        let context = module.context
-        try context.makeCurrent()
-        try context.api.check(
-            context.api.funcSetAttribute(handle, Attribute.preferredSharedMemoryCarveout.rawValue, Int32(percent)),
-            "cuFuncSetAttribute")
-    }
 
     /// Allows launches with up to `bytes` of dynamic shared memory; needed above 48 KiB.
     public func setMaxDynamicSharedMemory(bytes: Int) throws(CUDAError) {

@@ -31,7 +31,6 @@ extension CUDAAttention {
             if variant.sharedMemoryBytes > 48 * 1024 {
                 try function.setMaxDynamicSharedMemory(bytes: variant.sharedMemoryBytes)
             }
-            if variant.ctasPerMultiprocessor > 1 { try function.setPreferredSharedMemoryCarveout(percent: 100) }
             loaded[key] = (module, function)
             return function
         }

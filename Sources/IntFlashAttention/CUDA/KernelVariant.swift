@@ -13,9 +13,6 @@ public protocol KernelVariant: Hashable, Sendable, CustomStringConvertible {
     var arch: String { get }
     /// Dynamic shared memory a launch asks for.
     var sharedMemoryBytes: Int { get }
-    /// CTAs the kernel is built to run on one SM at once (its launch bounds); above 1 the
-    /// launcher asks for the largest shared-memory carveout.
-    var ctasPerMultiprocessor: Int { get }
     /// What NVRTC compiles: by default the variant's source among the library's embedded
     /// kernels; a family outside the library brings its own.
     func compilationRequest() throws(AttentionError) -> CompilationRequest
@@ -41,9 +38,6 @@ extension QuantizationKernelDescriptor: KernelVariant {
 }
 
 extension KernelVariant {
-    /// One unless the variant says otherwise.
-    public var ctasPerMultiprocessor: Int { 1 }
-
     /// `kernelName [arch]`, for logs.
     public var description: String { "\(kernelName) [\(arch)]" }
 

@@ -2,35 +2,24 @@ import Foundation
 
 /// One compiled variant of the Hopper kernel (`attention_wgmma.cu` beside it): warpgroup MMAs
 /// fed by TMA over key tiles of 128, a producer warpgroup and `consumers` warpgroups of 64
-/// query rows each (or one warpgroup that loads its own tiles, several CTAs per SM), for the
-/// default `int8` scheme on sm_90a. Hashable: it keys the module
+/// query rows each, for the default `int8` scheme on sm_90a. Hashable: it keys the module
 /// caches, and its kernel name spells every option.
 public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertible {
-    /// Pipeline shape: ring slots of 128 keys, consumer warpgroups, whether consumers take
-    /// turns issuing their GEMMs (ping-pong), and whether a warpgroup issues the next tile's
-    /// S behind this tile's P·V.
+    /// Pipeline shape: ring slots of 128 keys, consumer warpgroups, and whether consumers take
+    /// turns issuing their GEMMs (ping-pong).
     public struct Tiles: Hashable, Sendable {
         /// Ring slots of 128 keys (K tile, Vt tile and K group scales each).
         public var stages: Int
-        /// Consumer warpgroups, 64 query rows each. With one, the CTA has no producer
-        /// warpgroup and several CTAs share an SM.
+        /// Consumer warpgroups, 64 query rows each.
         public var consumers: Int
         /// Whether consumers take turns issuing their GEMMs.
         public var pingPong: Bool
-        /// Whether S(n + 1) is issued behind P·V(n) (more registers: S and the P·V
-        /// accumulator live together); without it, one GEMM at a time.
-        public var overlap: Bool
         /// Creates tiles from their fields.
-        public init(stages: Int, consumers: Int, pingPong: Bool, overlap: Bool = true) {
+        public init(stages: Int, consumers: Int, pingPong: Bool) {
             self.stages = stages
             self.consumers = consumers
             self.pingPong = pingPong
-            self.overlap = overlap
         }
-
-        /// CTAs an SM runs at once: one with a producer; two one-warpgroup CTAs (255 registers
-        /// a thread), three without overlap (168).
-        public var ctasPerMultiprocessor: Int { consumers > 1 ? 1 : (overlap ? 2 : 3) }
     }
 
     /// Head dimension (D): 64 or 128.
@@ -67,22 +56,12 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
         self.writesLogSumExp = writesLogSumExp
         self.arch = arch
         let chosen = tiles ?? Self.defaultTiles(headDim: headDim, causal: causal)
-        let shape = "wgmma tiles \(chosen.stages) stages, \(chosen.consumers) consumers"
-        guard (2...8).contains(chosen.stages), (1...2).contains(chosen.consumers) || (chosen.consumers == 3 && headDim == 64) else {
-            throw .gpu("\(shape): 2-8 stages and 1 or 2 consumers (3 at D = 64) are supported")
+        guard (2...8).contains(chosen.stages), chosen.consumers == 2 || (chosen.consumers == 3 && headDim == 64) else {
+            throw .gpu("wgmma tiles \(chosen.stages) stages, \(chosen.consumers) consumers: 2-8 stages and 2 consumers (3 at D = 64) are supported")
         }
-        guard !(chosen.pingPong && chosen.consumers == 1) else { throw .gpu("\(shape): ping-pong needs two consumers") }
         self.tiles = chosen
         self.isLayoutTest = isLayoutTest
-        let perSM = chosen.ctasPerMultiprocessor * (sharedMemoryBytes + Self.sharedMemoryReservedPerCTA)
-        guard perSM <= Self.sharedMemoryPerMultiprocessor else {
-            throw .gpu("\(shape): \(chosen.ctasPerMultiprocessor) CTAs of \(sharedMemoryBytes) bytes of shared memory do not fit an SM")
-        }
     }
-
-    /// Shared memory of an sm_90 SM, and what the system reserves of it per CTA.
-    static let sharedMemoryPerMultiprocessor = 228 * 1024
-    static let sharedMemoryReservedPerCTA = 1024 + 64
 
     /// wgmma, TMA multicast-free loads and setmaxnreg exist on sm_90a only (the `a` feature
     /// set is not forward compatible).
@@ -96,15 +75,15 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
         Tiles(stages: 4, consumers: 2, pingPong: false)
     }
 
-    /// Tiles forced by `INTFA_WGMMA_TILES=stages,consumers,pingpong[,overlap]` (e.g. `4,2,1`
-    /// or `3,1,0,1`), for tuning runs; nil when unset.
+    /// Tiles forced by `INTFA_WGMMA_TILES=stages,consumers,pingpong` (e.g. `4,2,1`), for
+    /// tuning runs; nil when unset.
     public static func tiles(fromEnvironment environment: [String: String]) throws(AttentionError) -> Tiles? {
         guard let text = environment["INTFA_WGMMA_TILES"], !text.isEmpty else { return nil }
         let fields = text.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard fields.count == 3 || fields.count == 4, fields.dropFirst(2).allSatisfy({ $0 == 0 || $0 == 1 }) else {
-            throw .gpu("INTFA_WGMMA_TILES=\(text): expected stages,consumers,pingpong[,overlap] such as 4,2,1")
+        guard fields.count == 3, fields[2] == 0 || fields[2] == 1 else {
+            throw .gpu("INTFA_WGMMA_TILES=\(text): expected stages,consumers,pingpong such as 4,2,1")
         }
-        return Tiles(stages: fields[0], consumers: fields[1], pingPong: fields[2] == 1, overlap: fields.count < 4 || fields[3] == 1)
+        return Tiles(stages: fields[0], consumers: fields[1], pingPong: fields[2] == 1)
     }
 
     /// The embedded source, `attention_wgmma.cu` beside it.
@@ -114,8 +93,7 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     public var kernelName: String {
         if isLayoutTest { return "intfa_wgmma_layout_test_d\(headDim)" }
         return "intfa_wgmma_int8_d\(headDim)_\(causal ? "causal" : "full")_\(output.rawValue)"
-            + (writesLogSumExp ? "_lse" : "") + "_c\(tiles.consumers)_s\(tiles.stages)"
-            + (tiles.pingPong ? "_pp" : tiles.overlap ? "" : "_serial")
+            + (writesLogSumExp ? "_lse" : "") + "_c\(tiles.consumers)_s\(tiles.stages)" + (tiles.pingPong ? "_pp" : "")
     }
 
     /// NVRTC options. `INTFA_SMEM_BYTES` lets the kernel check, at compile time, that the
@@ -126,25 +104,24 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
             "-DINTFA_HEAD_DIM=\(headDim)", "-DINTFA_CAUSAL=\(causal ? 1 : 0)",
             "-DINTFA_OUT_BF16=\(output == .bfloat16 ? 1 : 0)", "-DINTFA_WRITE_LSE=\(writesLogSumExp ? 1 : 0)",
             "-DINTFA_STAGES=\(tiles.stages)", "-DINTFA_CONSUMERS=\(tiles.consumers)",
-            "-DINTFA_PINGPONG=\(tiles.pingPong ? 1 : 0)", "-DINTFA_OVERLAP=\(tiles.overlap ? 1 : 0)", "-DINTFA_LAYOUT_TEST=\(isLayoutTest ? 1 : 0)",
+            "-DINTFA_PINGPONG=\(tiles.pingPong ? 1 : 0)", "-DINTFA_LAYOUT_TEST=\(isLayoutTest ? 1 : 0)",
             "-DINTFA_SMEM_BYTES=\(sharedMemoryBytes)",
         ]
     }
 
-    /// A producer warpgroup plus the consumers; one warpgroup alone loads its own tiles (as does
-    /// the layout test).
-    public var threadsPerBlock: Int { isLayoutTest || tiles.consumers == 1 ? 128 : 128 * (tiles.consumers + 1) }
+    /// A producer warpgroup plus the consumers (the layout test is one warpgroup).
+    public var threadsPerBlock: Int { isLayoutTest ? 128 : 128 * (tiles.consumers + 1) }
 
     /// Query rows per CTA.
     public var blockM: Int { 64 * tiles.consumers }
 
-    /// Dynamic shared memory: `stages` slots of a K tile and a Vt tile, a 64-row Q tile per
-    /// consumer, each slot's 16 K group scales, plus 1 KiB to align the ring to the 128-byte
+    /// Dynamic shared memory: `stages` slots of (K tile + Vt tile + 16 K group scales) rounded
+    /// up to 1 KiB, a 64-row Q tile per consumer, plus 1 KiB to align the ring to the 128-byte
     /// swizzle's 1 KiB repeat.
     public var sharedMemoryBytes: Int {
         let keys = KeyGroups.tileKeys
-        let slot = keys * headDim * 2, scales = keys / KeyGroups.groupKeys * 4
-        return tiles.stages * (slot + scales) + tiles.consumers * 64 * headDim + 1024
+        let slot = (keys * headDim * 2 + keys / KeyGroups.groupKeys * 4 + 1023) / 1024 * 1024
+        return tiles.stages * slot + tiles.consumers * 64 * headDim + 1024
     }
 
     /// CTA tiles of a problem: `blockM` query rows of one (batch, head) each.
@@ -154,7 +131,7 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
 
     /// How many CTAs a launch has; the kernel takes tiles `blockIdx.x`, `+ gridDim.x`, … .
     public enum GridPolicy: String, Sendable, CaseIterable {
-        /// As many CTAs as the SMs hold at once (one with a producer warpgroup), each looping
+        /// One CTA per SM (the consumers' registers leave room for no second), each looping
         /// over tiles; its producer loads the next tile while the consumers finish this one.
         case persistent
         /// One CTA per tile: the hardware hands the next tile to whichever SM frees up.
@@ -179,7 +156,7 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     public func grid(for problem: AttentionProblem, multiprocessors: Int, policy: GridPolicy? = nil) -> Int {
         let chosen = policy ?? .default(causal: causal)
         let tiles = tileCount(for: problem)
-        return max(1, chosen == .persistent ? min(tiles, multiprocessors * self.tiles.ctasPerMultiprocessor) : tiles)
+        return max(1, chosen == .persistent ? min(tiles, multiprocessors) : tiles)
     }
 
     /// Every attention variant (head dims × causal × output type × log-sum-exp) with default
@@ -207,7 +184,4 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     }
 }
 
-extension HopperKernelDescriptor: KernelVariant {
-    /// The kernel's launch bounds (the layout test runs alone).
-    public var ctasPerMultiprocessor: Int { isLayoutTest ? 1 : tiles.ctasPerMultiprocessor }
-}
+extension HopperKernelDescriptor: KernelVariant {}

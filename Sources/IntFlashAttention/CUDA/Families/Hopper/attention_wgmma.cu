@@ -9,12 +9,7 @@
 //   INTFA_OUT_BF16     0: fp16 output, 1: bf16 output
 //   INTFA_WRITE_LSE    0 or 1: also write the log-sum-exp (fp32, natural log)
 //   INTFA_STAGES       K/V pipeline depth, 2…8
-//   INTFA_CONSUMERS    consumer warpgroups of 64 query rows each, 1, 2 or 3; with 1 the CTA
-//                      has no producer (its thread 0 issues the loads) and several CTAs
-//                      share an SM
-//   INTFA_OVERLAP      1: S(n + 1) is issued behind P·V(n) (S and the P·V accumulator live
-//                      together); 0: one GEMM at a time, in fewer registers (three
-//                      one-warpgroup CTAs per SM)
+//   INTFA_CONSUMERS    consumer warpgroups of 64 query rows each, 2 or 3
 //   INTFA_PINGPONG     1: consumers take turns issuing their GEMMs (named barriers), so one
 //                      warpgroup's softmax runs under the other's tensor-core work
 //   INTFA_SMEM_BYTES   the dynamic shared memory the host reserves; checked here
@@ -66,18 +61,13 @@ using namespace int8_scheme;
 #ifndef INTFA_PINGPONG
 #define INTFA_PINGPONG 1
 #endif
-#ifndef INTFA_OVERLAP
-#define INTFA_OVERLAP 1
-#endif
 #ifndef INTFA_LAYOUT_TEST
 #define INTFA_LAYOUT_TEST 0
 #endif
 
-// Kernel name: intfa_wgmma_int8_d<D>_<full|causal>_<f16|bf16>[_lse]_c<CONSUMERS>_s<STAGES>[_pp|_serial]
+// Kernel name: intfa_wgmma_int8_d<D>_<full|causal>_<f16|bf16>[_lse]_c<CONSUMERS>_s<STAGES>[_pp]
 #if INTFA_PINGPONG
 #define INTFA_PINGPONG_NAME _pp
-#elif !INTFA_OVERLAP
-#define INTFA_PINGPONG_NAME _serial
 #else
 #define INTFA_PINGPONG_NAME
 #endif
@@ -103,38 +93,28 @@ constexpr int kHeadDim = INTFA_HEAD_DIM;
 constexpr int kBlockN = kTileKeys;  // keys per tile (ring slot)
 constexpr int kConsumers = INTFA_CONSUMERS;
 constexpr int kBlockM = 64 * kConsumers;
-// With one consumer there is no producer warpgroup: the consumer's thread 0 issues the loads.
-constexpr bool kProducer = kConsumers > 1;
-constexpr int kThreads = 128 * (kConsumers + (kProducer ? 1 : 0));
+constexpr int kThreads = 128 * (kConsumers + 1);
 constexpr int kStages = INTFA_STAGES;
-constexpr bool kOverlap = INTFA_OVERLAP;
-// CTAs an SM holds: one producer CTA; two one-warpgroup CTAs of 255 registers, or three of 168
-// when the GEMMs do not overlap.
-constexpr int kCTAsPerSM = kProducer ? 1 : (kOverlap ? 2 : 3);
 
 static_assert(kHeadDim == 64 || kHeadDim == 128, "head dim 64 or 128");
-static_assert(kConsumers >= 1 && kConsumers <= 3, "1 to 3 consumer warpgroups");
+static_assert(kConsumers == 2 || kConsumers == 3, "2 or 3 consumer warpgroups");
 static_assert(kStages >= 2 && kStages <= 8, "2 to 8 pipeline stages");
-static_assert(!(INTFA_PINGPONG && kConsumers == 1), "turn-taking needs two consumers");
 
 // Register budgets after the role split; the sum over the CTA stays within 64K.
 constexpr int kProducerRegisters = 24;
 constexpr int kConsumerRegisters = kConsumers == 2 ? 240 : 160;
 static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= 65536, "register file");
 
-// One ring slot: K tile and Vt tile (multiples of the 1 KiB swizzle repeat), and the slot's
-// 16 K group scales in a small array after the Q tiles.
+// One ring slot: K tile, Vt tile, the 16 K group scales; aligned to the 1 KiB swizzle repeat.
 constexpr int kKTileBytes = kBlockN * kHeadDim;
 constexpr int kVTileBytes = kHeadDim * kBlockN;
 constexpr int kScaleBytes = kBlockN / 8 * 4;
-constexpr int kSlotBytes = kKTileBytes + kVTileBytes;
-static_assert(kSlotBytes % 1024 == 0, "slots keep the 1 KiB swizzle alignment");
+constexpr int kSlotBytes = (kKTileBytes + kVTileBytes + kScaleBytes + 1023) / 1024 * 1024;
 constexpr intfa_u32 kSlotTransactionBytes = kKTileBytes + kVTileBytes + kScaleBytes;
 // Each consumer's Q tile (64 rows × D, K-major, swizzled like the K tile), after the ring.
 constexpr int kQTileBytes = 64 * kHeadDim;
-// Dynamic shared memory: the ring, the Q tiles, the scales, and 1 KiB to align the start to
-// 1024 bytes.
-constexpr int kSharedBytes = kStages * kSlotBytes + kConsumers * kQTileBytes + kStages * kScaleBytes + 1024;
+// Dynamic shared memory: the ring, the Q tiles, and 1 KiB to align the start to 1024 bytes.
+constexpr int kSharedBytes = kStages * kSlotBytes + kConsumers * kQTileBytes + 1024;
 #ifdef INTFA_SMEM_BYTES
 static_assert(INTFA_SMEM_BYTES == kSharedBytes, "the host's shared-memory size disagrees with the kernel's");
 #endif
@@ -296,16 +276,13 @@ struct Schedule {
 // blockIdx.x + gridDim.x, …), or one CTA per tile (the causal default, GridPolicy). The producer runs ahead into the next tile
 // while the consumers finish the epilogue of this one; the ring's slots and phases continue
 // across tiles.
-extern "C" __global__ void __launch_bounds__(kThreads, kCTAsPerSM) INTFA_KERNEL_NAME(const __grid_constant__ HopperAttentionParams params) {
+extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(const __grid_constant__ HopperAttentionParams params) {
     extern __shared__ unsigned char dynamicShared[];
     __shared__ __align__(8) intfa_u64 fullBarriers[kStages];
     __shared__ __align__(8) intfa_u64 emptyBarriers[kStages];
-    // Without a producer: releases of each slot by the consumer's warps (the fourth loads).
-    __shared__ int slotReleases[kStages];
     const AttentionParams& p = params.attention;
 
     const intfa_u32 ring = (intfa_smem_address(dynamicShared) + 1023) & ~1023u;
-    const intfa_u32 scales0 = ring + kStages * kSlotBytes + kConsumers * kQTileBytes;
     const intfa_u32 full0 = intfa_smem_address(fullBarriers);
     const intfa_u32 empty0 = intfa_smem_address(emptyBarriers);
 
@@ -318,24 +295,12 @@ extern "C" __global__ void __launch_bounds__(kThreads, kCTAsPerSM) INTFA_KERNEL_
         for (int s = 0; s < kStages; ++s) {
             intfa_mbarrier_init(full0 + 8 * s, 1);
             intfa_mbarrier_init(empty0 + 8 * s, 4 * kConsumers);  // one arrival per consumer warp
-            slotReleases[s] = 0;
         }
         intfa_fence_barrier_init();
     }
     __syncthreads();
 
-    // Issues the loads of one key tile into ring slot `slot`, once its previous tile is released.
-    auto loadKeyTile = [&](int slot, intfa_u32 phase, int block, int kvHead, int batch, const float* kScales) {
-        if (kProducer) intfa_mbarrier_wait(empty0 + 8 * slot, phase ^ 1);
-        const intfa_u32 full = full0 + 8 * slot;
-        const intfa_u32 kTile = ring + slot * kSlotBytes;
-        intfa_mbarrier_arrive_expect_tx(full, kSlotTransactionBytes);
-        intfa_tma_load_4d(kTile, &params.keys, full, 0, block * kBlockN, kvHead, batch);
-        intfa_tma_load_4d(kTile + kKTileBytes, &params.values, full, block * kBlockN, 0, kvHead, batch);
-        intfa_bulk_load(scales0 + slot * kScaleBytes, kScales + block * (kBlockN / 8), kScaleBytes, full);
-    };
-
-    if (kProducer && warpgroup == 0) {
+    if (warpgroup == 0) {
         // ---- Producer.
         intfa_registers_decrease<kProducerRegisters>();
         const Schedule schedule(p);
@@ -352,20 +317,24 @@ extern "C" __global__ void __launch_bounds__(kThreads, kCTAsPerSM) INTFA_KERNEL_
             const float* kScales = (const float*)p.kScale + ((intfa_i64)tile.batch * p.kvHeads + kvHead) * (p.keyLengthPadded / 8);
             const int blockCount = schedule.tileBlocks(tile.queryBlock);
             for (int block = 0; block < blockCount; ++block, ++ringBlock) {
-                loadKeyTile(ringBlock % kStages, (ringBlock / kStages) & 1, block, kvHead, tile.batch, kScales);
+                const int slot = ringBlock % kStages;
+                const intfa_u32 phase = (ringBlock / kStages) & 1;
+                intfa_mbarrier_wait(empty0 + 8 * slot, phase ^ 1);
+                const intfa_u32 full = full0 + 8 * slot;
+                const intfa_u32 kTile = ring + slot * kSlotBytes;
+                intfa_mbarrier_arrive_expect_tx(full, kSlotTransactionBytes);
+                intfa_tma_load_4d(kTile, &params.keys, full, 0, block * kBlockN, kvHead, tile.batch);
+                intfa_tma_load_4d(kTile + kKTileBytes, &params.values, full, block * kBlockN, 0, kvHead, tile.batch);
+                intfa_bulk_load(kTile + kKTileBytes + kVTileBytes, kScales + block * (kBlockN / 8), kScaleBytes, full);
             }
         }
         return;
     }
 
     // ---- Consumers.
-    if (kProducer) intfa_registers_increase<kConsumerRegisters>();
+    intfa_registers_increase<kConsumerRegisters>();
     const Schedule schedule(p);
-    const int group = kProducer ? warpgroup - 1 : warpgroup;
-    if (!kProducer && threadIdx.x == 0) {
-        intfa_prefetch_tensor_map(&params.keys);
-        intfa_prefetch_tensor_map(&params.values);
-    }
+    const int group = warpgroup - 1;
     const int thread = threadIdx.x & 127;
     const int warp = thread >> 5;
     const int lane = thread & 31;
@@ -418,30 +387,13 @@ extern "C" __global__ void __launch_bounds__(kThreads, kCTAsPerSM) INTFA_KERNEL_
         auto phaseOf = [&](int block) { return (((unsigned)ringBlock0 + (unsigned)block) / kStages) & 1; };
         auto slotAddress = [&](int block) { return ring + slotOf(block) * kSlotBytes; };
         auto waitFull = [&](int block) { intfa_mbarrier_wait(full0 + 8 * slotOf(block), phaseOf(block)); };
-        // Without a producer, thread 0 loads tile `block` + kStages into the slot `block` leaves.
-        auto load = [&](int block) {
-            if (!kProducer && block < blockCount) {
-                // Recomputed per load (thread 0 only) rather than kept live through the loop.
-                const int kvHead = head / (int)(p.heads / p.kvHeads);
-                const float* kScales = (const float*)p.kScale + ((intfa_i64)batch * p.kvHeads + kvHead) * (p.keyLengthPadded / 8);
-                loadKeyTile(slotOf(block), phaseOf(block), block, kvHead, batch, kScales);
-            }
-        };
-        // Without a producer the last warp to release a slot loads its next tile, so no warp
-        // waits for another's release.
         auto release = [&](int block) {
-            if (lane != 0) return;
-            if (kProducer) intfa_mbarrier_arrive(empty0 + 8 * slotOf(block));
-            else if (atomicAdd(&slotReleases[slotOf(block)], 1) % 4 == 3) load(block + kStages);
+            if (lane == 0) intfa_mbarrier_arrive(empty0 + 8 * slotOf(block));
         };
-        // The first tiles (every slot is free: the warps met at the Q tile barrier above).
-        if (threadIdx.x == 0) {
-            for (int block = 0; block < kStages; ++block) load(block);
-        }
         // The K group scales of the thread's keys of a tile (group 4·chunk + quad of each
         // 32-key chunk, stored quad-major), read before its S is waited for.
         auto loadKeyScales = [&](int block) {
-            const float* keyScales = (const float*)(dynamicShared + (scales0 + slotOf(block) * kScaleBytes - intfa_smem_address(dynamicShared)));
+            const float* keyScales = (const float*)(dynamicShared + (slotAddress(block) - intfa_smem_address(dynamicShared)) + kKTileBytes + kVTileBytes);
             return *(const float4*)(keyScales + 4 * quad);
         };
         // The softmax of tile `block`: the first tile's two P blocks when `split`, masked from
@@ -475,8 +427,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, kCTAsPerSM) INTFA_KERNEL_
         auto step = [&](auto firstChunk, int block, auto withNext) {
             constexpr int First = decltype(firstChunk)::value;
             constexpr bool Next = decltype(withNext)::value;
-            constexpr bool Behind = Next && kOverlap;  // S(block + 1) issued behind P·V(block)
-            if (Behind) {
+            if (Next) {
                 waitFull(block + 1);
                 keyScales = loadKeyScales(block + 1);
             }
@@ -486,24 +437,17 @@ extern "C" __global__ void __launch_bounds__(kThreads, kCTAsPerSM) INTFA_KERNEL_
             intfa_wgmma_fence();
             issue_values<First, kChunks>(acc, codes, current);
             intfa_wgmma_commit();
-            if (Behind) {
+            if (Next) {
                 issue_scores(s, qDescriptors, following);
                 intfa_wgmma_commit();
             }
             turns.pass(++turn == issuePoints);
-            if (Behind) intfa_wgmma_wait<1>();
+            if (Next) intfa_wgmma_wait<1>();
             else intfa_wgmma_wait<0>();
             intfa_fence_registers(acc);
             release(block);
             fold_block(o, acc, factors[0], state);
             if ((block + 1) % kRebaseTiles == 0) rebase_output(o, state);
-            if (Next && !kOverlap) {
-                waitFull(block + 1);
-                keyScales = loadKeyScales(block + 1);
-                intfa_wgmma_fence();
-                issue_scores(s, qDescriptors, following);
-                intfa_wgmma_commit();
-            }
             if (Next) {
                 intfa_wgmma_wait<0>();
                 intfa_fence_registers(s);
