@@ -50,6 +50,20 @@ struct KernelDispatchTests {
         #expect(throws: AttentionError.self) { try HopperKernelDescriptor.GridPolicy.fromEnvironment(["INTFA_WGMMA_GRID": "x"]) }
     }
 
+    @Test func queryQuantizationInsideTheKernel() throws {
+        let d = try HopperKernelDescriptor(headDim: 128, causal: false, queryInput: .bfloat16)
+        #expect(d.kernelName == "intfa_wgmma_int8_d128_full_f16_c2_s4_qbf16")
+        #expect(d.compileOptions.contains("-DINTFA_Q_INPUT=2"))
+        #expect(try HopperKernelDescriptor(headDim: 64, causal: true).compileOptions.contains("-DINTFA_Q_INPUT=0"))
+        // Where it was measured to gain: D = 64, causal, short rows; not long full rows at D = 128.
+        func fuses(_ d: Int, _ n: Int, causal: Bool = false) throws -> Bool {
+            HopperKernelDescriptor.fusesQueryQuantization(
+                problem: try AttentionProblem(heads: 1, queryLength: n, keyLength: n, headDim: d, causal: causal))
+        }
+        #expect(try fuses(64, 8192) && fuses(128, 8192, causal: true) && fuses(128, 1024))
+        #expect(try !fuses(128, 4096) && !fuses(128, 16384))
+    }
+
     @Test func hopperDescriptorRefusesWhatItCannotRun() {
         #expect(throws: AttentionError.self) { try HopperKernelDescriptor(headDim: 256, causal: false) }
         #expect(throws: AttentionError.self) { try HopperKernelDescriptor(headDim: 128, causal: false, arch: "sm_90") }

@@ -21,9 +21,17 @@ public protocol AttentionFamily: Sendable {
     /// The inputs are already in the method's quantized form; the engine writes the NaN rows
     /// of the non-finite contract after it.
     func launch(_ call: AttentionLaunch, on engine: CUDAAttention) throws(AttentionError)
+    /// Whether the family's kernel quantizes Q itself from `query` (fp16/bf16 values) for
+    /// `method` on `problem`, so that the quantization pipeline leaves Q alone. False by
+    /// default.
+    func quantizesQueries(_ method: AttentionMethod, problem: AttentionProblem, from query: DeviceTensor, engine: CUDAAttention) -> Bool
 }
 
 extension AttentionFamily {
+    public func quantizesQueries(
+        _ method: AttentionMethod, problem: AttentionProblem, from query: DeviceTensor, engine: CUDAAttention
+    ) -> Bool { false }
+
     /// Whether the family runs `method` at `headDim` on `arch`.
     public func runs(_ method: AttentionMethod, headDim: Int, arch: String) -> Bool {
         (try? validate(method: method, headDim: headDim, arch: arch)) != nil
@@ -45,6 +53,9 @@ public struct AttentionLaunch: @unchecked Sendable {
     public var grid: HopperKernelDescriptor.GridPolicy?
     /// The stream the call's kernels are queued on.
     public var stream: CUDAStream
+    /// Q's element type when `params.q` holds Q's fp16/bf16 values for the kernel to quantize
+    /// (``AttentionFamily/quantizesQueries(_:problem:from:engine:)``), nil when it holds codes.
+    public var queryInput: ElementType?
 }
 
 /// A family's name: what `INTFA_KERNEL`, ``CUDAAttention/kernelFamily`` and `intfa check`

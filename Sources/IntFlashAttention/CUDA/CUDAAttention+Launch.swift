@@ -54,7 +54,8 @@ extension CUDAAttention {
     func launchAttention(
         _ family: any AttentionFamily, method: AttentionMethod, outputType: AttentionKernelDescriptor.Output,
         problem: AttentionProblem, params: inout AttentionParams,
-        output: DeviceTensor, logSumExp: UInt64?, grid: HopperKernelDescriptor.GridPolicy?, call: CallResources
+        output: DeviceTensor, logSumExp: UInt64?, grid: HopperKernelDescriptor.GridPolicy?, queryInput: ElementType?,
+        call: CallResources
     ) throws(AttentionError) {
         params.out = output.address
         params.lse = logSumExp ?? 0
@@ -68,7 +69,9 @@ extension CUDAAttention {
         (params.oStrideBatch, params.oStrideHead, params.oStrideToken) = Self.strides(output.strides)
         params.softmaxScaleLog2 = problem.softmaxScale * Self.log2e
         try family.launch(
-            AttentionLaunch(method: method, problem: problem, params: params, output: outputType, grid: grid, stream: call.stream),
+            AttentionLaunch(
+                method: method, problem: problem, params: params, output: outputType, grid: grid, stream: call.stream,
+                queryInput: queryInput),
             on: self)
         let rows = PoisonKernelDescriptor.rowsPerBlock
         try launch(PoisonKernelDescriptor(causal: problem.causal, arch: architecture),

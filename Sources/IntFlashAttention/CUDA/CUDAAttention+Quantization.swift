@@ -6,10 +6,13 @@ import CUDADriver
 extension CUDAAttention {
 
     /// Runs `method`'s quantization kernels (or none, for fp16 inputs of `fp16`) and returns
-    /// the attention parameters that read their results.
+    /// the attention parameters that read their results. With `rawQuery` (an `int8` kernel
+    /// that quantizes Q itself) Q is left alone: the parameters point at its values and
+    /// strides, and the kernel writes Q's row marks.
     func prepareInputs(
         _ method: AttentionMethod, problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor,
-        destination: QuantizedDeviceInputs? = nil, statistics: ChannelStatistics? = nil, call: CallResources
+        destination: QuantizedDeviceInputs? = nil, statistics: ChannelStatistics? = nil, rawQuery: Bool = false,
+        call: CallResources
     ) throws(AttentionError) -> AttentionParams {
         // The callers have run validateInputs (element types, alignment, strides).
         let b = problem.batch, h = problem.heads, hkv = problem.kvHeads, d = problem.headDim
@@ -102,7 +105,7 @@ extension CUDAAttention {
             try launch(make(.channelStats), grid: LaunchDimensions((d + 31) / 32, Self.gridLimited(b * heads)), block: LaunchDimensions(32), params: p, on: call.stream)
         }
         let rowsPerCTA = QuantizationKernelDescriptor.rowsPerCTA
-        if nq > 0 {
+        if nq > 0 && !rawQuery {
             try launch(make(.rows(code, perTensor: perTensor)),
                        grid: LaunchDimensions((nq + rowsPerCTA - 1) / rowsPerCTA, Self.gridLimited(b * h)), block: LaunchDimensions(256), params: qp, on: call.stream)
         }
@@ -119,6 +122,10 @@ extension CUDAAttention {
         (params.qStrideBatch, params.qStrideHead, params.qStrideToken) = (Int64(h * nq * d), Int64(nq * d), Int64(d))
         (params.kStrideBatch, params.kStrideHead, params.kStrideToken) = (Int64(hkv * nk * d), Int64(nk * d), Int64(d))
         (params.vStrideBatch, params.vStrideHead, params.vStrideRow) = (Int64(hkv * d * nkPad), Int64(d * nkPad), Int64(nkPad))
+        if rawQuery {
+            (params.q, params.qScale) = (q.address, 0)
+            (params.qStrideBatch, params.qStrideHead, params.qStrideToken) = Self.strides(q.strides)
+        }
         return params
     }
 

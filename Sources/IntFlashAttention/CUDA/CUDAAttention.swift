@@ -26,6 +26,9 @@ public final class CUDAAttention: @unchecked Sendable {
     let hopperTiles: HopperKernelDescriptor.Tiles?
     let mmaTiles: AttentionKernelDescriptor.Tiles?
     let hopperGrid: HopperKernelDescriptor.GridPolicy?
+    // Whether the wgmma kernels quantize Q themselves: forced by `INTFA_WGMMA_FUSED_Q=1|0`,
+    // nil for the heuristic.
+    let hopperFusedQuery: Bool?
 
     /// Opens device `device`; `cache` defaults to NVRTC with the on-disk cache. `kernelFamily`
     /// forces one family of ``AttentionFamilies`` (default: `INTFA_KERNEL`, else chosen per
@@ -39,6 +42,12 @@ public final class CUDAAttention: @unchecked Sendable {
         }
         hopperTiles = try HopperKernelDescriptor.tiles(fromEnvironment: environment)
         hopperGrid = try HopperKernelDescriptor.GridPolicy.fromEnvironment(environment)
+        switch environment["INTFA_WGMMA_FUSED_Q"] {
+        case "1"?: hopperFusedQuery = true
+        case "0"?: hopperFusedQuery = false
+        case nil, ""?: hopperFusedQuery = nil
+        case let value?: throw .gpu("INTFA_WGMMA_FUSED_Q=\(value): expected 1 or 0")
+        }
         mmaTiles = try AttentionKernelDescriptor.tiles(fromEnvironment: environment)
         do throws(CUDAError) {
             context = try CUDAContext(device: device)
@@ -107,10 +116,11 @@ public final class CUDAAttention: @unchecked Sendable {
         guard !problem.isEmpty else { return }
         try serialized(stream: stream, workspace: workspace) { (call) throws(AttentionError) in
             let (family, outputType) = try attentionFamily(method, problem: problem, output: output)
-            var params = try prepareInputs(method, problem: problem, q: q, k: k, v: v, call: call)
+            let fusedQuery = family.quantizesQueries(method, problem: problem, from: q, engine: self)
+            var params = try prepareInputs(method, problem: problem, q: q, k: k, v: v, rawQuery: fusedQuery, call: call)
             try launchAttention(
                 family, method: method, outputType: outputType, problem: problem, params: &params, output: output,
-                logSumExp: logSumExp, grid: grid, call: call)
+                logSumExp: logSumExp, grid: grid, queryInput: fusedQuery ? q.elementType : nil, call: call)
         }
     }
 
@@ -137,7 +147,7 @@ public final class CUDAAttention: @unchecked Sendable {
             var params = quantizedParams(inputs, problem: problem)
             try launchAttention(
                 family, method: inputs.method, outputType: outputType, problem: problem, params: &params, output: output,
-                logSumExp: logSumExp, grid: grid, call: call)
+                logSumExp: logSumExp, grid: grid, queryInput: nil, call: call)
         }
     }
 

@@ -38,6 +38,29 @@ INTFA_DEVICE float intfa_bf16_to_float(intfa_u16 bits) {
     return __uint_as_float(((intfa_u32)bits) << 16);
 }
 
+// ---------------------------------------------------------------------------------------
+// The INT8 code rule of docs/SCHEMES.md, shared by the quantizers and by the kernels that
+// quantize their own Q tiles, so that both give the same bits.
+
+// x, or 0 when it offends (|x| not below `limit`: NaN, ±Inf), which `offends` records.
+INTFA_DEVICE float intfa_usable(float x, bool& offends, float limit = kPositiveInfinity) {
+    const bool bad = !(fabsf(x) < limit);
+    offends |= bad;
+    return bad ? 0.0f : x;
+}
+
+// inv = levels / amax, 0 when amax is 0 (so codes are 0, never NaN).
+INTFA_DEVICE float intfa_inverse_scale(float amax, float levels) { return amax > 0.0f ? __fdiv_rn(levels, amax) : 0.0f; }
+
+// The s8 code of x · inv as the low byte of a word: clamped to ±127, then rounded to nearest
+// even by adding 1.5·2^23 (the code is the low byte of the sum's bits, two's complement for
+// negative codes). Same result as clamping rne(x · inv) (127 is exact), without the
+// conversion unit.
+INTFA_DEVICE intfa_u32 intfa_encode_s8(float x, float inv) {
+    const float clamped = fminf(fmaxf(__fmul_rn(x, inv), -127.0f), 127.0f);
+    return __float_as_uint(__fadd_rn(clamped, 12582912.0f)) & 0xFFu;
+}
+
 INTFA_DEVICE intfa_u16 intfa_float_to_half(float value) {
     intfa_u16 bits;
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(bits) : "f"(value));

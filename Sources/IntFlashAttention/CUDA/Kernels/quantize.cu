@@ -82,12 +82,7 @@ static INTFA_DEVICE float input_to_float(intfa_u16 bits) {
 
 static INTFA_DEVICE float load_input(const intfa_u16* input, intfa_i64 index) { return input_to_float(input[index]); }
 
-// x, or 0 when it offends (|x| not below `limit`: NaN, ±Inf), which `offends` records.
-static INTFA_DEVICE float usable(float x, bool& offends, float limit = kPositiveInfinity) {
-    const bool bad = !(fabsf(x) < limit);
-    offends |= bad;
-    return bad ? 0.0f : x;
-}
+static INTFA_DEVICE float usable(float x, bool& offends, float limit = kPositiveInfinity) { return intfa_usable(x, offends, limit); }
 
 static INTFA_DEVICE float usable(float x) {
     bool ignored = false;
@@ -100,26 +95,18 @@ static INTFA_DEVICE void mark_key(const QuantizationParams& p, intfa_i64 bh, int
     if (p.keyMarks != 0) atomicMin((int*)p.keyMarks + bh, (int)t);
 }
 
-// inv = levels / amax, 0 when amax is 0 (so codes are 0, never NaN).
-static INTFA_DEVICE float inverse_scale(float amax) {
-    return amax > 0.0f ? __fdiv_rn(INTFA_LEVELS, amax) : 0.0f;
-}
+static INTFA_DEVICE float inverse_scale(float amax) { return intfa_inverse_scale(amax, INTFA_LEVELS); }
 
 // One code byte for x · inv.
 static INTFA_DEVICE intfa_u32 encode(float x, float inv) {
-    const float scaled = __fmul_rn(x, inv);
 #if INTFA_CODE_E4M3
 #if __CUDA_ARCH__ >= 890
-    return intfa_pack_e4m3x2(scaled, 0.0f) & 0xFFu;
+    return intfa_pack_e4m3x2(__fmul_rn(x, inv), 0.0f) & 0xFFu;
 #else
     return 0u;  // never compiled for use: e4m3 needs sm_89 (the descriptor refuses it)
 #endif
 #else
-    // Clamp, then round to nearest even by adding 1.5·2^23: the code is the low byte of the
-    // sum's bits (two's complement for negative codes). Same result as clamping rne(x) (127
-    // is exact), without the conversion unit.
-    const float clamped = fminf(fmaxf(scaled, -127.0f), 127.0f);
-    return __float_as_uint(__fadd_rn(clamped, 12582912.0f)) & 0xFFu;
+    return intfa_encode_s8(x, inv);
 #endif
 }
 

@@ -17,13 +17,27 @@ struct HopperFamily: AttentionFamily {
 
     func allVariants(arch: String) -> [any KernelVariant] { HopperKernelDescriptor.allVariants(arch: arch) }
 
+    /// The kernel quantizes Q itself (one read of fp16 or bf16 Q per tile instead of a
+    /// quantizer pass) where its 16-byte row loads can read Q (16-byte aligned rows, contiguous
+    /// head dim) and ``HopperKernelDescriptor/fusesQueryQuantization(problem:)`` expects a
+    /// gain; `INTFA_WGMMA_FUSED_Q=1` or `0` forces it on or off.
+    func quantizesQueries(
+        _ method: AttentionMethod, problem: AttentionProblem, from query: DeviceTensor, engine: CUDAAttention
+    ) -> Bool {
+        guard method == .int8, query.elementType != .float32, engine.hopperFusedQuery != false else { return false }
+        let strides = [query.strides.batch, query.strides.head, query.strides.token]
+        guard query.address % 16 == 0, strides.allSatisfy({ $0 % 8 == 0 }) else { return false }
+        return engine.hopperFusedQuery ?? HopperKernelDescriptor.fusesQueryQuantization(problem: problem)
+    }
+
     /// The tiles and grid come from the call's hint, else the engine's tuning overrides
     /// (`INTFA_WGMMA_TILES`, `INTFA_WGMMA_GRID`), else the descriptor's defaults.
     func launch(_ call: AttentionLaunch, on engine: CUDAAttention) throws(AttentionError) {
         let problem = call.problem
         let kernel = try HopperKernelDescriptor(
             headDim: problem.headDim, causal: problem.causal, output: call.output,
-            writesLogSumExp: call.writesLogSumExp, arch: engine.featureArchitecture, tiles: engine.hopperTiles)
+            writesLogSumExp: call.writesLogSumExp, arch: engine.featureArchitecture, tiles: engine.hopperTiles,
+            queryInput: try call.queryInput.map { (type) throws(AttentionError) in try CUDAAttention.kernelInput(type) })
         let grid = kernel.grid(
             for: problem, multiprocessors: engine.context.properties.multiprocessorCount, policy: call.grid ?? engine.hopperGrid)
         let params = try HopperAttentionParams(call.params, headDim: problem.headDim, context: engine.context)

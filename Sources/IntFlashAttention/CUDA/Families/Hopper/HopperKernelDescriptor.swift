@@ -36,6 +36,9 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     public var tiles: Tiles
     /// Compiles the fragment-layout test kernel of the same source instead of attention.
     public var isLayoutTest: Bool
+    /// The element type of Q when the kernel quantizes Q itself (fp16 or bf16 values, read
+    /// once per tile), or nil when Q arrives as s8 codes with their scales.
+    public var queryInput: AttentionKernelDescriptor.Output?
 
     /// Head dims with a Hopper kernel.
     public static let headDims = [64, 128]
@@ -44,7 +47,8 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     /// head dims or architectures without a kernel.
     public init(
         headDim: Int, causal: Bool, output: AttentionKernelDescriptor.Output = .float16,
-        writesLogSumExp: Bool = false, arch: String = "sm_90a", tiles: Tiles? = nil, isLayoutTest: Bool = false
+        writesLogSumExp: Bool = false, arch: String = "sm_90a", tiles: Tiles? = nil, isLayoutTest: Bool = false,
+        queryInput: AttentionKernelDescriptor.Output? = nil
     ) throws(AttentionError) {
         guard Self.headDims.contains(headDim) else { throw .unsupportedHeadDim(headDim, supported: Self.headDims) }
         guard Self.supports(arch: arch) else {
@@ -61,6 +65,7 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
         }
         self.tiles = chosen
         self.isLayoutTest = isLayoutTest
+        self.queryInput = isLayoutTest ? nil : queryInput
     }
 
     /// wgmma, TMA multicast-free loads and setmaxnreg exist on sm_90a only (the `a` feature
@@ -73,6 +78,15 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     /// the slot arithmetic a mask), consumers issuing on their own.
     public static func defaultTiles(headDim: Int, causal: Bool) -> Tiles {
         Tiles(stages: 4, consumers: 2, pingPong: false)
+    }
+
+    /// Whether the end-to-end path lets the kernel quantize Q (measured on the H200 against
+    /// the Q quantizer pass, docs/PERFORMANCE.md): it gains at D = 64 (+1.5% at N = 8192, +9%
+    /// at N = 1024), under the causal mask (+2.5% at D = 128, N = 8192) and for short rows
+    /// (+3% at D = 128, N = 1024), and loses 3–7% on long non-causal rows at D = 128, whose
+    /// main loop issues at a lower rate in the fused build.
+    public static func fusesQueryQuantization(problem: AttentionProblem) -> Bool {
+        problem.headDim == 64 || problem.causal || problem.keyLength <= 1024
     }
 
     /// Tiles forced by `INTFA_WGMMA_TILES=stages,consumers,pingpong` (e.g. `4,2,1`), for
@@ -94,6 +108,7 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
         if isLayoutTest { return "intfa_wgmma_layout_test_d\(headDim)" }
         return "intfa_wgmma_int8_d\(headDim)_\(causal ? "causal" : "full")_\(output.rawValue)"
             + (writesLogSumExp ? "_lse" : "") + "_c\(tiles.consumers)_s\(tiles.stages)" + (tiles.pingPong ? "_pp" : "")
+            + (queryInput.map { "_q\($0.rawValue)" } ?? "")
     }
 
     /// NVRTC options. `INTFA_SMEM_BYTES` lets the kernel check, at compile time, that the
@@ -105,6 +120,7 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
             "-DINTFA_OUT_BF16=\(output == .bfloat16 ? 1 : 0)", "-DINTFA_WRITE_LSE=\(writesLogSumExp ? 1 : 0)",
             "-DINTFA_STAGES=\(tiles.stages)", "-DINTFA_CONSUMERS=\(tiles.consumers)",
             "-DINTFA_PINGPONG=\(tiles.pingPong ? 1 : 0)", "-DINTFA_LAYOUT_TEST=\(isLayoutTest ? 1 : 0)",
+            "-DINTFA_Q_INPUT=\(queryInput.map { $0 == .float16 ? 1 : 2 } ?? 0)",
             "-DINTFA_SMEM_BYTES=\(sharedMemoryBytes)",
         ]
     }
@@ -159,8 +175,9 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
         return max(1, chosen == .persistent ? min(tiles, multiprocessors) : tiles)
     }
 
-    /// Every attention variant (head dims × causal × output type × log-sum-exp) with default
-    /// tiles, plus the layout test at each head dim: the compile report's list.
+    /// Every attention variant (head dims × causal × output type × log-sum-exp × Q as codes,
+    /// fp16 or bf16) with default tiles, plus the layout test at each head dim: the compile
+    /// report's list.
     public static func allVariants(arch: String) -> [HopperKernelDescriptor] {
         guard supports(arch: arch) else { return [] }
         var variants: [HopperKernelDescriptor] = []
@@ -168,10 +185,13 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
             for causal in [false, true] {
                 for output in AttentionKernelDescriptor.Output.allCases {
                     for lse in [false, true] {
-                        if let d = try? HopperKernelDescriptor(
-                            headDim: headDim, causal: causal, output: output, writesLogSumExp: lse, arch: arch)
-                        {
-                            variants.append(d)
+                        for query in [nil] + AttentionKernelDescriptor.Output.allCases {
+                            if let d = try? HopperKernelDescriptor(
+                                headDim: headDim, causal: causal, output: output, writesLogSumExp: lse, arch: arch,
+                                queryInput: query)
+                            {
+                                variants.append(d)
+                            }
                         }
                     }
                 }

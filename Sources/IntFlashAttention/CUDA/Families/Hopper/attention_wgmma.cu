@@ -13,6 +13,9 @@
 //   INTFA_PINGPONG     1: consumers take turns issuing their GEMMs (named barriers), so one
 //                      warpgroup's softmax runs under the other's tensor-core work
 //   INTFA_SMEM_BYTES   the dynamic shared memory the host reserves; checked here
+//   INTFA_Q_INPUT      0: Q as s8 codes with their scales (the quantizer's output); 1 or 2:
+//                      Q as fp16 or bf16, quantized by the consumers into their Q tiles
+//                      (docs/SCHEMES.md's rule, the Q quantizer's bits)
 //   INTFA_LAYOUT_TEST  1: compile the fragment-layout test kernel instead (see the end)
 //
 // Roles. Warpgroup 0 is the producer: one thread waits for a free ring slot, then issues the
@@ -64,17 +67,27 @@ using namespace int8_scheme;
 #ifndef INTFA_LAYOUT_TEST
 #define INTFA_LAYOUT_TEST 0
 #endif
+#ifndef INTFA_Q_INPUT
+#define INTFA_Q_INPUT 0
+#endif
 
-// Kernel name: intfa_wgmma_int8_d<D>_<full|causal>_<f16|bf16>[_lse]_c<CONSUMERS>_s<STAGES>[_pp]
+// Kernel name: intfa_wgmma_int8_d<D>_<full|causal>_<f16|bf16>[_lse]_c<CONSUMERS>_s<STAGES>[_pp][_qf16|_qbf16]
 #if INTFA_PINGPONG
 #define INTFA_PINGPONG_NAME _pp
 #else
 #define INTFA_PINGPONG_NAME
 #endif
+#if INTFA_Q_INPUT == 1
+#define INTFA_Q_INPUT_NAME _qf16
+#elif INTFA_Q_INPUT == 2
+#define INTFA_Q_INPUT_NAME _qbf16
+#else
+#define INTFA_Q_INPUT_NAME
+#endif
 #define INTFA_KERNEL_NAME                                                                              \
-    INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(          \
+    INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT(INTFA_CAT( \
         intfa_wgmma_int8_d, INTFA_HEAD_DIM), INTFA_MASK_NAME), INTFA_OUT_NAME), INTFA_LSE_NAME), _c), \
-        INTFA_CONSUMERS), _s), INTFA_STAGES), INTFA_PINGPONG_NAME)
+        INTFA_CONSUMERS), _s), INTFA_STAGES), INTFA_PINGPONG_NAME), INTFA_Q_INPUT_NAME)
 
 // The kernel's single parameter: tensor maps first (64-byte aligned, read by TMA from the
 // parameter space), then the parameter block every attention kernel shares.
@@ -167,6 +180,7 @@ static INTFA_DEVICE void issue_scores(intfa_s32 (&s)[kScoreRegisters], const int
     for (int c = 1; c < kQChunks; ++c) intfa_wgmma_m64n128k32_s8s8_shared<1>(s, q[c], d.keys[c]);
 }
 
+#if !INTFA_Q_INPUT
 // Stores 64 Q rows (rows past Nq as zeros) into a Q tile in the K tile's swizzled layout: the
 // 16-byte chunk c of row r lands at chunk c ^ (r % 8) (128-byte rows) or c ^ (r / 2 % 4)
 // (64-byte rows), as TMA writes the K tile. Called by the 128 threads of a warpgroup.
@@ -181,6 +195,60 @@ static INTFA_DEVICE void store_query_tile(unsigned char* tile, const unsigned ch
         *(uint4*)(tile + row * kHeadDim + 16 * swizzled) = value;
     }
 }
+#endif
+
+#if INTFA_Q_INPUT
+// Quantizes 64 fp16 or bf16 Q rows (rows past Nq as zeros) into a Q tile, swizzled as
+// store_query_tile does, by the rule and with the bits of the Q quantizer (quantize.cu): per
+// row amax = max |x|, codes rne(x · 127 / amax) clamped, offending elements (NaN, ±Inf) as 0
+// and their rows marked in `marks`. Writes each row's qs = amax / 127 · sm·L to `rowScales`.
+// Two threads per row, each with half of its channels; called by the 128 threads of a
+// warpgroup.
+static INTFA_DEVICE void quantize_query_tile(unsigned char* tile, const intfa_u16* rows, intfa_i64 strideToken, int validRows,
+                                             int thread, float scaleMultiplier, float* rowScales, intfa_u8* marks) {
+    constexpr int kHalf = kHeadDim / 2;  // channels per thread
+    const int row = thread >> 1, half = thread & 1;
+    const bool valid = row < validRows;
+    uint4 raw[kHalf / 8];
+    const uint4* source = (const uint4*)(rows + row * strideToken + half * kHalf);
+#pragma unroll
+    for (int i = 0; i < kHalf / 8; ++i) raw[i] = valid ? __ldg(source + i) : make_uint4(0u, 0u, 0u, 0u);
+    const intfa_u32* words = (const intfa_u32*)raw;
+    auto value = [&](int i, bool& offends) {
+        const intfa_u16 bits = (intfa_u16)(words[i / 2] >> (16 * (i & 1)));
+#if INTFA_Q_INPUT == 2
+        return intfa_usable(intfa_bf16_to_float(bits), offends);
+#else
+        return intfa_usable(intfa_half_to_float(bits), offends);
+#endif
+    };
+    bool offends = false;
+    float amax = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kHalf; ++i) amax = fmaxf(amax, fabsf(value(i, offends)));
+    amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, 1));
+    offends = __shfl_xor_sync(0xFFFFFFFFu, (int)offends, 1) != 0 || offends;
+    const float inverse = intfa_inverse_scale(amax, 127.0f);
+    bool ignored = false;
+#pragma unroll
+    for (int k = 0; k < kHalf / 16; ++k) {
+        intfa_u32 w[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const int i = 16 * k + 4 * j;
+            w[j] = intfa_pack_low_bytes(intfa_encode_s8(value(i, ignored), inverse), intfa_encode_s8(value(i + 1, ignored), inverse),
+                                        intfa_encode_s8(value(i + 2, ignored), inverse), intfa_encode_s8(value(i + 3, ignored), inverse));
+        }
+        const int chunk = half * (kHalf / 16) + k;
+        const int swizzled = kHeadDim == 128 ? chunk ^ (row & 7) : chunk ^ ((row >> 1) & 3);
+        *(uint4*)(tile + row * kHeadDim + 16 * swizzled) = make_uint4(w[0], w[1], w[2], w[3]);
+    }
+    if (half == 0) {
+        rowScales[row] = valid ? __fmul_rn(__fdiv_rn(amax, 127.0f), scaleMultiplier) : 0.0f;
+        if (valid && marks != nullptr) marks[row] = offends ? 1 : 0;
+    }
+}
+#endif
 
 // Descriptors of the k32 steps of a Q tile (pinned in registers, as for TileDescriptors).
 static INTFA_DEVICE void query_descriptors(intfa_u32 tile, intfa_u64 (&q)[kQChunks]) {
@@ -280,6 +348,9 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
     extern __shared__ unsigned char dynamicShared[];
     __shared__ __align__(8) intfa_u64 fullBarriers[kStages];
     __shared__ __align__(8) intfa_u64 emptyBarriers[kStages];
+#if INTFA_Q_INPUT
+    __shared__ float queryScales[kConsumers][64];  // each consumer's rows' qs
+#endif
     const AttentionParams& p = params.attention;
 
     const intfa_u32 ring = (intfa_smem_address(dynamicShared) + 1023) & ~1023u;
@@ -354,17 +425,29 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
         // the previous tile is done with it; and the rows' Q scales.
         float qs[2];
         {
-            const unsigned char* qBase = (const unsigned char*)p.q + (intfa_i64)batch * p.qStrideBatch + (intfa_i64)head * p.qStrideHead;
+            unsigned char* tileBytes = dynamicShared + (qTile - intfa_smem_address(dynamicShared));
+            const int validRows = schedule.queryLength - groupRow0;
             intfa_named_sync(kQTileBarrier + group, 128);
-            store_query_tile(dynamicShared + (qTile - intfa_smem_address(dynamicShared)), qBase + (intfa_i64)groupRow0 * p.qStrideToken,
-                             p.qStrideToken, schedule.queryLength - groupRow0, thread);
+#if INTFA_Q_INPUT
+            const intfa_u16* qBase = (const intfa_u16*)p.q + (intfa_i64)batch * p.qStrideBatch + (intfa_i64)head * p.qStrideHead;
+            const intfa_i64 rowIndex = ((intfa_i64)batch * p.heads + head) * p.queryLength + groupRow0;
+            quantize_query_tile(tileBytes, qBase + (intfa_i64)groupRow0 * p.qStrideToken, p.qStrideToken, validRows, thread,
+                                p.softmaxScaleLog2, queryScales[group], p.rowMarks != 0 ? (intfa_u8*)p.rowMarks + rowIndex : nullptr);
+#else
+            const unsigned char* qBase = (const unsigned char*)p.q + (intfa_i64)batch * p.qStrideBatch + (intfa_i64)head * p.qStrideHead;
+            store_query_tile(tileBytes, qBase + (intfa_i64)groupRow0 * p.qStrideToken, p.qStrideToken, validRows, thread);
+#endif
             intfa_fence_proxy_async();  // read by wgmma, an async-proxy access
             intfa_named_sync(kQTileBarrier + group, 128);
-            const float* qScale = (const float*)p.qScale + ((intfa_i64)batch * p.heads + head) * p.queryLength;
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
                 const int row = row0 + 8 * r;
+#if INTFA_Q_INPUT
+                qs[r] = queryScales[group][row - groupRow0];
+#else
+                const float* qScale = (const float*)p.qScale + ((intfa_i64)batch * p.heads + head) * p.queryLength;
                 qs[r] = row < schedule.queryLength ? qScale[row] : 0.0f;
+#endif
             }
         }
 
