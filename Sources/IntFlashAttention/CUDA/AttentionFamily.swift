@@ -46,7 +46,7 @@ public struct AttentionLaunch: @unchecked Sendable {
     /// The parameter block: inputs, output, extents and strides filled in.
     public var params: AttentionParams
     /// Element type of the output.
-    public var output: AttentionKernelDescriptor.Output
+    public var output: KernelFloatType
     /// Whether `params.lse` receives the log-sum-exp.
     public var writesLogSumExp: Bool { params.lse != 0 }
     /// The caller's grid hint (the Hopper family's; others ignore it).

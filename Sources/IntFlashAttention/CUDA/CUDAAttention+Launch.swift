@@ -7,12 +7,9 @@ extension CUDAAttention {
     /// The family that runs one call, and the output type its kernel writes.
     func attentionFamily(
         _ method: AttentionMethod, problem: AttentionProblem, output: DeviceTensor
-    ) throws(AttentionError) -> (family: any AttentionFamily, output: AttentionKernelDescriptor.Output) {
-        let outputType: AttentionKernelDescriptor.Output
-        switch output.elementType {
-        case .float16: outputType = .float16
-        case .bfloat16: outputType = .bfloat16
-        case .float32: throw .unsupportedMethod(method: method.rawValue, backend: "cuda", reason: "the output must be fp16 or bf16")
+    ) throws(AttentionError) -> (family: any AttentionFamily, output: KernelFloatType) {
+        guard let outputType = KernelFloatType(output.elementType) else {
+            throw .unsupportedMethod(method: method.rawValue, backend: "cuda", reason: "the output must be fp16 or bf16")
         }
         let family = try AttentionFamilies.select(
             method: method, headDim: problem.headDim, arch: featureArchitecture, requested: requestedFamily)
@@ -52,7 +49,7 @@ extension CUDAAttention {
     /// Fills the call's part of the parameter block, has `family` launch its kernel, then
     /// writes the NaN rows that offending inputs reach (docs/VALIDATION.md).
     func launchAttention(
-        _ family: any AttentionFamily, method: AttentionMethod, outputType: AttentionKernelDescriptor.Output,
+        _ family: any AttentionFamily, method: AttentionMethod, outputType: KernelFloatType,
         problem: AttentionProblem, params: inout AttentionParams,
         output: DeviceTensor, logSumExp: UInt64?, grid: HopperKernelDescriptor.GridPolicy?, queryInput: ElementType?,
         call: CallResources

@@ -46,7 +46,7 @@ extension CUDAAttention {
     static func validateMerge(
         output: DeviceTensor, logSumExp: DeviceTensor, part: DeviceTensor, partLogSumExp: DeviceTensor,
         batch: Int, heads: Int, tokens: Int, headDim: Int
-    ) throws(AttentionError) -> AttentionKernelDescriptor.Output {
+    ) throws(AttentionError) -> KernelFloatType {
         for (name, value) in [("batch", batch), ("heads", heads), ("tokens", tokens)] where value < 0 {
             throw .invalidDimension(name: name, value: value, requirement: "must not be negative")
         }

@@ -171,12 +171,11 @@ extension CUDAAttention {
         return DeviceTensor(address: copy, elementType: .float16, layout: .bhnd, heads: heads, tokens: tokens, headDim: problem.headDim)
     }
 
-    static func kernelInput(_ type: ElementType) throws(AttentionError) -> AttentionKernelDescriptor.Output {
-        switch type {
-        case .float16: return .float16
-        case .bfloat16: return .bfloat16
-        case .float32: throw .unsupportedMethod(method: "any", backend: "cuda", reason: "inputs must be fp16 or bf16 on the GPU")
+    static func kernelInput(_ type: ElementType) throws(AttentionError) -> KernelFloatType {
+        guard let input = KernelFloatType(type) else {
+            throw .unsupportedMethod(method: "any", backend: "cuda", reason: "inputs must be fp16 or bf16 on the GPU")
         }
+        return input
     }
 
     /// The workspace slots (and their sizes in bytes) that preparing `method`'s inputs uses:

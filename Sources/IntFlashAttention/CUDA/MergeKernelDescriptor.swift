@@ -2,12 +2,12 @@
 /// log-sum-exp) into an fp32 accumulator.
 public struct MergeKernelDescriptor: KernelVariant {
     /// Element type of the part.
-    public var input: AttentionKernelDescriptor.Output
+    public var input: KernelFloatType
     /// NVRTC architecture, e.g. `sm_90`.
     public var arch: String
 
     /// Creates a descriptor from its fields.
-    public init(input: AttentionKernelDescriptor.Output, arch: String) {
+    public init(input: KernelFloatType, arch: String) {
         self.input = input
         self.arch = arch
     }
@@ -38,6 +38,6 @@ public struct MergeKernelDescriptor: KernelVariant {
 
     /// Both part types for `arch`.
     public static func allVariants(arch: String) -> [MergeKernelDescriptor] {
-        AttentionKernelDescriptor.Output.allCases.map { MergeKernelDescriptor(input: $0, arch: arch) }
+        KernelFloatType.allCases.map { MergeKernelDescriptor(input: $0, arch: arch) }
     }
 }

@@ -37,12 +37,12 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
     /// What the kernel computes.
     public var kind: Kind
     /// Element type of the input tensor (fp16 or bf16).
-    public var input: AttentionKernelDescriptor.Output
+    public var input: KernelFloatType
     /// NVRTC architecture, e.g. `sm_90`.
     public var arch: String
 
     /// Creates a descriptor from its fields.
-    public init(kind: Kind, input: AttentionKernelDescriptor.Output, arch: String) {
+    public init(kind: Kind, input: KernelFloatType, arch: String) {
         self.kind = kind
         self.input = input
         self.arch = arch
@@ -103,7 +103,7 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
     public static func allVariants(arch: String) -> [QuantizationKernelDescriptor] {
         let fp8 = (AttentionKernelDescriptor.smVersion(arch) ?? 0) >= 89
         var result: [QuantizationKernelDescriptor] = []
-        for input in AttentionKernelDescriptor.Output.allCases {
+        for input in KernelFloatType.allCases {
             result.append(.init(kind: .channelPartials, input: input, arch: arch))
             result.append(.init(kind: .channelStats, input: input, arch: arch))
             result.append(.init(kind: .screenRows, input: input, arch: arch))

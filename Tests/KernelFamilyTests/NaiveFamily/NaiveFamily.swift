@@ -25,7 +25,7 @@ struct NaiveFamily: AttentionFamily {
         guard runs(.fp16, headDim: 64, arch: arch) else { return [] }
         return Self.headDims.flatMap { headDim in
             [false, true].flatMap { causal in
-                AttentionKernelDescriptor.Output.allCases.flatMap { output in
+                KernelFloatType.allCases.flatMap { output in
                     [false, true].map { lse in
                         NaiveKernelDescriptor(headDim: headDim, causal: causal, output: output, writesLogSumExp: lse, arch: arch)
                     }
@@ -49,7 +49,7 @@ struct NaiveFamily: AttentionFamily {
 struct NaiveKernelDescriptor: KernelVariant {
     var headDim: Int
     var causal: Bool
-    var output: AttentionKernelDescriptor.Output
+    var output: KernelFloatType
     var writesLogSumExp: Bool
     var arch: String
 

@@ -27,7 +27,7 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     /// Whether the bottom-right-aligned causal mask applies.
     public var causal: Bool
     /// Element type of the output tensor.
-    public var output: AttentionKernelDescriptor.Output
+    public var output: KernelFloatType
     /// Whether the kernel also writes the fp32 log-sum-exp of each query row.
     public var writesLogSumExp: Bool
     /// NVRTC architecture: `sm_90a` (wgmma and setmaxnreg need the `a` feature set).
@@ -38,7 +38,7 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     public var isLayoutTest: Bool
     /// The element type of Q when the kernel quantizes Q itself (fp16 or bf16 values, read
     /// once per tile), or nil when Q arrives as s8 codes with their scales.
-    public var queryInput: AttentionKernelDescriptor.Output?
+    public var queryInput: KernelFloatType?
 
     /// Head dims with a Hopper kernel.
     public static let headDims = [64, 128]
@@ -46,9 +46,9 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
     /// Creates a descriptor; `tiles` defaults to ``defaultTiles(headDim:causal:)``. Throws for
     /// head dims or architectures without a kernel.
     public init(
-        headDim: Int, causal: Bool, output: AttentionKernelDescriptor.Output = .float16,
+        headDim: Int, causal: Bool, output: KernelFloatType = .float16,
         writesLogSumExp: Bool = false, arch: String = "sm_90a", tiles: Tiles? = nil, isLayoutTest: Bool = false,
-        queryInput: AttentionKernelDescriptor.Output? = nil
+        queryInput: KernelFloatType? = nil
     ) throws(AttentionError) {
         guard Self.headDims.contains(headDim) else { throw .unsupportedHeadDim(headDim, supported: Self.headDims) }
         guard Self.supports(arch: arch) else {
@@ -183,9 +183,9 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
         var variants: [HopperKernelDescriptor] = []
         for headDim in headDims {
             for causal in [false, true] {
-                for output in AttentionKernelDescriptor.Output.allCases {
+                for output in KernelFloatType.allCases {
                     for lse in [false, true] {
-                        for query in [nil] + AttentionKernelDescriptor.Output.allCases {
+                        for query in [nil] + KernelFloatType.allCases {
                             if let d = try? HopperKernelDescriptor(
                                 headDim: headDim, causal: causal, output: output, writesLogSumExp: lse, arch: arch,
                                 queryInput: query)

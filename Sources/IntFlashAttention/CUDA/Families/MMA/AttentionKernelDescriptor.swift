@@ -2,14 +2,6 @@
 /// `int8`, `attention.cu` for the other methods): hashable, so it can key the
 /// in-memory and on-disk module caches; its kernel name spells every option.
 public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvertible {
-    /// GPU element type of the output tensor.
-    public enum Output: String, Hashable, Sendable, CaseIterable {
-        /// fp16.
-        case float16 = "f16"
-        /// bf16.
-        case bfloat16 = "bf16"
-    }
-
     /// Query rows per CTA and per warp, the K/V pipeline depth, and whether the CTA's Q
     /// fragments stay in registers or are re-read from shared memory per key block.
     public struct Tiles: Hashable, Sendable {
@@ -60,7 +52,7 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
     /// Whether the bottom-right-aligned causal mask applies.
     public var causal: Bool
     /// Element type of the output tensor.
-    public var output: Output
+    public var output: KernelFloatType
     /// Whether the kernel also writes the fp32 log-sum-exp of each query row.
     public var writesLogSumExp: Bool
     /// NVRTC architecture, e.g. "sm_90".
@@ -71,7 +63,7 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
     /// Creates a descriptor; `tiles` defaults to `defaultTiles(method:headDim:causal:writesLogSumExp:arch:)`.
     /// Throws when the method, head dim or architecture has no kernel.
     public init(
-        method: AttentionMethod, headDim: Int, causal: Bool, output: Output = .float16,
+        method: AttentionMethod, headDim: Int, causal: Bool, output: KernelFloatType = .float16,
         writesLogSumExp: Bool = false, arch: String, tiles: Tiles? = nil
     ) throws(AttentionError) {
         guard Self.methods.contains(method) else {
@@ -273,7 +265,7 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         for method in methods {
             for headDim in supportedHeadDims(method) {
                 for causal in [false, true] {
-                    for output in Output.allCases {
+                    for output in KernelFloatType.allCases {
                         for lse in [false, true] {
                             if let d = try? AttentionKernelDescriptor(
                                 method: method, headDim: headDim, causal: causal, output: output,
