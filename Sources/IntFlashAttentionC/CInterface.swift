@@ -32,6 +32,10 @@ nonisolated(unsafe) private let versionString = UnsafePointer(strdup(intFlashAtt
 @_cdecl("intfa_version")
 public func intfa_version() -> UnsafePointer<CChar> { versionString }
 
+/// `intfa_int8_key_tile` (intfa.h): keys per tile of the `int8` scheme's K scales and P blocks.
+@_cdecl("intfa_int8_key_tile")
+public func intfa_int8_key_tile() -> Int32 { Int32(KeyGroups.tileKeys) }
+
 /// `intfa_last_error_message` (intfa.h): the calling thread's last error, "" after a success.
 @_cdecl("intfa_last_error_message")
 public func intfa_last_error_message() -> UnsafePointer<CChar> { LastError.message }

@@ -84,6 +84,7 @@ class UnsupportedError(ValueError):
 _P = ctypes.POINTER
 _SIGNATURES = {
     "intfa_version": (ctypes.c_char_p, []),
+    "intfa_int8_key_tile": (ctypes.c_int32, []),
     "intfa_last_error_message": (ctypes.c_char_p, []),
     "intfa_context_create": (ctypes.c_int, [ctypes.c_int32, _P(ctypes.c_void_p)]),
     "intfa_context_destroy": (None, [ctypes.c_void_p]),

@@ -30,7 +30,7 @@ import torch.distributed as dist
 import intfa
 
 
-BLOCK = 128  # the key tile of the int8 scheme: its K scale groups and P blocks
+BLOCK = intfa._lib.library().intfa_int8_key_tile()  # the int8 scheme's key tile: its K scale groups and P blocks
 
 
 def even_bounds(n, parts):

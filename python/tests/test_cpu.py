@@ -189,3 +189,9 @@ def test_missing_library_is_a_clear_error():
 
 def test_version():
     assert intfa.version() == intfa.__version__
+
+
+def test_int8_key_tile_comes_from_the_library():
+    # The ring's slice boundaries (intfa.distributed) follow the scheme's tile, read from the
+    # library rather than spelled again in Python.
+    assert _lib.library().intfa_int8_key_tile() == 128

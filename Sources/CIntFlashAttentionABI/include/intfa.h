@@ -157,6 +157,11 @@ typedef struct intfa_context intfa_context;
 /* The library's version, e.g. "0.3.0". */
 const char* intfa_version(void);
 
+/* Keys per tile of INTFA_METHOD_INT8 (128): its K scales come per group of 8 keys of a tile
+   and its P blocks per tile, so pieces of one sequence (a ring's slices, split keys) whose
+   boundaries fall on multiples of it quantize and attend exactly as the whole sequence. */
+int32_t intfa_int8_key_tile(void);
+
 /* What the calling thread's last failed call reported ("" after a success). */
 const char* intfa_last_error_message(void);
 

@@ -185,6 +185,10 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
     /// The embedded source: `attention_mma_int8.cu` for `int8`, else `attention.cu`.
     public var sourceFile: String { method == .int8 ? "attention_mma_int8.cu" : "attention.cu" }
 
+    /// Keys per block of `attention.cu`'s schemes (`int8-paper`, fp8, fp16): the K/V ring's
+    /// tile and the P block of the online softmax. Passed to the kernel as `INTFA_KEY_BLOCK`.
+    public static let blockKeys = 64
+
     private var methodName: String {
         switch method {
         case .int8: return "int8"
@@ -221,7 +225,7 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
             "-DINTFA_STAGES=\(tiles.stages)",
             "-DINTFA_CAUSAL=\(causal ? 1 : 0)", "-DINTFA_OUT_BF16=\(output == .bfloat16 ? 1 : 0)",
             "-DINTFA_WRITE_LSE=\(writesLogSumExp ? 1 : 0)", "-DINTFA_Q_IN_REGISTERS=\(tiles.qInRegisters ? 1 : 0)",
-            "-DINTFA_SMEM_BYTES=\(sharedMemoryBytes)",
+            "-DINTFA_SMEM_BYTES=\(sharedMemoryBytes)", "-DINTFA_KEY_BLOCK=\(Self.blockKeys)",
         ] + Self.methodMacros.map { "-D\($0.macro)=\($0.id)" }
     }
 
@@ -243,12 +247,13 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
         }
         let eightBit = method != .fp16
         let kStride = headDim * (eightBit ? 1 : 2) + 16
-        let vBytes = eightBit ? headDim * (64 + 16) : 64 * (2 * headDim + 16)
+        let keys = Self.blockKeys
+        let vBytes = eightBit ? headDim * (keys + 16) : keys * (2 * headDim + 16)
         let perTokenScales = method == .int8 || method == .int8Paper
-        let kScaleBytes = perTokenScales ? 64 * 4 : 0
+        let kScaleBytes = perTokenScales ? keys * 4 : 0
         let qScaleBytes = perTokenScales ? tiles.blockM * 4 : 0
         let keySourcesBytes = 32
-        let ring = tiles.stages * (64 * kStride + vBytes + kScaleBytes)
+        let ring = tiles.stages * (keys * kStride + vBytes + kScaleBytes)
         let rowStateBytes = tiles.warpRows == 32 && headDim >= 128 ? 2 * threadsPerBlock * 16 : 0
         return ring + tiles.blockM * kStride + qScaleBytes + keySourcesBytes + rowStateBytes
     }

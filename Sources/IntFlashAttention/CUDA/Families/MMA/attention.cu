@@ -8,6 +8,7 @@
 //   INTFA_Q_IN_REGISTERS  1: Q fragments held in registers, 0: re-read per key block
 //   INTFA_HEAD_DIM    8-bit methods: 64, 128; fp16: 32, 64, 128 (256 compiles but spills)
 //   INTFA_BLOCK_M     query rows per CTA: 64 or 128
+//   INTFA_KEY_BLOCK   keys per block: 64 (AttentionKernelDescriptor.blockKeys)
 //   INTFA_WARP_ROWS   query rows per warp: 16 or 32 (default 16)
 //   INTFA_SPLIT_ROW_TILES  1: a warp's two row tiles go through S and softmax one at a time
 //   INTFA_STAGES      K/V shared-memory pipeline depth, 2 to 4
@@ -36,6 +37,9 @@
 
 #ifndef INTFA_METHOD
 #error "INTFA_METHOD must be defined"
+#endif
+#ifndef INTFA_KEY_BLOCK
+#error "INTFA_KEY_BLOCK must be defined (AttentionKernelDescriptor.blockKeys)"
 #endif
 #ifndef INTFA_HEAD_DIM
 #error "INTFA_HEAD_DIM must be defined"
@@ -92,7 +96,10 @@ namespace {
 
 constexpr int kHeadDim = INTFA_HEAD_DIM;
 constexpr int kBlockM = INTFA_BLOCK_M;
-constexpr int kBlockN = 64;  // the scheme's key block
+// The schemes' key block, from AttentionKernelDescriptor.blockKeys; the fragment loops below
+// are written for 64 keys.
+constexpr int kBlockN = INTFA_KEY_BLOCK;
+static_assert(kBlockN == 64, "the kernel is written for 64-key blocks");
 // Query rows per warp: one or two 16-row MMA tiles. Two share every K and V fragment a warp
 // loads and give the scheduler two independent softmax chains per key block.
 constexpr int kWarpRows = INTFA_WARP_ROWS;
