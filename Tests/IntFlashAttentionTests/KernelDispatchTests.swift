@@ -62,6 +62,9 @@ struct KernelDispatchTests {
         }
         #expect(try fuses(64, 8192) && fuses(128, 8192, causal: true) && fuses(128, 1024))
         #expect(try !fuses(128, 4096) && !fuses(128, 16384))
+        #expect(try HopperKernelDescriptor.fusedQueryQuantization(fromEnvironment: [:]) == nil)
+        #expect(try HopperKernelDescriptor.fusedQueryQuantization(fromEnvironment: ["INTFA_WGMMA_FUSED_Q": "0"]) == false)
+        #expect(throws: AttentionError.self) { try HopperKernelDescriptor.fusedQueryQuantization(fromEnvironment: ["INTFA_WGMMA_FUSED_Q": "yes"]) }
     }
 
     @Test func hopperDescriptorRefusesWhatItCannotRun() {

@@ -42,12 +42,7 @@ public final class CUDAAttention: @unchecked Sendable {
         }
         hopperTiles = try HopperKernelDescriptor.tiles(fromEnvironment: environment)
         hopperGrid = try HopperKernelDescriptor.GridPolicy.fromEnvironment(environment)
-        switch environment["INTFA_WGMMA_FUSED_Q"] {
-        case "1"?: hopperFusedQuery = true
-        case "0"?: hopperFusedQuery = false
-        case nil, ""?: hopperFusedQuery = nil
-        case let value?: throw .gpu("INTFA_WGMMA_FUSED_Q=\(value): expected 1 or 0")
-        }
+        hopperFusedQuery = try HopperKernelDescriptor.fusedQueryQuantization(fromEnvironment: environment)
         mmaTiles = try AttentionKernelDescriptor.tiles(fromEnvironment: environment)
         do throws(CUDAError) {
             context = try CUDAContext(device: device)

@@ -89,6 +89,17 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
         problem.headDim == 64 || problem.causal || problem.keyLength <= 1024
     }
 
+    /// Whether `INTFA_WGMMA_FUSED_Q=1` or `0` forces Q quantization inside the kernel on or
+    /// off (for measurements); nil when unset.
+    public static func fusedQueryQuantization(fromEnvironment environment: [String: String]) throws(AttentionError) -> Bool? {
+        switch environment["INTFA_WGMMA_FUSED_Q"] {
+        case nil, ""?: return nil
+        case "1"?: return true
+        case "0"?: return false
+        case let value?: throw .invalidEnvironment(variable: "INTFA_WGMMA_FUSED_Q", value: value, expected: "1 or 0")
+        }
+    }
+
     /// Tiles forced by `INTFA_WGMMA_TILES=stages,consumers,pingpong` (e.g. `4,2,1`), for
     /// tuning runs; nil when unset.
     public static func tiles(fromEnvironment environment: [String: String]) throws(AttentionError) -> Tiles? {
