@@ -1,0 +1,59 @@
+import Testing
+@testable import IntFlashAttention
+
+/// Packed variable-length batches on the CPU: each sequence as its own dense problem, from
+/// and back to the packed layout.
+struct VariableLengthTests {
+    @Test(arguments: [AttentionMethod.int8, .fp32])
+    func everySequenceMatchesFloat64(method: AttentionMethod) throws {
+        // Lengths 1, 17, 300 and a sequence without keys; the third has a cached prefix
+        // (more keys than queries: bottom-right causal), the second more queries than keys.
+        let queryLengths = [1, 17, 130, 5], keyLengths = [1, 9, 300, 0]
+        let h = 4, hkv = 2, d = 64
+        let cuQ = queryLengths.reduce(into: [0]) { $0.append($0.last! + $1) }
+        let cuK = keyLengths.reduce(into: [0]) { $0.append($0.last! + $1) }
+        let batch = try VariableLengthBatch(cuSeqlensQ: cuQ, cuSeqlensK: cuK, heads: h, kvHeads: hkv, headDim: d)
+        #expect(batch.maxLengths == (130, 300))
+        var generator = SplitMix64(seed: 11)
+        let q = generator.normals(cuQ.last! * h * d)
+        let k = generator.normals(cuK.last! * hkv * d), v = generator.normals(cuK.last! * hkv * d)
+        let packed = try CPUAttention.runVariableLength(method, batch: batch, q: q, k: k, v: v, causal: true)
+        for b in 0..<queryLengths.count {
+            let nq = queryLengths[b], nk = keyLengths[b]
+            // Sequence b's rows, read from the packed tensors independently: [heads, tokens, d].
+            func rows(_ x: [Float], _ first: Int, _ tokens: Int, _ heads: Int) -> [Float] {
+                var out: [Float] = []
+                for head in 0..<heads {
+                    for t in 0..<tokens {
+                        let start: Int = ((first + t) * heads + head) * d
+                        out += x[start..<(start + d)]
+                    }
+                }
+                return out
+            }
+            let mine = rows(packed.output, cuQ[b], nq, h)
+            guard nk > 0 else {
+                #expect(mine.allSatisfy { $0 == 0 })
+                for head in 0..<h {
+                    let first: Int = head * cuQ.last! + cuQ[b]
+                    #expect(packed.logSumExp[first..<(first + nq)].allSatisfy { $0 == -.infinity })
+                }
+                continue
+            }
+            let problem = try AttentionProblem(heads: h, kvHeads: hkv, queryLength: nq, keyLength: nk, headDim: d, causal: true)
+            let reference = try CPUAttention.reference(problem, q: rows(q, cuQ[b], nq, h), k: rows(k, cuK[b], nk, hkv), v: rows(v, cuK[b], nk, hkv))
+            #expect(relativeL1(mine, reference) < (method == .int8 ? 0.03 : 1e-5), "sequence \(b)")
+        }
+    }
+
+    @Test func refusesMalformedOffsets() {
+        #expect(throws: AttentionError.self) { try VariableLengthBatch(cuSeqlensQ: [1, 2], cuSeqlensK: [0, 2], heads: 1, headDim: 8) }
+        #expect(throws: AttentionError.self) { try VariableLengthBatch(cuSeqlensQ: [0, 5, 3], cuSeqlensK: [0, 2, 4], heads: 1, headDim: 8) }
+        #expect(throws: AttentionError.self) { try VariableLengthBatch(cuSeqlensQ: [0, 5], cuSeqlensK: [0, 2, 4], heads: 1, headDim: 8) }
+        #expect(throws: AttentionError.self) { try VariableLengthBatch(cuSeqlensQ: [0, 5], cuSeqlensK: [0, 2], heads: 3, kvHeads: 2, headDim: 8) }
+        #expect(throws: AttentionError.self) {
+            let batch = try VariableLengthBatch(cuSeqlensQ: [0, 2], cuSeqlensK: [0, 2], heads: 1, headDim: 8)
+            _ = try CPUAttention.runVariableLength(.int8, batch: batch, q: [Float](repeating: 0, count: 15), k: [], v: [])
+        }
+    }
+}
