@@ -170,12 +170,6 @@ static_assert(kBlockM % kWarpRows == 0, "BLOCK_M must be a multiple of the warp'
 static_assert(kKRowBytes % 64 == 0, "head dim: 8-bit needs a multiple of 64, fp16 of 32");
 static_assert(kStages >= 2 && kStages <= 4, "2 to 4 pipeline stages");
 
-#if INTFA_METHOD == INTFA_M_INT8_PAPER
-typedef intfa_s32 ScoreAccumulator;
-#else
-typedef float ScoreAccumulator;
-#endif
-
 }  // namespace
 
 // threadIdx.x read afresh (a volatile %tid.x): values derived from it are formed again at each
@@ -213,6 +207,37 @@ struct KeySources {
     const float* kScale;
     const float* vScale;
 };
+
+// What the schemes do differently, as small inline policies: the S = Q·Kᵀ instruction and
+// its accumulator, and the output's scale. `Scheme` is the compiled method's.
+struct Int8PaperScheme {
+    typedef intfa_s32 Score;
+    static INTFA_DEVICE void mma_scores(Score (&s)[4], const intfa_u32 (&a)[4], intfa_u32 b0, intfa_u32 b1) { intfa_mma_s8s8(s, a, b0, b1); }
+    // V's per-tensor scale (its amax, stored) over the 127 levels of the codes.
+    static INTFA_DEVICE float value_scale(const KeySources& sources) { return __fdiv_rn(sources.vScale[0], 127.0f); }
+    static INTFA_DEVICE float scaled_output(float o, float vScale) { return __fmul_rn(o, vScale); }
+};
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 890  // FP8 tensor cores
+struct FP8Scheme {
+    typedef float Score;
+    static INTFA_DEVICE void mma_scores(Score (&s)[4], const intfa_u32 (&a)[4], intfa_u32 b0, intfa_u32 b1) { intfa_mma_e4m3(s, a, b0, b1); }
+    static INTFA_DEVICE float value_scale(const KeySources& sources) { return sources.vScale[0]; }
+    static INTFA_DEVICE float scaled_output(float o, float vScale) { return __fmul_rn(o, vScale); }
+};
+#endif
+struct FP16Scheme {
+    typedef float Score;
+    static INTFA_DEVICE void mma_scores(Score (&s)[4], const intfa_u32 (&a)[4], intfa_u32 b0, intfa_u32 b1) { intfa_mma_f16(s, a, b0, b1); }
+    static INTFA_DEVICE float value_scale(const KeySources&) { return 1.0f; }
+    static INTFA_DEVICE float scaled_output(float o, float) { return o; }  // V is not scaled
+};
+#if INTFA_METHOD == INTFA_M_INT8_PAPER
+typedef Int8PaperScheme Scheme;
+#elif INTFA_METHOD == INTFA_M_FP8
+typedef FP8Scheme Scheme;
+#else
+typedef FP16Scheme Scheme;
+#endif
 
 // The online softmax's maximum of one row after a block with maximum `blockMax` (the
 // schemes that take P against the running maximum): the rescale alpha of the state, and the
@@ -428,7 +453,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 #pragma unroll
         for (int t0 = 0; t0 < kRowTiles; t0 += kGroupTiles) {
             // ---- S = Q·Kᵀ: 8 n-tiles of 8 keys per row tile; each K fragment serves every row tile.
-            ScoreAccumulator score[kRowTiles][8][4];
+            Scheme::Score score[kRowTiles][8][4];
 #pragma unroll
             for (int t = t0; t < t0 + kGroupTiles; ++t) {
 #pragma unroll
@@ -459,16 +484,8 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                         const intfa_u32 (&a0)[4] = qa[t];
                         const intfa_u32 (&a1)[4] = qb[t];
 #endif
-#if INTFA_METHOD == INTFA_M_INT8_PAPER
-                        intfa_mma_s8s8(score[t][j], a0, b[0], b[1]);
-                        intfa_mma_s8s8(score[t][j], a1, b[2], b[3]);
-#elif INTFA_METHOD == INTFA_M_FP8
-                        intfa_mma_e4m3(score[t][j], a0, b[0], b[1]);
-                        intfa_mma_e4m3(score[t][j], a1, b[2], b[3]);
-#else
-                        intfa_mma_f16(score[t][j], a0, b[0], b[1]);
-                        intfa_mma_f16(score[t][j], a1, b[2], b[3]);
-#endif
+                        Scheme::mma_scores(score[t][j], a0, b[0], b[1]);
+                        Scheme::mma_scores(score[t][j], a1, b[2], b[3]);
                     }
                 }
             }
@@ -721,11 +738,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
     if (kRowStateInShared && INTFA_WRITE_LSE) store_row_state(smem, 1, rowMax);
     intfa_cp_async_wait<0>();
     __syncthreads();  // publishes the sources where the loop ran no block (a causal CTA with no visible key)
-#if INTFA_METHOD == INTFA_M_INT8_PAPER
-    const float vScale = __fdiv_rn(sharedSources->vScale[0], 127.0f);
-#elif INTFA_METHOD == INTFA_M_FP8
-    const float vScale = sharedSources->vScale[0];
-#endif
+    const float vScale = Scheme::value_scale(*sharedSources);
     unsigned char* outBase = (unsigned char*)p.out + ((intfa_i64)batch * p.oStrideBatch + (intfa_i64)head * p.oStrideHead) * 2;
     if constexpr (kRowStateInShared) load_row_state(smem, 0, rowSum);
 #pragma unroll
@@ -747,12 +760,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                 float value[2];
 #pragma unroll
                 for (int e = 0; e < 2; ++e) {
-#if INTFA_METHOD == INTFA_M_FP16
-                    const float scaled = output[t][n][2 * r + e];
-#else
-                    const float scaled = __fmul_rn(output[t][n][2 * r + e], vScale);
-#endif
-                    value[e] = __fmul_rn(scaled, inverseSum);
+                    value[e] = __fmul_rn(Scheme::scaled_output(output[t][n][2 * r + e], vScale), inverseSum);
                 }
 #if INTFA_OUT_BF16
                 outRow[channel / 2] = intfa_pack_bf162(value[0], value[1]);
