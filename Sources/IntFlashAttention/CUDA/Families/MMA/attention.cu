@@ -209,9 +209,13 @@ struct KeySources {
 };
 
 // What the schemes do differently, as small inline policies: the S = Q·Kᵀ instruction and
-// its accumulator, and the output's scale. `Scheme` is the compiled method's.
+// its accumulator, P's A fragments for P·V, and the output's scale. `Scheme` is the compiled
+// method's.
 struct Int8PaperScheme {
     typedef intfa_s32 Score;
+    static constexpr int kPChunks = 2;  // 32-key chunks of P·V's A fragment
+    // Its u8 codes are packed by its softmax (intfa_pack_code_fragment).
+    static INTFA_DEVICE void pack_probabilities(const float (&)[8][4], intfa_u32 (&)[kPChunks][4]) {}
     static INTFA_DEVICE void mma_scores(Score (&s)[4], const intfa_u32 (&a)[4], intfa_u32 b0, intfa_u32 b1) { intfa_mma_s8s8(s, a, b0, b1); }
     // V's per-tensor scale (its amax, stored) over the 127 levels of the codes.
     static INTFA_DEVICE float value_scale(const KeySources& sources) { return __fdiv_rn(sources.vScale[0], 127.0f); }
@@ -220,6 +224,19 @@ struct Int8PaperScheme {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 890  // FP8 tensor cores
 struct FP8Scheme {
     typedef float Score;
+    static constexpr int kPChunks = 2;
+    // Chunk c from S n-tiles 4c..4c+3: this thread's keys of those tiles, rounded to e4m3, in
+    // the order the permuted Vt stores them.
+    static INTFA_DEVICE void pack_probabilities(const float (&s)[8][4], intfa_u32 (&p)[kPChunks][4]) {
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+            const int j = 4 * c;
+            p[c][0] = (intfa_u32)intfa_pack_e4m3x2(s[j][0], s[j][1]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 1][0], s[j + 1][1]) << 16);
+            p[c][1] = (intfa_u32)intfa_pack_e4m3x2(s[j][2], s[j][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 1][2], s[j + 1][3]) << 16);
+            p[c][2] = (intfa_u32)intfa_pack_e4m3x2(s[j + 2][0], s[j + 2][1]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 3][0], s[j + 3][1]) << 16);
+            p[c][3] = (intfa_u32)intfa_pack_e4m3x2(s[j + 2][2], s[j + 2][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 3][2], s[j + 3][3]) << 16);
+        }
+    }
     static INTFA_DEVICE void mma_scores(Score (&s)[4], const intfa_u32 (&a)[4], intfa_u32 b0, intfa_u32 b1) { intfa_mma_e4m3(s, a, b0, b1); }
     static INTFA_DEVICE float value_scale(const KeySources& sources) { return sources.vScale[0]; }
     static INTFA_DEVICE float scaled_output(float o, float vScale) { return __fmul_rn(o, vScale); }
@@ -227,6 +244,17 @@ struct FP8Scheme {
 #endif
 struct FP16Scheme {
     typedef float Score;
+    static constexpr int kPChunks = 4;  // 16-key chunks
+    // Chunk c from S n-tiles 2c, 2c + 1, rounded to fp16 (no permutation).
+    static INTFA_DEVICE void pack_probabilities(const float (&s)[8][4], intfa_u32 (&p)[kPChunks][4]) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            p[c][0] = intfa_pack_half2(s[2 * c][0], s[2 * c][1]);
+            p[c][1] = intfa_pack_half2(s[2 * c][2], s[2 * c][3]);
+            p[c][2] = intfa_pack_half2(s[2 * c + 1][0], s[2 * c + 1][1]);
+            p[c][3] = intfa_pack_half2(s[2 * c + 1][2], s[2 * c + 1][3]);
+        }
+    }
     static INTFA_DEVICE void mma_scores(Score (&s)[4], const intfa_u32 (&a)[4], intfa_u32 b0, intfa_u32 b1) { intfa_mma_f16(s, a, b0, b1); }
     static INTFA_DEVICE float value_scale(const KeySources&) { return 1.0f; }
     static INTFA_DEVICE float scaled_output(float o, float) { return o; }  // V is not scaled
@@ -444,11 +472,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
         // Softmax state and P·V operands of every row tile (filled group by group below).
         float alpha[kRowTiles][2];
         float probabilitySum[kRowTiles][2];
-#if INTFA_METHOD == INTFA_M_FP16
-        intfa_u32 pFragment[kRowTiles][4][4];  // 16-key chunks
-#else
-        intfa_u32 pFragment[kRowTiles][2][4];  // 32-key chunks
-#endif
+        intfa_u32 pFragment[kRowTiles][Scheme::kPChunks][4];
         // Row tiles in groups of kGroupTiles, each from its S through its P fragments.
 #pragma unroll
         for (int t0 = 0; t0 < kRowTiles; t0 += kGroupTiles) {
@@ -624,33 +648,8 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                     sum_block_rows(s[t], probabilitySum[t]);
                 }
 #endif
-#if INTFA_METHOD == INTFA_M_FP8
-                // A fragment of 32-key chunk c from S n-tiles 4c..4c+3: this thread's keys of those
-                // tiles, in the order the permuted Vt stores them (the paper scheme packs its codes above).
 #pragma unroll
-                for (int t = t0; t < t0 + kGroupTiles; ++t) {
-#pragma unroll
-                    for (int c = 0; c < 2; ++c) {
-                        const int j = 4 * c;
-                        pFragment[t][c][0] = (intfa_u32)intfa_pack_e4m3x2(s[t][j][0], s[t][j][1]) | ((intfa_u32)intfa_pack_e4m3x2(s[t][j + 1][0], s[t][j + 1][1]) << 16);
-                        pFragment[t][c][1] = (intfa_u32)intfa_pack_e4m3x2(s[t][j][2], s[t][j][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[t][j + 1][2], s[t][j + 1][3]) << 16);
-                        pFragment[t][c][2] = (intfa_u32)intfa_pack_e4m3x2(s[t][j + 2][0], s[t][j + 2][1]) | ((intfa_u32)intfa_pack_e4m3x2(s[t][j + 3][0], s[t][j + 3][1]) << 16);
-                        pFragment[t][c][3] = (intfa_u32)intfa_pack_e4m3x2(s[t][j + 2][2], s[t][j + 2][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[t][j + 3][2], s[t][j + 3][3]) << 16);
-                    }
-                }
-#elif INTFA_METHOD == INTFA_M_FP16
-                // fp16: A fragment of 16-key chunk c from S n-tiles 2c, 2c+1 (no permutation).
-#pragma unroll
-                for (int t = t0; t < t0 + kGroupTiles; ++t) {
-#pragma unroll
-                    for (int c = 0; c < 4; ++c) {
-                        pFragment[t][c][0] = intfa_pack_half2(s[t][2 * c][0], s[t][2 * c][1]);
-                        pFragment[t][c][1] = intfa_pack_half2(s[t][2 * c][2], s[t][2 * c][3]);
-                        pFragment[t][c][2] = intfa_pack_half2(s[t][2 * c + 1][0], s[t][2 * c + 1][1]);
-                        pFragment[t][c][3] = intfa_pack_half2(s[t][2 * c + 1][2], s[t][2 * c + 1][3]);
-                    }
-                }
-#endif
+                for (int t = t0; t < t0 + kGroupTiles; ++t) Scheme::pack_probabilities(s[t], pFragment[t]);
             };
             scoresToCodes();
         }
