@@ -209,10 +209,18 @@ struct KeySources {
 };
 
 // What the schemes do differently, as small inline policies: the S = Q·Kᵀ instruction and
-// its accumulator, P's A fragments for P·V, and the output's scale. `Scheme` is the compiled
-// method's.
+// its accumulator, the scores' scales, P's A fragments for P·V, and the output's scale.
+// `Scheme` is the compiled method's.
 struct Int8PaperScheme {
     typedef intfa_s32 Score;
+    // The K scales of this thread's two keys of n-tile j: per key, after the tile's Vt.
+    static INTFA_DEVICE float2 key_scales(const unsigned char* vTile, int j, int quad, float) {
+        return *(const float2*)((const float*)(vTile + kVBytes) + 8 * j + 2 * quad);
+    }
+    // S = (acc · qs) · ks, in the CPU's order.
+    static INTFA_DEVICE float score(Score acc, float rowScale, float keyScale) {
+        return __fmul_rn(__fmul_rn(intfa_small_int_to_float(acc), rowScale), keyScale);
+    }
     static constexpr int kPChunks = 2;  // 32-key chunks of P·V's A fragment
     // Its u8 codes are packed by its softmax (intfa_pack_code_fragment).
     static INTFA_DEVICE void pack_probabilities(const float (&)[8][4], intfa_u32 (&)[kPChunks][4]) {}
@@ -224,6 +232,9 @@ struct Int8PaperScheme {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 890  // FP8 tensor cores
 struct FP8Scheme {
     typedef float Score;
+    // One K scale per tensor.
+    static INTFA_DEVICE float2 key_scales(const unsigned char*, int, int, float tensorScale) { return make_float2(tensorScale, tensorScale); }
+    static INTFA_DEVICE float score(Score acc, float rowScale, float keyScale) { return __fmul_rn(__fmul_rn(acc, rowScale), keyScale); }
     static constexpr int kPChunks = 2;
     // Chunk c from S n-tiles 4c..4c+3: this thread's keys of those tiles, rounded to e4m3, in
     // the order the permuted Vt stores them.
@@ -244,6 +255,9 @@ struct FP8Scheme {
 #endif
 struct FP16Scheme {
     typedef float Score;
+    static INTFA_DEVICE float2 key_scales(const unsigned char*, int, int, float) { return make_float2(0.0f, 0.0f); }
+    // The accumulator itself: sm·L is applied in the exponent's FFMA of the softmax.
+    static INTFA_DEVICE float score(Score acc, float, float) { return acc; }
     static constexpr int kPChunks = 4;  // 16-key chunks
     // Chunk c from S n-tiles 2c, 2c + 1, rounded to fp16 (no permutation).
     static INTFA_DEVICE void pack_probabilities(const float (&s)[8][4], intfa_u32 (&p)[kPChunks][4]) {
@@ -419,11 +433,13 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
         }
     }
     const float* threadQScales = qScaleTile + warp * kWarpRows + group * 2 * kRowTiles;
+    const float keyScale = 0.0f;  // per key, in the K/V tile
 #elif INTFA_METHOD == INTFA_M_FP8
     const float qScaleValue = ((const float*)p.qScale)[(intfa_i64)batch * p.heads + head];
     const float keyScale = ((const float*)p.kScale)[(intfa_i64)batch * p.kvHeads + kvHead];
 #else
     const float qScaleValue = p.softmaxScaleLog2;
+    const float keyScale = 0.0f;  // none
 #endif
 
     // Online-softmax state of this thread's rows, and the fp32 output accumulator.
@@ -522,7 +538,6 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                 float s[kRowTiles][8][4];
                 float rowScale[kRowTiles][2];
 #if INTFA_METHOD == INTFA_M_INT8_PAPER
-                const float* keyScales = (const float*)(vTile + kVBytes);
                 if constexpr (kRowTiles == 2) {
                     const float4 q = *(const float4*)threadQScales;
                     rowScale[0][0] = q.x, rowScale[0][1] = q.y, rowScale[1][0] = q.z, rowScale[1][1] = q.w;
@@ -536,23 +551,11 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 #endif
 #pragma unroll
                 for (int j = 0; j < 8; ++j) {
-#if INTFA_METHOD == INTFA_M_INT8_PAPER
-                    const float2 ks = *(const float2*)(keyScales + 8 * j + 2 * quad);
-#endif
+                    const float2 ks = Scheme::key_scales(vTile, j, quad, keyScale);
 #pragma unroll
                     for (int t = t0; t < t0 + kGroupTiles; ++t) {
 #pragma unroll
-                        for (int e = 0; e < 4; ++e) {
-#if INTFA_METHOD == INTFA_M_INT8_PAPER
-                            const float k = (e & 1) ? ks.y : ks.x;
-                            const float acc = intfa_small_int_to_float(score[t][j][e]);
-                            s[t][j][e] = __fmul_rn(__fmul_rn(acc, rowScale[t][e >> 1]), k);
-#elif INTFA_METHOD == INTFA_M_FP8
-                            s[t][j][e] = __fmul_rn(__fmul_rn(score[t][j][e], rowScale[t][e >> 1]), keyScale);
-#else
-                            s[t][j][e] = score[t][j][e];  // scaled in the exponent's FFMA below
-#endif
-                        }
+                        for (int e = 0; e < 4; ++e) s[t][j][e] = Scheme::score(score[t][j][e], rowScale[t][e >> 1], (e & 1) ? ks.y : ks.x);
                     }
                 }
                 if (needsMask) {
