@@ -53,11 +53,9 @@ extension PagedKVCache {
                 for row in 0..<queryLength {
                     let rowIndex = (i * heads + h) * queryLength + row
                     let visible = causal ? n - queryLength + row + 1 : n
-                    let query = queries[(rowIndex * d)..<((rowIndex + 1) * d)]
-                    let amax = query.reduce(Float(0)) { max($0, abs($1)) }
-                    let (inverse, queryScale) = SymmetricQuantization.parameters(amax: amax, levels: SymmetricQuantization.int8Levels)
-                    for (c, x) in query.enumerated() {
-                        queryCodes[c] = SymmetricQuantization.code(x, inverse: inverse, levels: SymmetricQuantization.int8Levels)
+                    let queryScale = queries.withUnsafeBufferPointer { values in
+                        SymmetricQuantization.quantizeGroup(
+                            values.baseAddress! + rowIndex * d, count: d, levels: SymmetricQuantization.int8Levels, into: &queryCodes)
                     }
                     let result = attendRow(
                         queryCodes: queryCodes, queryScale: queryScale * scoreScale, sequence: sequence, kvHead: kvHead, keys: visible)

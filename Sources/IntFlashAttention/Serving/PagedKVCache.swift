@@ -122,21 +122,22 @@ public struct PagedKVCache: Sendable {
                 let codeIndex = scaleIndex * d
                 let source = (h * tokens + t) * d
                 let smoothed = (0..<d).map { keys[source + $0] - means[h * d + $0] }
-                keyScales[scaleIndex] = Self.quantize(smoothed[...], into: &keyCodes, at: codeIndex)
-                valueScales[scaleIndex] = Self.quantize(values[source..<(source + d)], into: &valueCodes, at: codeIndex)
+                keyScales[scaleIndex] = Self.quantize(smoothed, first: 0, count: d, into: &keyCodes, at: codeIndex)
+                valueScales[scaleIndex] = Self.quantize(values, first: source, count: d, into: &valueCodes, at: codeIndex)
             }
         }
         lengths[sequence] += tokens
     }
 
-    /// Codes one token row by the symmetric INT8 rule; returns its scale.
-    private static func quantize(_ row: ArraySlice<Float>, into codes: inout [Int8], at index: Int) -> Float {
-        let amax = row.reduce(Float(0)) { max($0, abs($1)) }
-        let (inverse, scale) = SymmetricQuantization.parameters(amax: amax, levels: SymmetricQuantization.int8Levels)
-        for (offset, x) in row.enumerated() {
-            codes[index + offset] = SymmetricQuantization.code(x, inverse: inverse, levels: SymmetricQuantization.int8Levels)
+    /// Codes the token row `row[first..<first + count]` by the symmetric INT8 rule into
+    /// `codes` from `index`; returns its scale.
+    private static func quantize(_ row: [Float], first: Int, count: Int, into codes: inout [Int8], at index: Int) -> Float {
+        row.withUnsafeBufferPointer { values in
+            codes.withUnsafeMutableBufferPointer { out in
+                SymmetricQuantization.quantizeGroup(
+                    values.baseAddress! + first, count: count, levels: SymmetricQuantization.int8Levels, into: out.baseAddress! + index)
+            }
         }
-        return scale
     }
 
     /// Token `position` of `sequence` at KV head `head`: where its codes and scales lie.
