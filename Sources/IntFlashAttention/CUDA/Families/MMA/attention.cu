@@ -4,11 +4,11 @@
 //
 // Compile-time options (NVRTC -D), all required except where a default is given:
 //   INTFA_METHOD      one of INTFA_M_INT8_PAPER, INTFA_M_FP8 (sm_89+), INTFA_M_FP16, whose
-//                     values the host passes too (AttentionKernelDescriptor.methodMacros)
+//                     values the host passes too (MMAKernelDescriptor.methodMacros)
 //   INTFA_Q_IN_REGISTERS  1: Q fragments held in registers, 0: re-read per key block
 //   INTFA_HEAD_DIM    8-bit methods: 64, 128; fp16: 32, 64, 128 (256 compiles but spills)
 //   INTFA_BLOCK_M     query rows per CTA: 64 or 128
-//   INTFA_KEY_BLOCK   keys per block: 64 (AttentionKernelDescriptor.blockKeys)
+//   INTFA_KEY_BLOCK   keys per block: 64 (MMAKernelDescriptor.blockKeys)
 //   INTFA_WARP_ROWS   query rows per warp: 16 or 32 (default 16)
 //   INTFA_SPLIT_ROW_TILES  1: a warp's two row tiles go through S and softmax one at a time
 //   INTFA_STAGES      K/V shared-memory pipeline depth, 2 to 4
@@ -18,7 +18,7 @@
 //   INTFA_MIN_BLOCKS  CTAs per SM promised to the register allocator (default 1)
 //
 // Launch: grid (ceil(Nq / BLOCK_M), H, B), block BLOCK_M / WARP_ROWS · 32 threads, dynamic
-// shared memory AttentionKernelDescriptor.sharedMemoryBytes (INTFA_SMEM_BYTES, checked here
+// shared memory MMAKernelDescriptor.sharedMemoryBytes (INTFA_SMEM_BYTES, checked here
 // when given; above 48 KiB the launcher must raise the function's dynamic shared-memory
 // limit), one AttentionParams argument by value. Pointers must be 16-byte aligned and the
 // token strides of fp16 Q/K/V multiples of 8 elements (16-byte copies); the 8-bit tensors are
@@ -39,7 +39,7 @@
 #error "INTFA_METHOD must be defined"
 #endif
 #ifndef INTFA_KEY_BLOCK
-#error "INTFA_KEY_BLOCK must be defined (AttentionKernelDescriptor.blockKeys)"
+#error "INTFA_KEY_BLOCK must be defined (MMAKernelDescriptor.blockKeys)"
 #endif
 #ifndef INTFA_HEAD_DIM
 #error "INTFA_HEAD_DIM must be defined"
@@ -61,7 +61,7 @@
 #endif
 
 #if !defined(INTFA_M_INT8_PAPER) || !defined(INTFA_M_FP8) || !defined(INTFA_M_FP16) || !defined(INTFA_Q_IN_REGISTERS)
-#error "the host passes the method ids and the Q placement (AttentionKernelDescriptor.compileOptions)"
+#error "the host passes the method ids and the Q placement (MMAKernelDescriptor.compileOptions)"
 #endif
 
 #if INTFA_METHOD == INTFA_M_FP8 && defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 890
@@ -96,7 +96,7 @@ namespace {
 
 constexpr int kHeadDim = INTFA_HEAD_DIM;
 constexpr int kBlockM = INTFA_BLOCK_M;
-// The schemes' key block, from AttentionKernelDescriptor.blockKeys; the fragment loops below
+// The schemes' key block, from MMAKernelDescriptor.blockKeys; the fragment loops below
 // are written for 64 keys.
 constexpr int kBlockN = INTFA_KEY_BLOCK;
 static_assert(kBlockN == 64, "the kernel is written for 64-key blocks");
@@ -162,7 +162,7 @@ constexpr int kQKChunks = kKRowBytes / 32;
 constexpr int kOutTiles = kHeadDim / 8;  // n-tiles of 8 channels in O
 // Q fragments held in registers for the whole CTA (fast, costs 4 registers per 32-byte
 // chunk) or re-read from shared memory for each key block (saves registers at D >= 128):
-// INTFA_Q_IN_REGISTERS, chosen by the host (AttentionKernelDescriptor.Tiles).
+// INTFA_Q_IN_REGISTERS, chosen by the host (MMAKernelDescriptor.Tiles).
 
 static_assert(kBlockM == 64 || kBlockM == 128, "BLOCK_M must be 64 or 128");
 static_assert(kWarpRows == 16 || kWarpRows == 32, "16 or 32 rows per warp");
@@ -208,79 +208,6 @@ struct KeySources {
     const float* vScale;
 };
 
-// What the schemes do differently, as small inline policies: the S = Q·Kᵀ instruction and
-// its accumulator, the scores' scales, P's A fragments for P·V, and the output's scale.
-// `Scheme` is the compiled method's.
-struct Int8PaperScheme {
-    typedef intfa_s32 Score;
-    // The K scales of this thread's two keys of n-tile j: per key, after the tile's Vt.
-    static INTFA_DEVICE float2 key_scales(const unsigned char* vTile, int j, int quad, float) {
-        return *(const float2*)((const float*)(vTile + kVBytes) + 8 * j + 2 * quad);
-    }
-    // S = (acc · qs) · ks, in the CPU's order.
-    static INTFA_DEVICE float score(Score acc, float rowScale, float keyScale) {
-        return __fmul_rn(__fmul_rn(intfa_small_int_to_float(acc), rowScale), keyScale);
-    }
-    static constexpr int kPChunks = 2;  // 32-key chunks of P·V's A fragment
-    // Its u8 codes are packed by its softmax (intfa_pack_code_fragment).
-    static INTFA_DEVICE void pack_probabilities(const float (&)[8][4], intfa_u32 (&)[kPChunks][4]) {}
-    static INTFA_DEVICE void mma_scores(Score (&s)[4], const intfa_u32 (&a)[4], intfa_u32 b0, intfa_u32 b1) { intfa_mma_s8s8(s, a, b0, b1); }
-    // V's per-tensor scale (its amax, stored) over the 127 levels of the codes.
-    static INTFA_DEVICE float value_scale(const KeySources& sources) { return __fdiv_rn(sources.vScale[0], 127.0f); }
-    static INTFA_DEVICE float scaled_output(float o, float vScale) { return __fmul_rn(o, vScale); }
-};
-#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 890  // FP8 tensor cores
-struct FP8Scheme {
-    typedef float Score;
-    // One K scale per tensor.
-    static INTFA_DEVICE float2 key_scales(const unsigned char*, int, int, float tensorScale) { return make_float2(tensorScale, tensorScale); }
-    static INTFA_DEVICE float score(Score acc, float rowScale, float keyScale) { return __fmul_rn(__fmul_rn(acc, rowScale), keyScale); }
-    static constexpr int kPChunks = 2;
-    // Chunk c from S n-tiles 4c..4c+3: this thread's keys of those tiles, rounded to e4m3, in
-    // the order the permuted Vt stores them.
-    static INTFA_DEVICE void pack_probabilities(const float (&s)[8][4], intfa_u32 (&p)[kPChunks][4]) {
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-            const int j = 4 * c;
-            p[c][0] = (intfa_u32)intfa_pack_e4m3x2(s[j][0], s[j][1]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 1][0], s[j + 1][1]) << 16);
-            p[c][1] = (intfa_u32)intfa_pack_e4m3x2(s[j][2], s[j][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 1][2], s[j + 1][3]) << 16);
-            p[c][2] = (intfa_u32)intfa_pack_e4m3x2(s[j + 2][0], s[j + 2][1]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 3][0], s[j + 3][1]) << 16);
-            p[c][3] = (intfa_u32)intfa_pack_e4m3x2(s[j + 2][2], s[j + 2][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 3][2], s[j + 3][3]) << 16);
-        }
-    }
-    static INTFA_DEVICE void mma_scores(Score (&s)[4], const intfa_u32 (&a)[4], intfa_u32 b0, intfa_u32 b1) { intfa_mma_e4m3(s, a, b0, b1); }
-    static INTFA_DEVICE float value_scale(const KeySources& sources) { return sources.vScale[0]; }
-    static INTFA_DEVICE float scaled_output(float o, float vScale) { return __fmul_rn(o, vScale); }
-};
-#endif
-struct FP16Scheme {
-    typedef float Score;
-    static INTFA_DEVICE float2 key_scales(const unsigned char*, int, int, float) { return make_float2(0.0f, 0.0f); }
-    // The accumulator itself: sm·L is applied in the exponent's FFMA of the softmax.
-    static INTFA_DEVICE float score(Score acc, float, float) { return acc; }
-    static constexpr int kPChunks = 4;  // 16-key chunks
-    // Chunk c from S n-tiles 2c, 2c + 1, rounded to fp16 (no permutation).
-    static INTFA_DEVICE void pack_probabilities(const float (&s)[8][4], intfa_u32 (&p)[kPChunks][4]) {
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-            p[c][0] = intfa_pack_half2(s[2 * c][0], s[2 * c][1]);
-            p[c][1] = intfa_pack_half2(s[2 * c][2], s[2 * c][3]);
-            p[c][2] = intfa_pack_half2(s[2 * c + 1][0], s[2 * c + 1][1]);
-            p[c][3] = intfa_pack_half2(s[2 * c + 1][2], s[2 * c + 1][3]);
-        }
-    }
-    static INTFA_DEVICE void mma_scores(Score (&s)[4], const intfa_u32 (&a)[4], intfa_u32 b0, intfa_u32 b1) { intfa_mma_f16(s, a, b0, b1); }
-    static INTFA_DEVICE float value_scale(const KeySources&) { return 1.0f; }
-    static INTFA_DEVICE float scaled_output(float o, float) { return o; }  // V is not scaled
-};
-#if INTFA_METHOD == INTFA_M_INT8_PAPER
-typedef Int8PaperScheme Scheme;
-#elif INTFA_METHOD == INTFA_M_FP8
-typedef FP8Scheme Scheme;
-#else
-typedef FP16Scheme Scheme;
-#endif
-
 // The online softmax's maximum of one row after a block with maximum `blockMax` (the
 // schemes that take P against the running maximum): the rescale alpha of the state, and the
 // value P's exponent subtracts (0 while every key so far was masked, so that P = 0).
@@ -305,6 +232,261 @@ static INTFA_DEVICE void sum_block_rows(const float (&p)[8][4], float (&rowSums)
         rowSums[r] = (pairSum[0] + pairSum[1]) + (pairSum[2] + pairSum[3]);
     }
 }
+
+// The B fragments of V for P·V from 8-bit Vt (channel rows of 64 permuted keys): for each
+// n-tile of 8 channels one ldmatrix.x4 (matrices 0,1: key positions 0-31, 2,3: 32-63), which
+// serves every row tile; `Scheme::accumulate_values` folds one tile's product into the output.
+template <typename Scheme>
+static INTFA_DEVICE void multiply_transposed_values(
+    float (&output)[kRowTiles][kOutTiles][4], const intfa_u32 (&pFragment)[kRowTiles][2][4], const float (&alpha)[kRowTiles][2],
+    intfa_u32 vTileAddress, int lane) {
+#pragma unroll
+    for (int n = 0; n < kOutTiles; ++n) {
+        if (kFenceFragmentLoads && n % kFencedOutTiles == 0) __syncwarp();
+        intfa_u32 b[4];
+        intfa_ldmatrix_x4(b, vTileAddress + (8 * n + (lane & 7)) * kVStride + 16 * (lane >> 3));
+#pragma unroll
+        for (int t = 0; t < kRowTiles; ++t) Scheme::accumulate_values(output[t][n], pFragment[t], b, alpha[t]);
+    }
+}
+
+// What the schemes do differently, as small inline policies: the S = Q·Kᵀ instruction and
+// its accumulator, the scores' row and key scales, the softmax and P's A fragments, P·V, and
+// the output's scale. `Scheme` is the compiled method's.
+struct Int8PaperScheme {
+    typedef intfa_s32 Score;
+    static constexpr bool kReadsRawValues = false;
+    // Per-token Q scales, in shared memory after the Q tile (0 past Nq), ordered so that a
+    // thread's 2·kRowTiles rows (16t + 8r + g) are one vector: [warp][g][t][r]. The loop's
+    // first barrier publishes them.
+    struct RowScales {
+        const float* thread;
+        float tensorKeyScale;  // none: the K scales are per key, in the K/V tile
+    };
+    static INTFA_DEVICE RowScales row_scales(const AttentionParams& p, unsigned char* scaleTile, int batch, int head, int, int rowBlock0) {
+        float* tile = (float*)scaleTile;
+        const float* qScale = (const float*)p.qScale + ((intfa_i64)batch * p.heads + head) * p.queryLength;
+        for (int i = threadIdx.x; i < kBlockM; i += kThreads) {
+            const int inWarp = i % kWarpRows;
+            const int position = (i - inWarp) + (inWarp & 7) * 2 * kRowTiles + 2 * (inWarp >> 4) + ((inWarp >> 3) & 1);
+            tile[position] = rowBlock0 + i < (int)p.queryLength ? qScale[rowBlock0 + i] : 0.0f;
+        }
+        const int warp = threadIdx.x >> 5, group = (threadIdx.x & 31) >> 2;
+        return RowScales{tile + warp * kWarpRows + group * 2 * kRowTiles, 0.0f};
+    }
+    // Every row tile's scales at once: one 16- or 8-byte load.
+    static INTFA_DEVICE void load_row_scales(const RowScales& scales, float (&rowScale)[kRowTiles][2], int) {
+        if constexpr (kRowTiles == 2) {
+            const float4 q = *(const float4*)scales.thread;
+            rowScale[0][0] = q.x, rowScale[0][1] = q.y, rowScale[1][0] = q.z, rowScale[1][1] = q.w;
+        } else {
+            const float2 q = *(const float2*)scales.thread;
+            rowScale[0][0] = q.x, rowScale[0][1] = q.y;
+        }
+    }
+    // The K scales of this thread's two keys of n-tile j: per key, after the tile's Vt.
+    static INTFA_DEVICE float2 key_scales(const unsigned char* vTile, int j, int quad, float) {
+        return *(const float2*)((const float*)(vTile + kVBytes) + 8 * j + 2 * quad);
+    }
+    // S = (acc · qs) · ks, in the CPU's order.
+    static INTFA_DEVICE float score(Score acc, float rowScale, float keyScale) {
+        return __fmul_rn(__fmul_rn(intfa_small_int_to_float(acc), rowScale), keyScale);
+    }
+    static constexpr int kPChunks = 2;  // 32-key chunks of P·V's A fragment
+    // P = exp2(S − mnew) in fp32, coded as round(127 · P) (the add of 1.5 · 2^23 rounds to
+    // an integer in the low bits) and packed as u8; l sums fp32 P.
+    static INTFA_DEVICE void softmax(
+        float (&s)[8][4], float (&rowMax)[2], const float (&blockMax)[2], const float (&)[2], float (&alpha)[2],
+        float (&probabilitySum)[2], intfa_u32 (&pFragment)[kPChunks][4]) {
+        constexpr float kRound = 12582912.0f;
+        float subtract[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) advance_row_max(rowMax[r], blockMax[r], alpha[r], subtract[r]);
+        intfa_u32 codeBits[32];  // n-tile j, element e at 4j + e
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                s[j][e] = intfa_exp2(__fsub_rn(s[j][e], subtract[e >> 1]));  // P, in place
+                codeBits[4 * j + e] = __float_as_uint(__fadd_rn(__fmul_rn(s[j][e], 127.0f), kRound));
+            }
+        }
+        intfa_pack_code_fragment(codeBits, pFragment);
+        sum_block_rows(s, probabilitySum);
+    }
+    // Its codes were packed by its softmax.
+    static INTFA_DEVICE void pack_probabilities(const float (&)[8][4], intfa_u32 (&)[kPChunks][4]) {}
+    static INTFA_DEVICE void mma_scores(Score (&s)[4], const intfa_u32 (&a)[4], intfa_u32 b0, intfa_u32 b1) { intfa_mma_s8s8(s, a, b0, b1); }
+    // One n-tile of P·V: the block's integer product, then o = o · alpha + product.
+    static INTFA_DEVICE void accumulate_values(float (&o)[4], const intfa_u32 (&p)[kPChunks][4], const intfa_u32 (&b)[4], const float (&alpha)[2]) {
+        intfa_s32 blockProduct[4] = {0, 0, 0, 0};
+        intfa_mma_s8s8(blockProduct, p[0], b[0], b[1]);
+        intfa_mma_s8s8(blockProduct, p[1], b[2], b[3]);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) o[e] = o[e] * alpha[e >> 1] + intfa_small_int_to_float(blockProduct[e]);
+    }
+    static INTFA_DEVICE void multiply_values(
+        float (&output)[kRowTiles][kOutTiles][4], const intfa_u32 (&pFragment)[kRowTiles][kPChunks][4], const float (&alpha)[kRowTiles][2],
+        intfa_u32 vTileAddress, int lane) {
+        multiply_transposed_values<Int8PaperScheme>(output, pFragment, alpha, vTileAddress, lane);
+    }
+    // V's per-tensor scale (its amax, stored) over the 127 levels of the codes.
+    static INTFA_DEVICE float value_scale(const KeySources& sources) { return __fdiv_rn(sources.vScale[0], 127.0f); }
+    static INTFA_DEVICE float scaled_output(float o, float vScale) { return __fmul_rn(o, vScale); }
+};
+
+// The schemes whose P is a float rounded to the MMA's input type: P = exp2(S − mnew) in fp32
+// against the running maximum (fp16 takes the maximum on the accumulator and scales inside
+// the exponent's FFMA), l sums fp32 P.
+struct TensorScaleRows {
+    // One Q scale (and K scale) per tensor, or sm·L for fp16: a value for every row.
+    struct RowScales {
+        float row;
+        float tensorKeyScale;
+    };
+    static INTFA_DEVICE void load_row_scales(const RowScales& scales, float (&rowScale)[kRowTiles][2], int t0) {
+#pragma unroll
+        for (int t = t0; t < t0 + kGroupTiles; ++t) rowScale[t][0] = rowScale[t][1] = scales.row;
+    }
+};
+
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 890  // FP8 tensor cores
+struct FP8Scheme : TensorScaleRows {
+    typedef float Score;
+    static constexpr bool kReadsRawValues = false;
+    static INTFA_DEVICE RowScales row_scales(const AttentionParams& p, unsigned char*, int batch, int head, int kvHead, int) {
+        return RowScales{((const float*)p.qScale)[(intfa_i64)batch * p.heads + head], ((const float*)p.kScale)[(intfa_i64)batch * p.kvHeads + kvHead]};
+    }
+    // One K scale per tensor.
+    static INTFA_DEVICE float2 key_scales(const unsigned char*, int, int, float tensorScale) { return make_float2(tensorScale, tensorScale); }
+    static INTFA_DEVICE float score(Score acc, float rowScale, float keyScale) { return __fmul_rn(__fmul_rn(acc, rowScale), keyScale); }
+    static constexpr int kPChunks = 2;
+    static INTFA_DEVICE void softmax(
+        float (&s)[8][4], float (&rowMax)[2], const float (&blockMax)[2], const float (&)[2], float (&alpha)[2],
+        float (&probabilitySum)[2], intfa_u32 (&)[kPChunks][4]) {
+        float subtract[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            advance_row_max(rowMax[r], blockMax[r], alpha[r], subtract[r]);
+            probabilitySum[r] = 0.0f;
+        }
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                s[j][e] = intfa_exp2(__fsub_rn(s[j][e], subtract[e >> 1]));
+                probabilitySum[e >> 1] += s[j][e];
+            }
+        }
+    }
+    // Chunk c from S n-tiles 4c..4c+3: this thread's keys of those tiles, rounded to e4m3, in
+    // the order the permuted Vt stores them.
+    static INTFA_DEVICE void pack_probabilities(const float (&s)[8][4], intfa_u32 (&p)[kPChunks][4]) {
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+            const int j = 4 * c;
+            p[c][0] = (intfa_u32)intfa_pack_e4m3x2(s[j][0], s[j][1]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 1][0], s[j + 1][1]) << 16);
+            p[c][1] = (intfa_u32)intfa_pack_e4m3x2(s[j][2], s[j][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 1][2], s[j + 1][3]) << 16);
+            p[c][2] = (intfa_u32)intfa_pack_e4m3x2(s[j + 2][0], s[j + 2][1]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 3][0], s[j + 3][1]) << 16);
+            p[c][3] = (intfa_u32)intfa_pack_e4m3x2(s[j + 2][2], s[j + 2][3]) | ((intfa_u32)intfa_pack_e4m3x2(s[j + 3][2], s[j + 3][3]) << 16);
+        }
+    }
+    static INTFA_DEVICE void mma_scores(Score (&s)[4], const intfa_u32 (&a)[4], intfa_u32 b0, intfa_u32 b1) { intfa_mma_e4m3(s, a, b0, b1); }
+    // One n-tile of P·V: the output rescaled by alpha, then the MMAs accumulate into it.
+    static INTFA_DEVICE void accumulate_values(float (&o)[4], const intfa_u32 (&p)[kPChunks][4], const intfa_u32 (&b)[4], const float (&alpha)[2]) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) o[e] *= alpha[e >> 1];
+        intfa_mma_e4m3(o, p[0], b[0], b[1]);
+        intfa_mma_e4m3(o, p[1], b[2], b[3]);
+    }
+    static INTFA_DEVICE void multiply_values(
+        float (&output)[kRowTiles][kOutTiles][4], const intfa_u32 (&pFragment)[kRowTiles][kPChunks][4], const float (&alpha)[kRowTiles][2],
+        intfa_u32 vTileAddress, int lane) {
+        multiply_transposed_values<FP8Scheme>(output, pFragment, alpha, vTileAddress, lane);
+    }
+    static INTFA_DEVICE float value_scale(const KeySources& sources) { return sources.vScale[0]; }
+    static INTFA_DEVICE float scaled_output(float o, float vScale) { return __fmul_rn(o, vScale); }
+};
+#endif
+
+struct FP16Scheme : TensorScaleRows {
+    typedef float Score;
+    // V is the caller's, read as it is: see zero_nonfinite_values.
+    static constexpr bool kReadsRawValues = true;
+    static INTFA_DEVICE RowScales row_scales(const AttentionParams& p, unsigned char*, int, int, int, int) {
+        return RowScales{p.softmaxScaleLog2, 0.0f};
+    }
+    static INTFA_DEVICE float2 key_scales(const unsigned char*, int, int, float) { return make_float2(0.0f, 0.0f); }
+    // The accumulator itself: sm·L is applied in the exponent's FFMA of the softmax.
+    static INTFA_DEVICE float score(Score acc, float, float) { return acc; }
+    static constexpr int kPChunks = 4;  // 16-key chunks
+    // The maximum is taken on the accumulator (sm·L > 0 keeps its key), so each score costs
+    // one FFMA before its exp2, as in FlashAttention-2.
+    static INTFA_DEVICE void softmax(
+        float (&s)[8][4], float (&rowMax)[2], const float (&blockMax)[2], const float (&rowScale)[2], float (&alpha)[2],
+        float (&probabilitySum)[2], intfa_u32 (&)[kPChunks][4]) {
+        float negatedSubtract[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            float subtract;
+            advance_row_max(rowMax[r], blockMax[r] * rowScale[r], alpha[r], subtract);
+            negatedSubtract[r] = -subtract;
+        }
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) s[j][e] = intfa_exp2(fmaf(s[j][e], rowScale[e >> 1], negatedSubtract[e >> 1]));
+        }
+        sum_block_rows(s, probabilitySum);
+    }
+    // Chunk c from S n-tiles 2c, 2c + 1, rounded to fp16 (no permutation).
+    static INTFA_DEVICE void pack_probabilities(const float (&s)[8][4], intfa_u32 (&p)[kPChunks][4]) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            p[c][0] = intfa_pack_half2(s[2 * c][0], s[2 * c][1]);
+            p[c][1] = intfa_pack_half2(s[2 * c][2], s[2 * c][3]);
+            p[c][2] = intfa_pack_half2(s[2 * c + 1][0], s[2 * c + 1][1]);
+            p[c][3] = intfa_pack_half2(s[2 * c + 1][2], s[2 * c + 1][3]);
+        }
+    }
+    static INTFA_DEVICE void mma_scores(Score (&s)[4], const intfa_u32 (&a)[4], intfa_u32 b0, intfa_u32 b1) { intfa_mma_f16(s, a, b0, b1); }
+    // P·V from V's key rows, transposed by ldmatrix: per n-tile of 8 channels and half of the
+    // keys, matrices 0,1 are the B fragment of key chunk 2·half, matrices 2,3 of 2·half + 1.
+    // Without the vote (kRescaleByVote) each n-tile takes alpha just before its MMAs.
+    static INTFA_DEVICE void multiply_values(
+        float (&output)[kRowTiles][kOutTiles][4], const intfa_u32 (&pFragment)[kRowTiles][kPChunks][4], const float (&alpha)[kRowTiles][2],
+        intfa_u32 vTileAddress, int lane) {
+#pragma unroll
+        for (int n = 0; n < kOutTiles; ++n) {
+            if constexpr (!kRescaleByVote) {
+#pragma unroll
+                for (int t = 0; t < kRowTiles; ++t) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) output[t][n][e] *= alpha[t][e >> 1];
+                }
+            }
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+                intfa_u32 b[4];
+                intfa_ldmatrix_x4_trans(b, vTileAddress + (32 * half + lane) * kVStride + 16 * n);
+#pragma unroll
+                for (int t = 0; t < kRowTiles; ++t) {
+                    intfa_mma_f16(output[t][n], pFragment[t][2 * half], b[0], b[1]);
+                    intfa_mma_f16(output[t][n], pFragment[t][2 * half + 1], b[2], b[3]);
+                }
+            }
+        }
+    }
+    static INTFA_DEVICE float value_scale(const KeySources&) { return 1.0f; }
+    static INTFA_DEVICE float scaled_output(float o, float) { return o; }  // V is not scaled
+};
+#if INTFA_METHOD == INTFA_M_INT8_PAPER
+typedef Int8PaperScheme Scheme;
+#elif INTFA_METHOD == INTFA_M_FP8
+typedef FP8Scheme Scheme;
+#else
+typedef FP16Scheme Scheme;
+#endif
 
 // Sets the non-finite fp16 values of a V tile in shared memory (64 key rows) to 0. CTA-wide.
 static INTFA_DEVICE void zero_nonfinite_values(unsigned char* vTile) {
@@ -345,6 +527,55 @@ static INTFA_DEVICE void load_key_block(const AttentionParams& p, unsigned char*
         float* scaleTile = (float*)(vTile + kVBytes);
         if (threadIdx.x < kBlockN / 4) {
             intfa_cp_async_16(intfa_smem_address(scaleTile + 4 * threadIdx.x), kScaleBase + key0 + 4 * threadIdx.x, 16u);
+        }
+    }
+}
+
+// The epilogue's output rows: the quad's parts of each row's l summed (left in rowSum), then
+// O = acc · sV / l (0 when no key was visible) for this thread's rows below Nq.
+static INTFA_DEVICE void store_output(
+    const AttentionParams& p, int batch, int head, int queryLength, int threadRow0, int quad, const float (&output)[kRowTiles][kOutTiles][4],
+    float (&rowSum)[kRowTiles][2], float vScale) {
+    unsigned char* outBase = (unsigned char*)p.out + ((intfa_i64)batch * p.oStrideBatch + (intfa_i64)head * p.oStrideHead) * 2;
+#pragma unroll
+    for (int t = 0; t < kRowTiles; ++t) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            rowSum[t][r] += __shfl_xor_sync(0xFFFFFFFFu, rowSum[t][r], 1);
+            rowSum[t][r] += __shfl_xor_sync(0xFFFFFFFFu, rowSum[t][r], 2);
+            const float l = rowSum[t][r];
+            const int row = threadRow0 + 16 * t + 8 * r;
+            if (row >= queryLength) continue;
+            // One division per row (the IEEE division has a slow-path call; one per element
+            // would keep the whole accumulator live across calls).
+            const float inverseSum = l > 0.0f ? __fdiv_rn(1.0f, l) : 0.0f;
+            intfa_u32* outRow = (intfa_u32*)(outBase + (intfa_i64)row * p.oStrideToken * 2);
+#pragma unroll
+            for (int n = 0; n < kOutTiles; ++n) {
+                const int channel = 8 * n + 2 * quad;
+                float value[2];
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    value[e] = __fmul_rn(Scheme::scaled_output(output[t][n][2 * r + e], vScale), inverseSum);
+                }
+                outRow[channel / 2] = INTFA_OUT_BF16 ? intfa_pack_bf162(value[0], value[1]) : intfa_pack_half2(value[0], value[1]);
+            }
+        }
+    }
+}
+
+// The natural-log log-sum-exp of this thread's rows below Nq from their running maximum
+// (log2 domain) and summed l; −∞ for a row that saw no key.
+static INTFA_DEVICE void store_log_sum_exp(
+    const AttentionParams& p, int batch, int head, int queryLength, int threadRow0, const float (&rowMax)[kRowTiles][2], const float (&rowSum)[kRowTiles][2]) {
+    float* lse = (float*)p.lse + ((intfa_i64)batch * p.heads + head) * p.queryLength;
+#pragma unroll
+    for (int t = 0; t < kRowTiles; ++t) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const float l = rowSum[t][r];
+            const int row = threadRow0 + 16 * t + 8 * r;
+            if (row < queryLength) lse[row] = l > 0.0f ? __fdiv_rn(rowMax[t][r] + log2f(l), INTFA_LOG2E) : kNegativeInfinity;
         }
     }
 }
@@ -420,27 +651,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
 #endif
 
     // Per-row score factor: S = (acc · qs) · ks (8-bit) or acc · sm·L (fp16).
-#if INTFA_METHOD == INTFA_M_INT8_PAPER
-    // Per-token Q scales → shared memory (0 past Nq), ordered so that a thread's 2·kRowTiles
-    // rows (16t + 8r + g) are one vector: [warp][g][t][r]. The loop's first barrier publishes them.
-    float* qScaleTile = (float*)(qTile + kQBytes);
-    {
-        const float* qScale = (const float*)p.qScale + ((intfa_i64)batch * p.heads + head) * p.queryLength;
-        for (int i = threadIdx.x; i < kBlockM; i += kThreads) {
-            const int inWarp = i % kWarpRows;
-            const int position = (i - inWarp) + (inWarp & 7) * 2 * kRowTiles + 2 * (inWarp >> 4) + ((inWarp >> 3) & 1);
-            qScaleTile[position] = rowBlock0 + i < queryLength ? qScale[rowBlock0 + i] : 0.0f;
-        }
-    }
-    const float* threadQScales = qScaleTile + warp * kWarpRows + group * 2 * kRowTiles;
-    const float keyScale = 0.0f;  // per key, in the K/V tile
-#elif INTFA_METHOD == INTFA_M_FP8
-    const float qScaleValue = ((const float*)p.qScale)[(intfa_i64)batch * p.heads + head];
-    const float keyScale = ((const float*)p.kScale)[(intfa_i64)batch * p.kvHeads + kvHead];
-#else
-    const float qScaleValue = p.softmaxScaleLog2;
-    const float keyScale = 0.0f;  // none
-#endif
+    const Scheme::RowScales rowScales = Scheme::row_scales(p, qTile + kQBytes, batch, head, kvHead, rowBlock0);
 
     // Online-softmax state of this thread's rows, and the fp32 output accumulator.
     float rowMax[kRowTiles][2];
@@ -467,15 +678,15 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
             intfa_cp_async_commit();
         }
         const int key0 = block * kBlockN;
-#if INTFA_METHOD == INTFA_M_FP16 && INTFA_CAUSAL
-        // fp16 reads the caller's V as it is. A row's P is 0 at the keys it does not see, but
-        // 0 · NaN is NaN: in the blocks that some row of the CTA sees only in part, from the
-        // first key whose K or V row offends on, V is cleaned of non-finite values before use.
-        if (key0 + kBlockN - 1 > rowBlock0 + causalShift && key0 + kBlockN > intfa_first_offending_key(p)) {
-            zero_nonfinite_values(smem + (block % kStages) * kStageBytes + kKBytes);
-            __syncthreads();
+        // A scheme that reads the caller's V as it is: a row's P is 0 at the keys it does not
+        // see, but 0 · NaN is NaN. In the blocks that some row of the CTA sees only in part,
+        // from the first key whose K or V row offends on, V is cleaned of non-finite values.
+        if constexpr (Scheme::kReadsRawValues && INTFA_CAUSAL) {
+            if (key0 + kBlockN - 1 > rowBlock0 + causalShift && key0 + kBlockN > intfa_first_offending_key(p)) {
+                zero_nonfinite_values(smem + (block % kStages) * kStageBytes + kKBytes);
+                __syncthreads();
+            }
         }
-#endif
         // A warp whose rows see none of this block's keys (causal, above the diagonal) has
         // nothing to add: the scheme's update would leave its state unchanged.
         if (INTFA_CAUSAL && key0 > warpRow0 + kWarpRows - 1 + causalShift) continue;
@@ -537,21 +748,10 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                 // ---- Scores in the log2 domain, masked.
                 float s[kRowTiles][8][4];
                 float rowScale[kRowTiles][2];
-#if INTFA_METHOD == INTFA_M_INT8_PAPER
-                if constexpr (kRowTiles == 2) {
-                    const float4 q = *(const float4*)threadQScales;
-                    rowScale[0][0] = q.x, rowScale[0][1] = q.y, rowScale[1][0] = q.z, rowScale[1][1] = q.w;
-                } else {
-                    const float2 q = *(const float2*)threadQScales;
-                    rowScale[0][0] = q.x, rowScale[0][1] = q.y;
-                }
-#else
-#pragma unroll
-                for (int t = t0; t < t0 + kGroupTiles; ++t) rowScale[t][0] = rowScale[t][1] = qScaleValue;
-#endif
+                Scheme::load_row_scales(rowScales, rowScale, t0);
 #pragma unroll
                 for (int j = 0; j < 8; ++j) {
-                    const float2 ks = Scheme::key_scales(vTile, j, quad, keyScale);
+                    const float2 ks = Scheme::key_scales(vTile, j, quad, rowScales.tensorKeyScale);
 #pragma unroll
                     for (int t = t0; t < t0 + kGroupTiles; ++t) {
 #pragma unroll
@@ -592,65 +792,10 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                 }
 
                 // ---- Softmax and P fragments.
-#if INTFA_METHOD == INTFA_M_INT8_PAPER
-                constexpr float kRound = 12582912.0f;
 #pragma unroll
                 for (int t = t0; t < t0 + kGroupTiles; ++t) {
-                    float subtract[2];
-#pragma unroll
-                    for (int r = 0; r < 2; ++r) advance_row_max(rowMax[t][r], blockMax[t][r], alpha[t][r], subtract[r]);
-                    intfa_u32 codeBits[32];  // n-tile j, element e at 4j + e
-#pragma unroll
-                    for (int j = 0; j < 8; ++j) {
-#pragma unroll
-                        for (int e = 0; e < 4; ++e) {
-                            s[t][j][e] = intfa_exp2(__fsub_rn(s[t][j][e], subtract[e >> 1]));  // P, in place
-                            codeBits[4 * j + e] = __float_as_uint(__fadd_rn(__fmul_rn(s[t][j][e], 127.0f), kRound));
-                        }
-                    }
-                    intfa_pack_code_fragment(codeBits, pFragment[t]);
-                    sum_block_rows(s[t], probabilitySum[t]);
+                    Scheme::softmax(s[t], rowMax[t], blockMax[t], rowScale[t], alpha[t], probabilitySum[t], pFragment[t]);
                 }
-#elif INTFA_METHOD == INTFA_M_FP8
-                // fp8: P = exp2(S − mnew) in fp32, rounded to e4m3; l sums fp32 P.
-#pragma unroll
-                for (int t = t0; t < t0 + kGroupTiles; ++t) {
-                    float subtract[2];
-#pragma unroll
-                    for (int r = 0; r < 2; ++r) {
-                        advance_row_max(rowMax[t][r], blockMax[t][r], alpha[t][r], subtract[r]);
-                        probabilitySum[t][r] = 0.0f;
-                    }
-#pragma unroll
-                    for (int j = 0; j < 8; ++j) {
-#pragma unroll
-                        for (int e = 0; e < 4; ++e) {
-                            s[t][j][e] = intfa_exp2(__fsub_rn(s[t][j][e], subtract[e >> 1]));
-                            probabilitySum[t][e >> 1] += s[t][j][e];
-                        }
-                    }
-                }
-#else
-                // fp16: P = exp2(acc · sm·L − mnew) in fp32, rounded to fp16; l sums fp32 P. The
-                // maximum is taken on the accumulator (sm·L > 0 keeps its key), so each score
-                // costs one FFMA before its exp2, as in FlashAttention-2.
-#pragma unroll
-                for (int t = t0; t < t0 + kGroupTiles; ++t) {
-                    float negatedSubtract[2];
-#pragma unroll
-                    for (int r = 0; r < 2; ++r) {
-                        float subtract;
-                        advance_row_max(rowMax[t][r], blockMax[t][r] * rowScale[t][r], alpha[t][r], subtract);
-                        negatedSubtract[r] = -subtract;
-                    }
-#pragma unroll
-                    for (int j = 0; j < 8; ++j) {
-#pragma unroll
-                        for (int e = 0; e < 4; ++e) s[t][j][e] = intfa_exp2(fmaf(s[t][j][e], rowScale[t][e >> 1], negatedSubtract[e >> 1]));
-                    }
-                    sum_block_rows(s[t], probabilitySum[t]);
-                }
-#endif
 #pragma unroll
                 for (int t = t0; t < t0 + kGroupTiles; ++t) Scheme::pack_probabilities(s[t], pFragment[t]);
             };
@@ -687,53 +832,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
                 }
             }
         }
-#if INTFA_METHOD == INTFA_M_INT8_PAPER || INTFA_METHOD == INTFA_M_FP8
-#pragma unroll
-        for (int n = 0; n < kOutTiles; ++n) {
-            // Vt rows 8n..8n+7 (channels); matrices 0,1 hold positions 0-31, 2,3 positions 32-63.
-            if (kFenceFragmentLoads && n % kFencedOutTiles == 0) __syncwarp();
-            intfa_u32 b[4];
-            intfa_ldmatrix_x4(b, vTileAddress + (8 * n + ldRow) * kVStride + 16 * ldMatrix);
-#pragma unroll
-            for (int t = 0; t < kRowTiles; ++t) {
-#if INTFA_METHOD == INTFA_M_FP8
-#pragma unroll
-                for (int e = 0; e < 4; ++e) output[t][n][e] *= alpha[t][e >> 1];
-                intfa_mma_e4m3(output[t][n], pFragment[t][0], b[0], b[1]);
-                intfa_mma_e4m3(output[t][n], pFragment[t][1], b[2], b[3]);
-#else
-                intfa_s32 blockProduct[4] = {0, 0, 0, 0};
-                intfa_mma_s8s8(blockProduct, pFragment[t][0], b[0], b[1]);
-                intfa_mma_s8s8(blockProduct, pFragment[t][1], b[2], b[3]);
-#pragma unroll
-                for (int e = 0; e < 4; ++e) output[t][n][e] = output[t][n][e] * alpha[t][e >> 1] + intfa_small_int_to_float(blockProduct[e]);
-#endif
-            }
-        }
-#else
-#pragma unroll
-        for (int n = 0; n < kOutTiles; ++n) {
-            if constexpr (!kRescaleByVote) {
-#pragma unroll
-                for (int t = 0; t < kRowTiles; ++t) {
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) output[t][n][e] *= alpha[t][e >> 1];
-                }
-            }
-#pragma unroll
-            for (int half = 0; half < 2; ++half) {
-                // Key rows 32·half + lane, channels 8n..8n+7, transposed: matrices 0,1 are the
-                // B fragment of key chunk 2·half, matrices 2,3 of chunk 2·half + 1.
-                intfa_u32 b[4];
-                intfa_ldmatrix_x4_trans(b, vTileAddress + (32 * half + lane) * kVStride + 16 * n);
-#pragma unroll
-                for (int t = 0; t < kRowTiles; ++t) {
-                    intfa_mma_f16(output[t][n], pFragment[t][2 * half], b[0], b[1]);
-                    intfa_mma_f16(output[t][n], pFragment[t][2 * half + 1], b[2], b[3]);
-                }
-            }
-        }
-#endif
+        Scheme::multiply_values(output, pFragment, alpha, vTileAddress, lane);
     }
 
     // ---- Epilogue: O = acc · sV / l (0 when no key was visible), and the log-sum-exp.
@@ -741,52 +840,14 @@ extern "C" __global__ void __launch_bounds__(kThreads, INTFA_MIN_BLOCKS) INTFA_K
     intfa_cp_async_wait<0>();
     __syncthreads();  // publishes the sources where the loop ran no block (a causal CTA with no visible key)
     const float vScale = Scheme::value_scale(*sharedSources);
-    unsigned char* outBase = (unsigned char*)p.out + ((intfa_i64)batch * p.oStrideBatch + (intfa_i64)head * p.oStrideHead) * 2;
     if constexpr (kRowStateInShared) load_row_state(smem, 0, rowSum);
-#pragma unroll
-    for (int t = 0; t < kRowTiles; ++t) {
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            rowSum[t][r] += __shfl_xor_sync(0xFFFFFFFFu, rowSum[t][r], 1);
-            rowSum[t][r] += __shfl_xor_sync(0xFFFFFFFFu, rowSum[t][r], 2);
-            const float l = rowSum[t][r];
-            const int row = threadRow0 + 16 * t + 8 * r;
-            if (row >= queryLength) continue;
-            // One division per row (the IEEE division has a slow-path call; one per element
-            // would keep the whole accumulator live across calls).
-            const float inverseSum = l > 0.0f ? __fdiv_rn(1.0f, l) : 0.0f;
-            intfa_u32* outRow = (intfa_u32*)(outBase + (intfa_i64)row * p.oStrideToken * 2);
-#pragma unroll
-            for (int n = 0; n < kOutTiles; ++n) {
-                const int channel = 8 * n + 2 * quad;
-                float value[2];
-#pragma unroll
-                for (int e = 0; e < 2; ++e) {
-                    value[e] = __fmul_rn(Scheme::scaled_output(output[t][n][2 * r + e], vScale), inverseSum);
-                }
-#if INTFA_OUT_BF16
-                outRow[channel / 2] = intfa_pack_bf162(value[0], value[1]);
-#else
-                outRow[channel / 2] = intfa_pack_half2(value[0], value[1]);
-#endif
-            }
-        }
-    }
-#if INTFA_WRITE_LSE
+    store_output(p, batch, head, queryLength, threadRow0, quad, output, rowSum, vScale);
     // After every output row is written, so that log2f and the division (calls with their own
     // registers) do not meet a live accumulator.
-    if (quad == 0) {
-        if constexpr (kRowStateInShared) load_row_state(smem, 1, rowMax);
-        float* lse = (float*)p.lse + ((intfa_i64)batch * p.heads + head) * p.queryLength;
-#pragma unroll
-        for (int t = 0; t < kRowTiles; ++t) {
-#pragma unroll
-            for (int r = 0; r < 2; ++r) {
-                const float l = rowSum[t][r];
-                const int row = threadRow0 + 16 * t + 8 * r;
-                if (row < queryLength) lse[row] = l > 0.0f ? __fdiv_rn(rowMax[t][r] + log2f(l), INTFA_LOG2E) : kNegativeInfinity;
-            }
+    if constexpr (INTFA_WRITE_LSE) {
+        if (quad == 0) {
+            if constexpr (kRowStateInShared) load_row_state(smem, 1, rowMax);
+            store_log_sum_exp(p, batch, head, queryLength, threadRow0, rowMax, rowSum);
         }
     }
-#endif
 }
