@@ -130,7 +130,7 @@ struct CompileRecord: Codable, Sendable {
     init(variant: any KernelVariant, usage: KernelResourceUsage, log: String) {
         kernel = variant.kernelName
         arch = variant.arch
-        let attention = variant as? AttentionKernelDescriptor
+        let attention = variant as? MMAKernelDescriptor
         let hopper = variant as? HopperKernelDescriptor
         headDim = attention?.headDim ?? hopper?.headDim
         causal = attention?.causal ?? hopper?.causal

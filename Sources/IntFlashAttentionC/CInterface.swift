@@ -32,6 +32,10 @@ nonisolated(unsafe) private let versionString = UnsafePointer(strdup(intFlashAtt
 @_cdecl("intfa_version")
 public func intfa_version() -> UnsafePointer<CChar> { versionString }
 
+/// `intfa_abi_version` (intfa.h): the INTFA_ABI_VERSION this library was built with.
+@_cdecl("intfa_abi_version")
+public func intfa_abi_version() -> Int32 { INTFA_ABI_VERSION }
+
 /// `intfa_int8_key_tile` (intfa.h): keys per tile of the `int8` scheme's K scales and P blocks.
 @_cdecl("intfa_int8_key_tile")
 public func intfa_int8_key_tile() -> Int32 { Int32(KeyGroups.tileKeys) }
@@ -75,21 +79,21 @@ public func intfa_workspace_size(
 /// `intfa_attention` (intfa.h): attention on device memory, queued on the caller's stream.
 @_cdecl("intfa_attention")
 public func intfa_attention(
-    _ context: OpaquePointer?, _ problem: UnsafePointer<intfa_problem>?,
+    _ context: OpaquePointer?, _ problem: UnsafePointer<intfa_problem>?, _ options: UnsafePointer<intfa_options>?,
     _ q: UnsafePointer<intfa_tensor>?, _ k: UnsafePointer<intfa_tensor>?, _ v: UnsafePointer<intfa_tensor>?,
     _ out: UnsafePointer<intfa_tensor>?, _ lse: UnsafeMutablePointer<Float>?,
     _ workspace: UnsafeMutableRawPointer?, _ workspaceBytes: Int, _ stream: UnsafeMutableRawPointer?
 ) -> intfa_status {
     reporting { () throws(AttentionError) in
-        let grid = try HopperKernelDescriptor.GridPolicy.from(problem)
-        let engine = try InterfaceContext.from(context)
         let (problem, method) = try AttentionProblem.from(problem)
+        let options = try AttentionOptions.from(options)
+        let engine = try InterfaceContext.from(context)
         try engine.attention.forward(
             method, problem: problem, q: .from(q, name: "q"), k: .from(k, name: "k"), v: .from(v, name: "v"),
             output: .from(out, name: "out"), logSumExp: lse.map { UInt64(UInt(bitPattern: $0)) },
             stream: engine.stream(stream),
             workspace: DeviceWorkspace(address: UInt64(UInt(bitPattern: workspace)), byteCount: workspaceBytes),
-            grid: grid)
+            options: options)
     }
 }
 
@@ -170,16 +174,17 @@ public func intfa_quantize(
 /// `intfa_attention_quantized` (intfa.h): attention on pre-quantized device inputs.
 @_cdecl("intfa_attention_quantized")
 public func intfa_attention_quantized(
-    _ context: OpaquePointer?, _ problem: UnsafePointer<intfa_problem>?, _ inputs: UnsafePointer<intfa_quantized>?,
-    _ out: UnsafePointer<intfa_tensor>?, _ lse: UnsafeMutablePointer<Float>?, _ stream: UnsafeMutableRawPointer?
+    _ context: OpaquePointer?, _ problem: UnsafePointer<intfa_problem>?, _ options: UnsafePointer<intfa_options>?,
+    _ inputs: UnsafePointer<intfa_quantized>?, _ out: UnsafePointer<intfa_tensor>?, _ lse: UnsafeMutablePointer<Float>?,
+    _ stream: UnsafeMutableRawPointer?
 ) -> intfa_status {
     reporting { () throws(AttentionError) in
-        let grid = try HopperKernelDescriptor.GridPolicy.from(problem)
-        let engine = try InterfaceContext.from(context)
         let (problem, method) = try AttentionProblem.from(problem)
+        let options = try AttentionOptions.from(options)
+        let engine = try InterfaceContext.from(context)
         try engine.attention.forward(
             quantized: .from(inputs, method: method), problem: problem, output: .from(out, name: "out"),
-            logSumExp: lse.map { UInt64(UInt(bitPattern: $0)) }, stream: engine.stream(stream), grid: grid)
+            logSumExp: lse.map { UInt64(UInt(bitPattern: $0)) }, stream: engine.stream(stream), options: options)
     }
 }
 

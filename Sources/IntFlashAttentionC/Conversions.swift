@@ -73,19 +73,44 @@ extension AttentionProblem {
             queryLength: dimension(p.query_length, "query_length"), keyLength: dimension(p.key_length, "key_length"),
             headDim: dimension(p.head_dim, "head_dim"), softmaxScale: p.softmax_scale > 0 ? p.softmax_scale : nil,
             causal: p.causal != 0)
+        guard p.reserved == 0 else {
+            throw .invalidDimension(name: "problem.reserved", value: Int(p.reserved), requirement: "must be 0")
+        }
         return (problem, try AttentionMethod(c: p.method))
     }
 }
 
-extension HopperKernelDescriptor.GridPolicy {
-    /// An `intfa_problem`'s grid field: nil for INTFA_GRID_DEFAULT.
-    static func from(_ pointer: UnsafePointer<intfa_problem>?) throws(AttentionError) -> Self? {
-        guard let p = pointer?.pointee else { throw .missingArgument("problem") }
-        switch UInt32(bitPattern: p.grid) {
-        case INTFA_GRID_DEFAULT.rawValue: return nil
-        case INTFA_GRID_PERSISTENT.rawValue: return .persistent
-        case INTFA_GRID_PER_TILE.rawValue: return .perTile
-        default: throw .invalidDimension(name: "grid", value: Int(p.grid), requirement: "an intfa_grid value (0, 1 or 2)")
+extension AttentionOptions {
+    /// The options of an `intfa_options` (NULL: every default). The struct says how many of
+    /// its bytes the caller wrote: fields past them take their defaults, and bytes past the
+    /// fields this version knows must be 0 (an option it cannot honour is refused, not ignored).
+    static func from(_ pointer: UnsafePointer<intfa_options>?) throws(AttentionError) -> AttentionOptions {
+        guard let pointer else { return AttentionOptions() }
+        let known = MemoryLayout<intfa_options>.size
+        let size = Int(pointer.pointee.size)
+        let header = MemoryLayout<UInt32>.size + MemoryLayout<Int32>.size
+        guard size >= header else {
+            throw .invalidDimension(name: "options.size", value: size, requirement: "must be sizeof(intfa_options) (at least \(header))")
+        }
+        var c = intfa_options()
+        withUnsafeMutableBytes(of: &c) { $0.copyMemory(from: UnsafeRawBufferPointer(start: pointer, count: min(size, known))) }
+        if size > known {
+            let newer = UnsafeRawBufferPointer(start: UnsafeRawPointer(pointer) + known, count: size - known)
+            if let offset = newer.firstIndex(where: { $0 != 0 }) {
+                throw .unsupportedMethod(
+                    method: "options", backend: "c",
+                    reason: "byte \(known + offset) of intfa_options is set, an option newer than this library (ABI \(INTFA_ABI_VERSION)) knows")
+            }
+        }
+        let reserved = c.reserved
+        guard reserved.0 == 0, reserved.1 == 0, reserved.2 == 0 else {
+            throw .invalidDimension(name: "options.reserved", value: 1, requirement: "must be 0")
+        }
+        switch UInt32(bitPattern: c.grid) {
+        case INTFA_GRID_DEFAULT.rawValue: return AttentionOptions()
+        case INTFA_GRID_PERSISTENT.rawValue: return AttentionOptions(grid: .persistent)
+        case INTFA_GRID_PER_TILE.rawValue: return AttentionOptions(grid: .perTile)
+        default: throw .invalidDimension(name: "grid", value: Int(c.grid), requirement: "an intfa_grid value (0, 1 or 2)")
         }
     }
 }

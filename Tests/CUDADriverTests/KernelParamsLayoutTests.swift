@@ -60,6 +60,13 @@ struct KernelParamsLayoutTests {
         "threadsPerRow": \.threadsPerRow, "rowsPerBlock": \.rowsPerBlock,
     ] }
 
+    static var restoreFields: [String: PartialKeyPath<RestoreLogSumExpParams>] { [
+        "query": \.query, "keyMean": \.keyMean, "lse": \.lse, "batch": \.batch, "heads": \.heads,
+        "kvHeads": \.kvHeads, "queryLength": \.queryLength, "headDim": \.headDim, "qStrideBatch": \.qStrideBatch,
+        "qStrideHead": \.qStrideHead, "qStrideToken": \.qStrideToken, "softmaxScale": \.softmaxScale,
+        "reserved0": \.reserved0,
+    ] }
+
     /// Every field of the C struct at its C offset in the Swift mirror, and the same size.
     static func expectLayout<T>(_ type: T.Type, named structName: String, fields mirror: [String: PartialKeyPath<T>], cSize: Int) throws {
         let fields = try cOffsets(of: structName)
@@ -88,7 +95,13 @@ struct KernelParamsLayoutTests {
         try Self.expectLayout(MergeParams.self, named: "MergeParams", fields: Self.mergeFields, cSize: MergeParams.cSize)
     }
 
-    /// The offsets the CUDA compiler itself gives params.cuh's structs, against Swift's: static
+    @Test func restoreParamsMatchTheHeader() throws {
+        try Self.expectLayout(
+            RestoreLogSumExpParams.self, named: "RestoreLogSumExpParams", fields: Self.restoreFields, cSize: RestoreLogSumExpParams.cSize)
+    }
+
+    /// The offsets the CUDA compiler itself gives the parameter blocks (params.cuh's and
+    /// hopper_params.cuh's), against Swift's: static
     /// asserts built from the Swift mirrors, compiled by NVRTC. The header's offset comments
     /// above could drift from the code; this cannot. NVRTC has no `offsetof`, so a constexpr
     /// function finds a field's offset as the first byte that setting it to all ones changes
@@ -98,6 +111,7 @@ struct KernelParamsLayoutTests {
     func mirrorsMatchTheCompiledLayout() throws {
         var source = """
             #include "params.cuh"
+            #include "hopper_params.cuh"
             template <int N> struct Bytes { unsigned char v[N]; };
             template <typename T, typename F>
             __device__ constexpr int offset_of(F T::*member) {
@@ -121,6 +135,14 @@ struct KernelParamsLayoutTests {
         try assertions(AttentionParams.self, named: "AttentionParams", fields: Self.attentionFields)
         try assertions(QuantizationParams.self, named: "QuantizationParams", fields: Self.quantizationFields)
         try assertions(MergeParams.self, named: "MergeParams", fields: Self.mergeFields)
+        try assertions(RestoreLogSumExpParams.self, named: "RestoreLogSumExpParams", fields: Self.restoreFields)
+        try assertions(HopperAttentionParams.self, named: "HopperAttentionParams", fields: [
+            "keys": \HopperAttentionParams.keys, "values": \.values, "attention": \.attention,
+        ])
+        try assertions(HopperLayoutTestParams.self, named: "HopperLayoutTestParams", fields: [
+            "keys": \HopperLayoutTestParams.keys, "values": \.values, "queryCodes": \.queryCodes,
+            "probabilityCodes": \.probabilityCodes, "scores": \.scores, "products": \.products,
+        ])
         source += "extern \"C\" __global__ void intfa_layout_probe() {}\n"
         let compiler = try NVRTCForTests.compiler()
         let headers = EmbeddedKernelSources.files.filter { $0.key.hasSuffix(".cuh") }

@@ -55,6 +55,27 @@ import Testing
         }
     }
 
+    /// Every quantized method's log-sum-exp is the exact one up to its quantization error:
+    /// `int8` and `int4` add back the shift that smoothing K took from every score of a row.
+    /// K gets a channel offset large against the scores, so a missing shift (about 1 here)
+    /// would show; FP8 and INT4 have per-tensor or 4-bit error of their own.
+    @Test(arguments: [AttentionMethod.int8, .int4, .int8Paper, .fp8E4M3, .fp16])
+    func logSumExpIsExact(method: AttentionMethod) throws {
+        let p = try AttentionProblem(batch: 2, heads: 4, kvHeads: 2, queryLength: 70, keyLength: 130, headDim: 32, causal: true)
+        var (q, k, v) = randomInputs(p, seed: 0x15E)
+        for index in k.indices where index % p.headDim < 4 { k[index] += 3 }
+        let result = try CPUAttention.run(method, problem: p, q: q, k: k, v: v)
+        let tolerance = method == .int4 || method == .fp8E4M3 ? 0.3 : 0.05
+        for row in 0..<(p.batch * p.heads * p.queryLength) {
+            let rowInHead = row % p.queryLength, bh = row / p.queryLength
+            let batch = bh / p.heads, head = bh % p.heads
+            let headQ = Array(q[(batch * p.heads * p.queryLength * p.headDim)...].prefix(p.heads * p.queryLength * p.headDim))
+            let headK = Array(k[(batch * p.kvHeads * p.keyLength * p.headDim)...].prefix(p.kvHeads * p.keyLength * p.headDim))
+            let expected = Self.logSumExp(p, q: headQ, k: headK, head: head, row: rowInHead)
+            #expect(abs(Double(result.logSumExp[row]) - expected) <= tolerance, "\(method) row \(row)")
+        }
+    }
+
     static func logSumExp(_ p: AttentionProblem, q: [Float], k: [Float], head: Int, row: Int) -> Double {
         let d = p.headDim
         let kvHead = p.kvHead(forQueryHead: head)

@@ -20,7 +20,6 @@ __all__ = ["attention", "quantize", "attention_quantized", "merge_partial", "Qua
 __version__ = "0.2.0"
 
 _LAYOUTS = ("bhnd", "bnhd")
-_GRIDS = {None: 0, "persistent": 1, "tiles": 2}  # intfa_grid
 # Methods of the Swift API and the intfa command that the C interface does not offer.
 _SWIFT_ONLY_METHODS = ("int4", "fp8-e5m2")
 _MAX_HEAD_DIM = 256
@@ -265,34 +264,7 @@ def _attention_host(q, k, v, is_causal, scale, method, layout, return_lse, valid
     c = [x.c() for x in views] + [out_view.c()]
     _lib.check(_lib.library().intfa_attention_host(
         ctypes.byref(problem), *(ctypes.byref(t) for t in c), lse_pointer, int(validate), 0))
-    if return_lse and method == "int8":
-        _unsmooth(lse, q, k, layout, problem)
     return (out, lse) if return_lse else out
-
-
-def _unsmooth(lse, q, k, layout, problem):
-    """The int8 scheme subtracts K's channel mean before quantizing (docs/SCHEMES.md), which
-    shifts every score of a row by -scale * (q . mean(K)): the softmax is unchanged, and the
-    kernels' log-sum-exp is the shifted one. Adds the shift back, in place."""
-    scale = problem.softmax_scale or 1.0 / math.sqrt(problem.head_dim)
-    group = problem.heads // problem.kv_heads
-    if (lse.numel() if _is_torch(lse) else lse.size) == 0:
-        return
-    # The kernels work on Q and K with their NaN and Inf zeroed (the rows those reach are NaN
-    # already): so does the shift, or it would spread NaN to rows that see no such value.
-    if _is_torch(lse):
-        torch = _torch()
-        qb, kb = (q, k) if layout == "bhnd" else (q.transpose(1, 2), k.transpose(1, 2))
-        qb, kb = (torch.nan_to_num(x.float(), nan=0.0, posinf=0.0, neginf=0.0) for x in (qb, kb))
-        mean = kb.mean(dim=2).repeat_interleave(group, dim=1)  # [B, H, D]
-        shift = torch.einsum("bhnd,bhd->bhn", qb, mean) * scale
-    else:
-        import numpy
-        qb, kb = (q, k) if layout == "bhnd" else (q.transpose(0, 2, 1, 3), k.transpose(0, 2, 1, 3))
-        qb, kb = (numpy.nan_to_num(x.astype(numpy.float64), nan=0.0, posinf=0.0, neginf=0.0) for x in (qb, kb))
-        mean = numpy.repeat(kb.mean(axis=2), group, axis=1)
-        shift = (numpy.einsum("bhnd,bhd->bhn", qb, mean) * scale).astype(numpy.float32)
-    lse += shift
 
 
 def _check_finite(tensors, method):
@@ -340,10 +312,8 @@ def _attention_cuda(q, k, v, is_causal, scale, method, layout, return_lse, valid
     stream = torch.cuda.current_stream(device).cuda_stream
     c = [x.c() for x in views] + [_view(out, "out", layout, gpu=True).c()]
     _lib.check(_lib.library().intfa_attention(
-        _lib.context(device.index), ctypes.byref(problem), *(ctypes.byref(t) for t in c),
+        _lib.context(device.index), ctypes.byref(problem), None, *(ctypes.byref(t) for t in c),
         lse.data_ptr() if lse is not None else None, workspace.data_ptr(), workspace_bytes, stream))
-    if return_lse and method == "int8":
-        _unsmooth(lse, q, k, layout, problem)
     return (out, lse) if return_lse else out
 
 
@@ -371,9 +341,9 @@ class QuantizedInputs:
         return _lib.Quantized(self.q.data_ptr(), self.q_scale.data_ptr(), self.k.data_ptr(),
                               self.k_scale.data_ptr(), self.vt.data_ptr(), self.v_scale.data_ptr())
 
-    def _problem(self, is_causal, grid=0):
+    def _problem(self, is_causal):
         return _lib.Problem(self.batch, self.heads, self.kv_heads, self.query_length, self.key_length,
-                            self.head_dim, float(self.scale or 0.0), int(bool(is_causal)), _lib.METHODS[self.method], grid)
+                            self.head_dim, float(self.scale or 0.0), int(bool(is_causal)), _lib.METHODS[self.method], 0)
 
     def _validate(self, torch):
         """Refuses fields that the kernels would read out of bounds: every buffer must be a
@@ -471,7 +441,7 @@ def attention_quantized(inputs, *, is_causal=False, dtype=None, layout="bhnd", r
     under every grid."""
     if grid is not None and not isinstance(grid, str):
         raise TypeError(f"grid must be None, 'persistent' or 'tiles', not {type(grid).__name__}")
-    if grid not in _GRIDS:
+    if grid not in _lib.GRIDS:
         raise ValueError(f"grid must be None, 'persistent' or 'tiles', not {grid!r}")
     if not isinstance(layout, str):
         raise TypeError(f"layout must be a string, 'bhnd' or 'bnhd', not {type(layout).__name__}")
@@ -490,10 +460,11 @@ def attention_quantized(inputs, *, is_causal=False, dtype=None, layout="bhnd", r
     b, h, nq, d = inputs.batch, inputs.heads, inputs.query_length, inputs.head_dim
     out = _cuda_empty(torch, (b, h, nq, d) if layout == "bhnd" else (b, nq, h, d), dtype, device, "the output")
     lse = _cuda_empty(torch, (b, h, nq), torch.float32, device, "the log-sum-exp") if return_lse else None
-    problem = inputs._problem(is_causal, _GRIDS[grid])
+    problem = inputs._problem(is_causal)
     source = inputs._c()
+    options = _lib.Options.make(grid)
     _lib.check(_lib.library().intfa_attention_quantized(
-        _lib.context(device.index), ctypes.byref(problem), ctypes.byref(source),
+        _lib.context(device.index), ctypes.byref(problem), ctypes.byref(options), ctypes.byref(source),
         ctypes.byref(_view(out, "out", layout, gpu=True).c()), lse.data_ptr() if lse is not None else None,
         torch.cuda.current_stream(device).cuda_stream))
     return (out, lse) if return_lse else out

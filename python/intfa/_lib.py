@@ -37,8 +37,27 @@ class Problem(ctypes.Structure):
         ("softmax_scale", ctypes.c_float),
         ("causal", ctypes.c_int32),
         ("method", ctypes.c_int32),
-        ("grid", ctypes.c_int32),
+        ("reserved", ctypes.c_int32),
     ]
+
+
+# intfa_grid
+GRIDS = {None: 0, "persistent": 1, "tiles": 2}
+
+# The INTFA_ABI_VERSION these bindings are written for.
+ABI_VERSION = 2
+
+
+class Options(ctypes.Structure):
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("grid", ctypes.c_int32),
+        ("reserved", ctypes.c_int64 * 3),
+    ]
+
+    @classmethod
+    def make(cls, grid=None):
+        return cls(ctypes.sizeof(cls), GRIDS[grid])
 
 
 class Tensor(ctypes.Structure):
@@ -84,21 +103,22 @@ class UnsupportedError(ValueError):
 _P = ctypes.POINTER
 _SIGNATURES = {
     "intfa_version": (ctypes.c_char_p, []),
+    "intfa_abi_version": (ctypes.c_int32, []),
     "intfa_int8_key_tile": (ctypes.c_int32, []),
     "intfa_last_error_message": (ctypes.c_char_p, []),
     "intfa_context_create": (ctypes.c_int, [ctypes.c_int32, _P(ctypes.c_void_p)]),
     "intfa_context_destroy": (None, [ctypes.c_void_p]),
     "intfa_workspace_size": (ctypes.c_int, [_P(Problem), ctypes.c_int32, _P(ctypes.c_size_t)]),
-    "intfa_attention": (ctypes.c_int, [ctypes.c_void_p, _P(Problem), _P(Tensor), _P(Tensor), _P(Tensor), _P(Tensor),
-                                       ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]),
+    "intfa_attention": (ctypes.c_int, [ctypes.c_void_p, _P(Problem), _P(Options), _P(Tensor), _P(Tensor), _P(Tensor),
+                                       _P(Tensor), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]),
     "intfa_attention_host": (ctypes.c_int, [_P(Problem), _P(Tensor), _P(Tensor), _P(Tensor), _P(Tensor),
                                             ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32]),
     "intfa_quantized_byte_counts": (ctypes.c_int, [_P(Problem), _P(QuantizedSizes)]),
     "intfa_quantize": (ctypes.c_int, [ctypes.c_void_p, _P(Problem), _P(Tensor), _P(Tensor), _P(Tensor),
                                       ctypes.c_void_p, ctypes.c_void_p, _P(Quantized),
                                       ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]),
-    "intfa_attention_quantized": (ctypes.c_int, [ctypes.c_void_p, _P(Problem), _P(Quantized), _P(Tensor),
-                                                 ctypes.c_void_p, ctypes.c_void_p]),
+    "intfa_attention_quantized": (ctypes.c_int, [ctypes.c_void_p, _P(Problem), _P(Options), _P(Quantized),
+                                                 _P(Tensor), ctypes.c_void_p, ctypes.c_void_p]),
     "intfa_merge_partial": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
                                            ctypes.c_int64, _P(Tensor), _P(Tensor), _P(Tensor), _P(Tensor),
                                            ctypes.c_void_p]),
@@ -118,6 +138,13 @@ def library():
                 lib = ctypes.CDLL(path)
             except OSError as error:
                 raise RuntimeError(f"cannot load the intfa library at {path}: {error}") from error
+            try:
+                found = lib.intfa_abi_version()
+            except AttributeError:
+                found = 1  # version 1 had no intfa_abi_version
+            if found != ABI_VERSION:
+                raise RuntimeError(f"the intfa library at {path} has C ABI version {found}; "
+                                   f"this Python package needs version {ABI_VERSION} (install matching versions)")
             for name, (result, arguments) in _SIGNATURES.items():
                 function = getattr(lib, name)
                 function.restype = result

@@ -111,14 +111,49 @@ def test_unknown_grid_is_refused():
         intfa.attention_quantized(None, grid="dynamic")
     # The C entry points refuse it too, before they need a device.
     lib = _lib.library()
-    problem = _lib.Problem(1, 2, 2, 64, 64, 64, 0.0, 0, _lib.METHODS["int8"], 7)
-    status = lib.intfa_attention_quantized(None, ctypes.byref(problem), None, None, None, None)
+    problem = _lib.Problem(1, 2, 2, 64, 64, 64, 0.0, 0, _lib.METHODS["int8"], 0)
+    options = _lib.Options(ctypes.sizeof(_lib.Options), 7)
+    status = lib.intfa_attention_quantized(None, ctypes.byref(problem), ctypes.byref(options), None, None, None, None)
     assert status == _lib.ERROR_INVALID_ARGUMENT
     assert b"grid" in lib.intfa_last_error_message()
 
 
+def test_options_and_reserved_fields_are_checked():
+    lib = _lib.library()
+    assert lib.intfa_abi_version() == _lib.ABI_VERSION == 2
+    problem = _lib.Problem(1, 2, 2, 64, 64, 64, 0.0, 0, _lib.METHODS["int8"], 0)
+
+    def status(options, problem=problem):
+        return lib.intfa_attention(None, ctypes.byref(problem), options, None, None, None, None, None, None, 0, None)
+
+    # NULL options and a well-formed struct get as far as the missing context.
+    for options in (None, ctypes.byref(_lib.Options.make("tiles"))):
+        assert status(options) == _lib.ERROR_INVALID_ARGUMENT
+        assert b"context" in lib.intfa_last_error_message()
+    assert status(ctypes.byref(_lib.Options(4, 0))) == _lib.ERROR_INVALID_ARGUMENT
+    assert b"options.size" in lib.intfa_last_error_message()
+    reserved = _lib.Options.make()
+    reserved.reserved[1] = 5
+    assert status(ctypes.byref(reserved)) == _lib.ERROR_INVALID_ARGUMENT
+    assert b"options.reserved" in lib.intfa_last_error_message()
+    # A caller built against a later header: unknown trailing bytes must be zero.
+    newer = (ctypes.c_ubyte * 48)()
+    ctypes.memmove(newer, ctypes.byref(_lib.Options.make()), ctypes.sizeof(_lib.Options))
+    newer[0] = 48
+    as_options = ctypes.cast(newer, ctypes.POINTER(_lib.Options))
+    assert status(as_options) == _lib.ERROR_INVALID_ARGUMENT
+    assert b"context" in lib.intfa_last_error_message()
+    newer[40] = 1
+    assert status(as_options) == _lib.ERROR_UNSUPPORTED
+    assert b"newer" in lib.intfa_last_error_message()
+    problem.reserved = 1
+    assert status(None, problem) == _lib.ERROR_INVALID_ARGUMENT
+    assert b"problem.reserved" in lib.intfa_last_error_message()
+
+
 def test_c_structs_match_the_header():
     assert ctypes.sizeof(_lib.Problem) == 64
+    assert ctypes.sizeof(_lib.Options) == 32
     assert ctypes.sizeof(_lib.Tensor) == 40
     assert ctypes.sizeof(_lib.Quantized) == 48
     assert ctypes.sizeof(_lib.QuantizedSizes) == 48

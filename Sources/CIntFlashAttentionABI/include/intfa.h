@@ -36,13 +36,21 @@
  * NaN into the rows they reach. intfa_quantize stores the marks after the scales of its
  * q_scale and k_scale buffers, where intfa_attention_quantized reads them.
  *
- * Log-sum-exp. For every method but INTFA_METHOD_INT8, lse[b, h, i] is the natural log of
- * the sum over the keys row i sees of exp(softmax_scale * q_i . k_j) (-inf when it sees none).
- * INTFA_METHOD_INT8 smooths K (subtracts its per-channel mean m over the keys, which leaves the
- * softmax unchanged), and its lse is that of the smoothed scores: the exact value minus
- * softmax_scale * q_i . m, with NaN/Inf in q and k taken as 0. Merging pieces that share one m
- * (the statistics of intfa_quantize) is exact either way; to compare with other kernels, add
- * the term back (the Python package does).
+ * Log-sum-exp. lse[b, h, i] is the natural log of the sum over the keys row i sees of
+ * exp(softmax_scale * q_i . k_j) (-inf when it sees none), for every method, from
+ * intfa_attention and intfa_attention_host alike. INTFA_METHOD_INT8 smooths K (subtracts its
+ * per-channel mean m over the keys, which leaves the softmax unchanged) and adds the shift
+ * softmax_scale * q_i . m back to its kernels' log-sum-exp, with NaN/Inf in q and k taken
+ * as 0. intfa_attention_quantized cannot: its inputs no longer hold q, so for
+ * INTFA_METHOD_INT8 its lse is that of the smoothed scores (the exact value minus that
+ * shift). Pieces of one sequence quantized with one m (the statistics of intfa_quantize)
+ * still merge exactly (intfa_merge_partial), since the shift is the same in every piece.
+ *
+ * Versions. INTFA_ABI_VERSION names the layout of these structs and the functions'
+ * parameters; intfa_abi_version() returns the library's, which a caller compares with the
+ * header it was built against. Version 2 moved the Hopper grid hint from intfa_problem into
+ * intfa_options, which carries its own size so that later options extend it without a new
+ * version.
  *
  * Memory. intfa_attention_host asks for its whole host working set before it allocates and
  * fails with INTFA_ERROR_OUT_OF_MEMORY, naming the bytes, when the machine cannot give it; a
@@ -58,7 +66,7 @@
 extern "C" {
 #endif
 
-#define INTFA_ABI_VERSION 1
+#define INTFA_ABI_VERSION 2
 
 typedef enum intfa_status {
     INTFA_SUCCESS = 0,
@@ -99,7 +107,7 @@ typedef enum intfa_method {
     INTFA_METHOD_FP32 = 4,
 } intfa_method;
 
-/* The launch grid of the Hopper (wgmma) kernels; other kernels ignore it. */
+/* The launch grid of the Hopper (wgmma) kernels (intfa_options.grid); other kernels ignore it. */
 typedef enum intfa_grid {
     /* INTFA_WGMMA_GRID if set, else persistent for full attention and one CTA per tile when
        causal. */
@@ -121,8 +129,20 @@ typedef struct intfa_problem {
     float softmax_scale;  /* <= 0 selects 1/sqrt(head_dim) */
     int32_t causal;       /* nonzero: bottom-right aligned causal mask */
     int32_t method;       /* intfa_method */
-    int32_t grid;         /* intfa_grid (0: default) */
+    int32_t reserved;     /* must be 0 */
 } intfa_problem;
+
+/* Hints for one device call that change how it runs, never what it computes. Pass NULL for
+   every default, or start from INTFA_OPTIONS_INIT. `size` is sizeof(intfa_options) as the
+   caller's header declares it: a later version appends fields, and a library reads the
+   fields that `size` covers and takes the defaults for the rest. */
+typedef struct intfa_options {
+    uint32_t size;        /* bytes of this struct the caller wrote: at least 8 */
+    int32_t grid;         /* intfa_grid */
+    int64_t reserved[3];  /* must be 0 */
+} intfa_options;
+
+#define INTFA_OPTIONS_INIT { sizeof(intfa_options), INTFA_GRID_DEFAULT, { 0, 0, 0 } }
 
 typedef struct intfa_tensor {
     void* data;           /* element (0, 0, 0, 0); read-only for inputs; may be NULL when the
@@ -157,6 +177,9 @@ typedef struct intfa_context intfa_context;
 /* The library's version, e.g. "0.3.0". */
 const char* intfa_version(void);
 
+/* The INTFA_ABI_VERSION the library was built with. */
+int32_t intfa_abi_version(void);
+
 /* Keys per tile of INTFA_METHOD_INT8 (128): its K scales come per group of 8 keys of a tile
    and its P blocks per tile, so pieces of one sequence (a ring's slices, split keys) whose
    boundaries fall on multiples of it quantize and attend exactly as the whole sequence. */
@@ -178,9 +201,10 @@ intfa_status intfa_workspace_size(const intfa_problem* problem, int32_t input_dt
    NaN/Inf inputs give NaN in the rows they reach (see the top of this file).
    Queued on `stream` (a CUstream; NULL is the legacy default stream) with `workspace` lent
    for the call: it allocates nothing and never waits for the device, so it can be captured
-   in a CUDA graph. The first call of each kernel variant compiles it (NVRTC, cached on disk). */
+   in a CUDA graph. The first call of each kernel variant compiles it (NVRTC, cached on disk).
+   `options` may be NULL. */
 intfa_status intfa_attention(
-    intfa_context* context, const intfa_problem* problem,
+    intfa_context* context, const intfa_problem* problem, const intfa_options* options,
     const intfa_tensor* q, const intfa_tensor* k, const intfa_tensor* v, const intfa_tensor* out,
     float* lse, void* workspace, size_t workspace_bytes, void* stream);
 
@@ -207,9 +231,11 @@ intfa_status intfa_quantize(
     const float* k_mean, const float* v_amax,
     const intfa_quantized* destination, void* workspace, size_t workspace_bytes, void* stream);
 
-/* Attention on pre-quantized device inputs (e.g. an INT8 K/V cache) on `stream`. */
+/* Attention on pre-quantized device inputs (e.g. an INT8 K/V cache) on `stream`; for
+   INTFA_METHOD_INT8 the lse is that of the smoothed scores (see the top of this file).
+   `options` may be NULL. */
 intfa_status intfa_attention_quantized(
-    intfa_context* context, const intfa_problem* problem, const intfa_quantized* inputs,
+    intfa_context* context, const intfa_problem* problem, const intfa_options* options, const intfa_quantized* inputs,
     const intfa_tensor* out, float* lse, void* stream);
 
 /* Merges a partial attention result into an accumulator, in place, on `stream`: `out` fp32

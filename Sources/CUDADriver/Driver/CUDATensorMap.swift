@@ -17,6 +17,9 @@ public struct CUDATensorMap: BitwiseCopyable, Sendable {
         case bytes64 = 2
         /// 128-byte swizzle.
         case bytes128 = 3
+
+        /// The span of the swizzle pattern in bytes (0 for none).
+        public var bytes: Int { self == .none ? 0 : 16 << Int(rawValue) }
     }
 
     /// Encodes a tiled map of a `UInt8` tensor with `dimensions` (innermost first), byte

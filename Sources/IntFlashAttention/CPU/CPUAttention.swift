@@ -67,7 +67,14 @@ public enum CPUAttention {
         case .int8, .int8Paper, .int4:
             let quantized = try QuantizedAttentionInputs.quantize(
                 method: method, problem: problem, q: q, k: k, v: v, threads: options.threads)
-            return IntegerAttentionPath.run(quantized, options: options)
+            var result = IntegerAttentionPath.run(quantized, options: options)
+            // Smoothing K shifted every score of a row by the same amount; the exact
+            // log-sum-exp has it back.
+            if method != .int8Paper && options.computeLogSumExp {
+                let shift = KeySmoothing.logSumExpShift(problem: problem, q: q, k: k)
+                for row in result.logSumExp.indices { result.logSumExp[row] += shift[row] }
+            }
+            return result
         case .fp32, .fp16, .fp8E4M3, .fp8E5M2:
             return try FloatAttentionPath.run(method, problem: problem, q: q, k: k, v: v, options: options)
         }

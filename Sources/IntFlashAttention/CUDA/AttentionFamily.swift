@@ -49,8 +49,8 @@ public struct AttentionLaunch: @unchecked Sendable {
     public var output: KernelFloatType
     /// Whether `params.lse` receives the log-sum-exp.
     public var writesLogSumExp: Bool { params.lse != 0 }
-    /// The caller's grid hint (the Hopper family's; others ignore it).
-    public var grid: HopperKernelDescriptor.GridPolicy?
+    /// The caller's hints (``AttentionOptions``).
+    public var options: AttentionOptions
     /// The stream the call's kernels are queued on.
     public var stream: CUDAStream
     /// Q's element type when `params.q` holds Q's fp16/bf16 values for the kernel to quantize

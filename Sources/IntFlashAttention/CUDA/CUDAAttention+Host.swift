@@ -9,7 +9,7 @@ public struct CUDAAttentionResult: Sendable {
 }
 
 extension CUDAAttention {
-    /// Attention on host tensors: uploads them, runs ``forward(_:problem:q:k:v:output:logSumExp:)``
+    /// Attention on host tensors: uploads them, runs ``forward(_:problem:q:k:v:output:logSumExp:stream:workspace:options:)``
     /// and downloads the result. fp32 inputs are rounded to fp16 on the way (the GPU kernels
     /// read fp16 or bf16). The output has `outputType` (default: Q's type, fp16 for fp32
     /// inputs, widened back to fp32) and Q's layout. The output is filled with NaN before the

@@ -46,13 +46,14 @@ extension CUDAAttention {
         }
     }
 
-    /// Fills the call's part of the parameter block, has `family` launch its kernel, then
-    /// writes the NaN rows that offending inputs reach (docs/VALIDATION.md).
+    /// Fills the call's part of the parameter block, has `family` launch its kernel, adds
+    /// the smoothing shift back to the log-sum-exp when `restoring` gives Q and the K mean
+    /// (`int8`), then writes the NaN rows that offending inputs reach (docs/VALIDATION.md).
     func launchAttention(
         _ family: any AttentionFamily, method: AttentionMethod, outputType: KernelFloatType,
         problem: AttentionProblem, params: inout AttentionParams,
-        output: DeviceTensor, logSumExp: UInt64?, grid: HopperKernelDescriptor.GridPolicy?, queryInput: ElementType?,
-        call: CallResources
+        output: DeviceTensor, logSumExp: UInt64?, options: AttentionOptions, queryInput: ElementType?,
+        restoring: (query: DeviceTensor, keyMean: UInt64)?, call: CallResources
     ) throws(AttentionError) {
         params.out = output.address
         params.lse = logSumExp ?? 0
@@ -67,13 +68,33 @@ extension CUDAAttention {
         params.softmaxScaleLog2 = problem.softmaxScale * Self.log2e
         try family.launch(
             AttentionLaunch(
-                method: method, problem: problem, params: params, output: outputType, grid: grid, stream: call.stream,
+                method: method, problem: problem, params: params, output: outputType, options: options, stream: call.stream,
                 queryInput: queryInput),
             on: self)
+        if let logSumExp, let restoring {
+            try restoreLogSumExp(logSumExp, query: restoring.query, keyMean: restoring.keyMean, problem: problem, on: call.stream)
+        }
         let rows = PoisonKernelDescriptor.rowsPerBlock
         try launch(PoisonKernelDescriptor(causal: problem.causal, arch: architecture),
                    grid: LaunchDimensions((problem.queryLength + rows - 1) / rows, Self.gridLimited(problem.batch * problem.heads)),
                    block: LaunchDimensions(rows), params: params, on: call.stream)
+    }
+
+    /// Adds softmaxScale · (q_i · m) to each row's log-sum-exp (`Kernels/restore_lse.cu`):
+    /// the shift that smoothing K by its channel mean m took from every score of row i.
+    private func restoreLogSumExp(
+        _ logSumExp: UInt64, query: DeviceTensor, keyMean: UInt64, problem: AttentionProblem, on stream: CUDAStream
+    ) throws(AttentionError) {
+        var p = RestoreLogSumExpParams()
+        (p.query, p.keyMean, p.lse) = (query.address, keyMean, logSumExp)
+        (p.batch, p.heads, p.kvHeads) = (Int64(problem.batch), Int64(problem.heads), Int64(problem.kvHeads))
+        (p.queryLength, p.headDim) = (Int64(problem.queryLength), Int64(problem.headDim))
+        (p.qStrideBatch, p.qStrideHead, p.qStrideToken) = Self.strides(query.strides)
+        p.softmaxScale = problem.softmaxScale
+        let rows = RestoreLogSumExpKernelDescriptor.rowsPerBlock
+        try launch(RestoreLogSumExpKernelDescriptor(input: try Self.kernelInput(query.elementType), arch: architecture),
+                   grid: LaunchDimensions((problem.queryLength + rows - 1) / rows, Self.gridLimited(problem.batch * problem.heads)),
+                   block: LaunchDimensions(32 * rows), params: p, on: stream)
     }
 
     func quantizedParams(_ inputs: QuantizedDeviceInputs, problem: AttentionProblem) -> AttentionParams {

@@ -5,29 +5,36 @@ import CUDADriver
 /// `Kernels/quantize.cu`.
 extension CUDAAttention {
 
-    /// Runs `method`'s quantization kernels (or none, for fp16 inputs of `fp16`) and returns
-    /// the attention parameters that read their results. With `rawQuery` (an `int8` kernel
-    /// that quantizes Q itself) Q is left alone: the parameters point at its values and
-    /// strides, and the kernel writes Q's row marks.
+    /// What ``prepareInputs(_:q:k:v:destination:statistics:rawQuery:call:)`` leaves for the
+    /// attention kernel: its parameters, and where K's measured channel mean lies (`int8`,
+    /// for the exact log-sum-exp; nil when the call did not measure it).
+    struct PreparedInputs {
+        var params: AttentionParams
+        var keyMean: UInt64?
+    }
+
+    /// Runs `plan`'s kernels (``QuantizationPlan``: channel statistics, then Q, K and V codes,
+    /// or for `fp16` the screen alone) and returns the attention parameters that read their
+    /// results. With `rawQuery` (a kernel that quantizes Q itself) Q is left alone: the
+    /// parameters point at its values and strides, and the kernel writes Q's row marks.
     func prepareInputs(
-        _ method: AttentionMethod, problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor,
+        _ plan: QuantizationPlan, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor,
         destination: QuantizedDeviceInputs? = nil, statistics: ChannelStatistics? = nil, rawQuery: Bool = false,
         call: CallResources
-    ) throws(AttentionError) -> AttentionParams {
+    ) throws(AttentionError) -> PreparedInputs {
         // The callers have run validateInputs (element types, alignment, strides).
+        let problem = plan.problem
         let b = problem.batch, h = problem.heads, hkv = problem.kvHeads, d = problem.headDim
         let nq = problem.queryLength, nk = problem.keyLength
         let nkPad = QuantizedDeviceInputs.paddedKeyLength(nk)
-        let smL = problem.softmaxScale * Self.log2e
 
-        let slots = try workspaceAddresses(
-            Self.workspaceRequests(method, problem: problem, inputType: q.elementType, quantizedInto: destination != nil),
-            lent: call.workspace)
+        let slots = try workspaceAddresses(plan.workspaceRequests, lent: call.workspace)
+        func addr(_ slot: WorkspaceSlot) -> UInt64 { slots[slot] ?? 0 }
         // No batch entries: nothing to read or write, and no grid may have an extent of 0.
-        if b == 0 { return Self.addresses(of: slots, destination: destination) }
-        if method == .fp16 {
+        if b == 0 { return PreparedInputs(params: Self.addresses(of: slots, destination: destination), keyMean: nil) }
+        if plan.screensOnly {
             var params = AttentionParams()
-            (params.rowMarks, params.keyMarks) = (slots[.rowMarks] ?? 0, slots[.keyMarks] ?? 0)
+            (params.rowMarks, params.keyMarks) = (addr(.rowMarks), addr(.keyMarks))
             try clearKeyMarks(params.keyMarks, count: b * hkv, on: call.stream)
             let (qf, kf, vf) = try (
                 screened(q, heads: h, tokens: nq, problem: problem, copy: slots[.qCodes], marks: (params.rowMarks, 0), on: call.stream),
@@ -37,87 +44,67 @@ extension CUDAAttention {
             (params.qStrideBatch, params.qStrideHead, params.qStrideToken) = Self.strides(qf.strides)
             (params.kStrideBatch, params.kStrideHead, params.kStrideToken) = Self.strides(kf.strides)
             (params.vStrideBatch, params.vStrideHead, params.vStrideRow) = Self.strides(vf.strides)
-            return params
+            return PreparedInputs(params: params, keyMean: nil)
         }
 
-        let code: QuantizationKernelDescriptor.Code = method == .fp8E4M3 ? .e4m3 : .int8
-        let perTensor = method == .fp8E4M3
         let input = try Self.kernelInput(q.elementType)
         guard k.elementType == q.elementType, v.elementType == q.elementType else {
             throw .shapeMismatch(tensor: "K/V", expected: "the element type of Q (\(q.elementType))", actual: "\(k.elementType)/\(v.elementType)")
         }
-        func addr(_ slot: WorkspaceSlot) -> UInt64 { slots[slot] ?? 0 }
-        let statsQ = (mean: addr(.qMean), amax: addr(.qAmax))
-        let statsK = (mean: statistics?.keyMean ?? addr(.kMean), amax: addr(.kAmax))
-        let statsV = (mean: addr(.vMean), amax: statistics?.valueAmax ?? addr(.vAmax))
-        var params = AttentionParams()
-        if let destination {
-            (params.q, params.qScale, params.k) = (destination.q, destination.qScale, destination.k)
-            (params.kScale, params.v, params.vScale) = (destination.kScale, destination.vt, destination.vScale)
-        } else {
-            (params.q, params.qScale, params.k) = (addr(.qCodes), addr(.qScales), addr(.kCodes))
-            (params.kScale, params.v, params.vScale) = (addr(.kScales), addr(.vCodes), addr(.vScales))
-        }
-        (params.rowMarks, params.keyMarks) = QuantizedDeviceInputs(params, method: method).markAddresses(problem: problem)
+        var params = Self.addresses(of: slots, destination: destination)
+        (params.rowMarks, params.keyMarks) = QuantizedDeviceInputs(params, method: plan.method).markAddresses(problem: problem)
         try clearKeyMarks(params.keyMarks, count: b * hkv, on: call.stream)
 
-        func quantizationParams(
-            _ tensor: DeviceTensor, heads: Int, tokens: Int, padded: Int, codes: UInt64, scales: UInt64,
-            stats: (mean: UInt64, amax: UInt64), multiplier: Float
-        ) -> QuantizationParams {
+        // One parameter block per operand: its tensor, its codes and scales, its statistics
+        // (measured into the workspace, or the caller's K mean and V amax).
+        func quantizationParams(_ operand: QuantizationPlan.Operand) -> QuantizationParams {
+            let (tensor, codes, scales): (DeviceTensor, UInt64, UInt64) = switch operand {
+            case .query: (q, params.q, params.qScale)
+            case .key: (k, params.k, params.kScale)
+            case .value: (v, params.v, params.vScale)
+            }
+            let (slices, tokens) = plan.extent(of: operand)
+            let slots = QuantizationPlan.statisticsSlots(of: operand)
             var p = QuantizationParams()
             p.input = tensor.address
             p.codes = codes
             p.scales = scales
-            p.channelMean = stats.mean
-            p.channelAmax = stats.amax
-            (p.batch, p.heads, p.tokens, p.headDim, p.tokensPadded) = (Int64(b), Int64(heads), Int64(tokens), Int64(d), Int64(padded))
+            p.channelMean = operand == .key ? statistics?.keyMean ?? addr(slots.mean) : addr(slots.mean)
+            p.channelAmax = operand == .value ? statistics?.valueAmax ?? addr(slots.amax) : addr(slots.amax)
+            (p.batch, p.heads, p.tokens, p.headDim) = (Int64(b), Int64(slices / b), Int64(tokens), Int64(d))
+            p.tokensPadded = Int64(operand == .query ? nq : nkPad)
             (p.strideBatch, p.strideHead, p.strideToken) = Self.strides(tensor.strides)
-            p.scaleMultiplier = multiplier
+            p.scaleMultiplier = operand == .query ? problem.softmaxScale * Self.log2e : 1
+            if operand == .query { p.rowMarks = params.rowMarks } else { p.keyMarks = params.keyMarks }
             return p
         }
-        var qp = quantizationParams(q, heads: h, tokens: nq, padded: nq, codes: params.q, scales: params.qScale, stats: statsQ, multiplier: smL)
-        var kp = quantizationParams(k, heads: hkv, tokens: nk, padded: nkPad, codes: params.k, scales: params.kScale, stats: statsK, multiplier: 1)
-        var vp = quantizationParams(v, heads: hkv, tokens: nk, padded: nkPad, codes: params.v, scales: params.vScale, stats: statsV, multiplier: 1)
-        qp.rowMarks = params.rowMarks
-        (kp.keyMarks, vp.keyMarks) = (params.keyMarks, params.keyMarks)
-
         func make(_ kind: QuantizationKernelDescriptor.Kind) -> QuantizationKernelDescriptor {
             QuantizationKernelDescriptor(kind: kind, input: input, arch: architecture)
         }
-        // Channel statistics: K's mean for smoothing, V's amax for its scales, and every
-        // tensor's amax for the per-tensor FP8 scales.
-        // Given statistics replace K's and V's (int8 schemes only, checked by the callers).
-        var measured: [QuantizationParams] = statistics == nil ? [vp] : []
-        if (method == .int8 && statistics == nil) || method == .fp8E4M3 { measured.append(kp) }
-        if method == .fp8E4M3 { measured.append(qp) }
-        // One partials buffer, sized for the largest tensor (they run in order on the stream).
-        let chunks = { (p: QuantizationParams) in Self.statsChunks(tokens: Int(p.tokens)) }
-        let partials = addr(.statsPartials)
-        for var p in measured {
-            p.channelPartials = partials
-            p.statsChunks = Int64(chunks(p))
-            let heads = Int(p.heads)
+
+        for operand in plan.measured {
+            var p = quantizationParams(operand)
+            p.channelPartials = addr(.statsPartials)
+            p.statsChunks = Int64(QuantizationPlan.statisticsChunks(tokens: Int(p.tokens)))
+            let slices = Self.gridLimited(b * Int(p.heads))
             if p.statsChunks > 0 {
-                try launch(make(.channelPartials), grid: LaunchDimensions((d + 31) / 32, Self.gridLimited(Int(p.statsChunks)), Self.gridLimited(b * heads)),
+                try launch(make(.channelPartials), grid: LaunchDimensions((d + 31) / 32, Self.gridLimited(Int(p.statsChunks)), slices),
                            block: LaunchDimensions(32, 8), params: p, on: call.stream)
             }
-            try launch(make(.channelStats), grid: LaunchDimensions((d + 31) / 32, Self.gridLimited(b * heads)), block: LaunchDimensions(32), params: p, on: call.stream)
+            try launch(make(.channelStats), grid: LaunchDimensions((d + 31) / 32, slices), block: LaunchDimensions(32), params: p, on: call.stream)
         }
-        let rowsPerCTA = QuantizationKernelDescriptor.rowsPerCTA
-        if nq > 0 && !rawQuery {
-            try launch(make(.rows(code, perTensor: perTensor)),
-                       grid: LaunchDimensions((nq + rowsPerCTA - 1) / rowsPerCTA, Self.gridLimited(b * h)), block: LaunchDimensions(256), params: qp, on: call.stream)
+        for operand in QuantizationPlan.Operand.allCases {
+            guard let kind = plan.kernel(for: operand), !(operand == .query && (rawQuery || nq == 0)) else { continue }
+            let p = quantizationParams(operand)
+            let slices = Self.gridLimited(b * Int(p.heads))
+            let tiles: LaunchDimensions = switch kind {
+            case .keyGroups: LaunchDimensions(nkPad / KeyGroups.tileKeys, slices)
+            case .transposedV: LaunchDimensions(nkPad / 64, (d + 63) / 64, slices)
+            default: LaunchDimensions(
+                (Int(p.tokensPadded) + QuantizationKernelDescriptor.rowsPerCTA - 1) / QuantizationKernelDescriptor.rowsPerCTA, slices)
+            }
+            try launch(make(kind), grid: tiles, block: LaunchDimensions(256), params: p, on: call.stream)
         }
-        if method == .int8 {
-            try launch(make(.keyGroups), grid: LaunchDimensions(nkPad / KeyGroups.tileKeys, Self.gridLimited(b * hkv)),
-                       block: LaunchDimensions(256), params: kp, on: call.stream)
-        } else {
-            try launch(make(.rows(code, perTensor: perTensor)),
-                       grid: LaunchDimensions((nkPad + rowsPerCTA - 1) / rowsPerCTA, Self.gridLimited(b * hkv)), block: LaunchDimensions(256), params: kp, on: call.stream)
-        }
-        try launch(make(.transposedV(code, perTensor: method != .int8)),
-                   grid: LaunchDimensions(nkPad / 64, (d + 63) / 64, Self.gridLimited(b * hkv)), block: LaunchDimensions(256), params: vp, on: call.stream)
 
         (params.qStrideBatch, params.qStrideHead, params.qStrideToken) = (Int64(h * nq * d), Int64(nq * d), Int64(d))
         (params.kStrideBatch, params.kStrideHead, params.kStrideToken) = (Int64(hkv * nk * d), Int64(nk * d), Int64(d))
@@ -126,7 +113,7 @@ extension CUDAAttention {
             (params.q, params.qScale) = (q.address, 0)
             (params.qStrideBatch, params.qStrideHead, params.qStrideToken) = Self.strides(q.strides)
         }
-        return params
+        return PreparedInputs(params: params, keyMean: plan.measuresKeyMean ? addr(.kMean) : nil)
     }
 
     /// The parameters of an empty problem: the buffers' addresses, nothing quantized.
@@ -178,48 +165,11 @@ extension CUDAAttention {
         return input
     }
 
-    /// The workspace slots (and their sizes in bytes) that preparing `method`'s inputs uses:
-    /// the marks of offending inputs and fp16 copies of bf16 inputs for `fp16`; otherwise
-    /// channel statistics, the partial sums behind them, and the codes and scales unless they
-    /// go to the caller's buffers.
-    static func workspaceRequests(
-        _ method: AttentionMethod, problem: AttentionProblem, inputType: ElementType, quantizedInto destination: Bool
-    ) -> [(WorkspaceSlot, Int)] {
-        let b = problem.batch, h = problem.heads, hkv = problem.kvHeads, d = problem.headDim
-        let nq = problem.queryLength, nk = problem.keyLength
-        if method == .fp16 {
-            let marks: [(WorkspaceSlot, Int)] = [(.rowMarks, b * h * nq), (.keyMarks, b * hkv * 4)]
-            guard inputType == .bfloat16 else { return marks }
-            return marks + [(.qCodes, b * h * nq * d * 2), (.kCodes, b * hkv * nk * d * 2), (.vCodes, b * hkv * nk * d * 2)]
-        }
-        var requests: [(WorkspaceSlot, Int)] = [
-            (.qMean, b * h * d * 4), (.qAmax, b * h * d * 4), (.kMean, b * hkv * d * 4),
-            (.kAmax, b * hkv * d * 4), (.vMean, b * hkv * d * 4), (.vAmax, b * hkv * d * 4),
-        ]
-        if !destination {
-            let bytes = QuantizedDeviceInputs.byteCounts(method: method, problem: problem)
-            requests += [(.qCodes, bytes.q), (.qScales, bytes.qScale), (.kCodes, bytes.k),
-                         (.kScales, bytes.kScale), (.vCodes, bytes.vt), (.vScales, bytes.vScale)]
-        }
-        // Statistics of V always, of K for int8 and fp8, of Q for fp8: fp64 sums and fp32 maxima.
-        var tensors = [(hkv, nk)]
-        if method == .int8 || method == .fp8E4M3 { tensors.append((hkv, nk)) }
-        if method == .fp8E4M3 { tensors.append((h, nq)) }
-        let partials = tensors.map { b * $0.0 * max(statsChunks(tokens: $0.1), 1) * d * 12 }.max() ?? 0
-        requests.append((.statsPartials, partials))
-        return requests
-    }
-
-    /// Chunks of the channel-statistics partial sums for `tokens` tokens.
-    static func statsChunks(tokens: Int) -> Int {
-        (tokens + QuantizationKernelDescriptor.statsChunkTokens - 1) / QuantizationKernelDescriptor.statsChunkTokens
-    }
-
-    /// Device memory a caller must lend ``forward(_:problem:q:k:v:output:logSumExp:stream:workspace:)``
-    /// (or ``quantize(_:problem:q:k:v:into:stream:workspace:)`` without a destination) for
+    /// Device memory a caller must lend ``forward(_:problem:q:k:v:output:logSumExp:stream:workspace:options:)``
+    /// (or ``quantize(_:problem:q:k:v:into:statistics:stream:workspace:)`` without a destination) for
     /// `problem` with inputs of `inputType`. 0 when the call needs none.
     public static func workspaceByteCount(_ method: AttentionMethod, problem: AttentionProblem, inputType: ElementType) -> Int {
-        DeviceWorkspace.byteCount(for: workspaceRequests(method, problem: problem, inputType: inputType, quantizedInto: false))
+        DeviceWorkspace.byteCount(for: QuantizationPlan(method, problem: problem, inputType: inputType).workspaceRequests)
     }
 
     /// Addresses for `requests`: in the caller's `lent` workspace when the call has one, else

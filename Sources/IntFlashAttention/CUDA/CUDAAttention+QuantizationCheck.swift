@@ -30,7 +30,7 @@ extension CUDAAttention {
             var vt = permuted
             for row in 0..<(b * hkv * d) {
                 for position in 0..<nkPad {
-                    vt[row * nkPad + Self.permutedKey(position: position)] =
+                    vt[row * nkPad + VtKeyOrder.key(atPosition: position)] =
                         Int8(bitPattern: UInt8(bitPattern: permuted[row * nkPad + position]) ^ excess)
                 }
             }
@@ -44,11 +44,5 @@ extension CUDAAttention {
                 valueCodesTransposed: vt,
                 valueScales: try context.read(Float.self, from: inputs.vScale, count: vScaleCount))
         }
-    }
-
-    /// The key stored at `position` of Vt, within its group of 32 (docs/SCHEMES.md).
-    static func permutedKey(position p: Int) -> Int {
-        let group = p / 32 * 32, r = p % 32
-        return group + 16 * (r / 16) + 8 * ((r % 4) / 2) + 2 * ((r % 16) / 4) + (r % 2)
     }
 }

@@ -21,7 +21,7 @@ extension CUDAAttention {
         }
     }
 
-    /// The fp16/bf16 inputs of ``forward(_:problem:q:k:v:output:logSumExp:)``: element
+    /// The fp16/bf16 inputs of ``forward(_:problem:q:k:v:output:logSumExp:stream:workspace:options:)``: element
     /// aligned with non-negative strides everywhere; 16-byte rows where the `fp16` kernel
     /// copies them straight into shared memory (fp16 inputs of the `fp16` method).
     static func validateInputs(_ method: AttentionMethod, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor) throws(AttentionError) {

@@ -1,12 +1,12 @@
 import CUDADriver
 import Foundation
 
-/// FlashAttention forward on one CUDA device, with the kernels of `Kernels/*.cu` compiled
+/// FlashAttention forward on one CUDA device, with the kernels of `Kernels/` and `Families/` compiled
 /// for the device's exact architecture on first use.
 ///
-/// Three ways in: ``forward(_:problem:q:k:v:output:logSumExp:)`` on device tensors the
-/// caller owns (fp16/bf16 in, quantization inside), ``forward(quantized:problem:output:logSumExp:)``
-/// on already-quantized INT8 tensors, and ``run(_:problem:q:k:v:computeLogSumExp:validateInputs:)``
+/// Three ways in: ``forward(_:problem:q:k:v:output:logSumExp:stream:workspace:options:)`` on device tensors the
+/// caller owns (fp16/bf16 in, quantization inside), ``forward(quantized:problem:output:logSumExp:stream:options:)``
+/// on already-quantized INT8 tensors, and ``run(_:problem:q:k:v:outputType:computeLogSumExp:validateInputs:)``
 /// on host tensors. Calls on one instance are serialized; they are ordered on ``stream``.
 public final class CUDAAttention: @unchecked Sendable {
     /// The device's primary context (shared with the CUDA runtime and PyTorch).
@@ -24,7 +24,7 @@ public final class CUDAAttention: @unchecked Sendable {
     // Tuning overrides, read from the environment once (`INTFA_WGMMA_TILES`, `INTFA_WGMMA_GRID`,
     // `INTFA_MMA_TILES`): a call's host time is part of its latency.
     let hopperTiles: HopperKernelDescriptor.Tiles?
-    let mmaTiles: AttentionKernelDescriptor.Tiles?
+    let mmaTiles: MMAKernelDescriptor.Tiles?
     let hopperGrid: HopperKernelDescriptor.GridPolicy?
     // Whether the wgmma kernels quantize Q themselves: forced by `INTFA_WGMMA_FUSED_Q=1|0`,
     // nil for the heuristic.
@@ -43,7 +43,7 @@ public final class CUDAAttention: @unchecked Sendable {
         hopperTiles = try HopperKernelDescriptor.tiles(fromEnvironment: environment)
         hopperGrid = try HopperKernelDescriptor.GridPolicy.fromEnvironment(environment)
         hopperFusedQuery = try HopperKernelDescriptor.fusedQueryQuantization(fromEnvironment: environment)
-        mmaTiles = try AttentionKernelDescriptor.tiles(fromEnvironment: environment)
+        mmaTiles = try MMAKernelDescriptor.tiles(fromEnvironment: environment)
         do throws(CUDAError) {
             context = try CUDAContext(device: device)
             architecture = context.properties.computeCapability.architecture
@@ -75,8 +75,8 @@ public final class CUDAAttention: @unchecked Sendable {
 
     /// Methods with a GPU kernel on this device.
     public var methods: [AttentionMethod] {
-        AttentionKernelDescriptor.methods.filter {
-            (try? AttentionKernelDescriptor(method: $0, headDim: 64, causal: false, arch: architecture)) != nil
+        MMAKernelDescriptor.methods.filter {
+            (try? MMAKernelDescriptor(method: $0, headDim: 64, causal: false, arch: architecture)) != nil
         }
     }
 
@@ -84,24 +84,22 @@ public final class CUDAAttention: @unchecked Sendable {
 
     /// Attention on fp16/bf16 device tensors, quantizing inside with `method`'s scheme.
     /// `output` must be fp16 or bf16; `logSumExp`, when given, receives fp32 [B, H, Nq]
-    /// natural-log values (for `int8`, those of the smoothed scores: the exact value minus
-    /// softmaxScale · q · mean(K), as `intfa.h` explains). The caller owes that every element the problem's extents reach at
-    /// each tensor's strides lies in memory it owns (this call checks that the span fits in
-    /// 64 bits, not that it is allocated), and that `output` overlaps no input. NaN and ±Inf
-    /// inputs follow the CPU path's contract (``InputScreen``) without a host scan: the
-    /// quantizers (a screen kernel for `fp16`) take them as 0 and mark their rows, and a last
-    /// kernel writes NaN into the output rows and log-sum-exps they reach. An empty problem
-    /// (B = 0 or Nq = 0) queues nothing. Returns once
-    /// the work is issued on `stream` (default: ``stream``). With a `workspace` (sized by
+    /// natural-log values of the exact scores for every method (for `int8`, whose smoothing
+    /// shifts its kernel's, a last kernel adds softmaxScale · q · mean(K) back). The caller owes
+    /// that every element the problem's extents reach at each tensor's strides lies in memory
+    /// it owns (this call checks that the span fits in 64 bits, not that it is allocated), and
+    /// that `output` overlaps no input. NaN and ±Inf inputs follow the CPU path's contract
+    /// (``InputScreen``) without a host scan: the quantizers (a screen kernel for `fp16`) take
+    /// them as 0 and mark their rows, and a last kernel writes NaN into the output rows and
+    /// log-sum-exps they reach. An empty problem (B = 0 or Nq = 0) queues nothing. Returns
+    /// once the work is issued on `stream` (default: ``stream``). With a `workspace` (sized by
     /// ``workspaceByteCount(_:problem:inputType:)``) the call allocates no device memory and
     /// never waits for the device, so it can be captured in a CUDA graph; without one it uses
-    /// this instance's own workspace, which may grow. `grid` chooses the wgmma family's launch
-    /// grid for this call (default: `INTFA_WGMMA_GRID`, else ``HopperKernelDescriptor/GridPolicy/default(causal:)``);
-    /// the mma family ignores it.
+    /// this instance's own workspace, which may grow.
     public func forward(
         _ method: AttentionMethod, problem: AttentionProblem,
         q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor, logSumExp: UInt64? = nil,
-        stream: CUDAStream? = nil, workspace: DeviceWorkspace? = nil, grid: HopperKernelDescriptor.GridPolicy? = nil
+        stream: CUDAStream? = nil, workspace: DeviceWorkspace? = nil, options: AttentionOptions = .init()
     ) throws(AttentionError) {
         try problem.validate()
         try Self.validateLimits(problem)
@@ -112,21 +110,24 @@ public final class CUDAAttention: @unchecked Sendable {
         try serialized(stream: stream, workspace: workspace) { (call) throws(AttentionError) in
             let (family, outputType) = try attentionFamily(method, problem: problem, output: output)
             let fusedQuery = family.quantizesQueries(method, problem: problem, from: q, engine: self)
-            var params = try prepareInputs(method, problem: problem, q: q, k: k, v: v, rawQuery: fusedQuery, call: call)
+            let plan = QuantizationPlan(method, problem: problem, inputType: q.elementType)
+            var prepared = try prepareInputs(plan, q: q, k: k, v: v, rawQuery: fusedQuery, call: call)
             try launchAttention(
-                family, method: method, outputType: outputType, problem: problem, params: &params, output: output,
-                logSumExp: logSumExp, grid: grid, queryInput: fusedQuery ? q.elementType : nil, call: call)
+                family, method: method, outputType: outputType, problem: problem, params: &prepared.params, output: output,
+                logSumExp: logSumExp, options: options, queryInput: fusedQuery ? q.elementType : nil,
+                restoring: prepared.keyMean.map { (q, $0) }, call: call)
         }
     }
 
     /// Attention on INT8 inputs already in the layout of docs/SCHEMES.md, issued on `stream`
-    /// (default: ``stream``); it needs no workspace. `grid` as in the other `forward`: one CTA
-    /// per tile suits calls that share the GPU with other kernels (a ring's communication),
-    /// where a persistent CTA that starts late holds back the tiles assigned to it.
+    /// (default: ``stream``); it needs no workspace. For `int8` the log-sum-exp is that of the
+    /// smoothed scores, the exact one minus softmaxScale · q · m with m the K mean the inputs
+    /// were quantized with: the codes no longer hold q, and pieces of one sequence quantized
+    /// with one m (``quantize(_:problem:q:k:v:into:statistics:stream:workspace:)`` with
+    /// `statistics`) merge exactly all the same.
     public func forward(
         quantized inputs: QuantizedDeviceInputs, problem: AttentionProblem,
-        output: DeviceTensor, logSumExp: UInt64? = nil, stream: CUDAStream? = nil,
-        grid: HopperKernelDescriptor.GridPolicy? = nil
+        output: DeviceTensor, logSumExp: UInt64? = nil, stream: CUDAStream? = nil, options: AttentionOptions = .init()
     ) throws(AttentionError) {
         try problem.validate()
         guard inputs.method != .fp16 else {
@@ -142,7 +143,7 @@ public final class CUDAAttention: @unchecked Sendable {
             var params = quantizedParams(inputs, problem: problem)
             try launchAttention(
                 family, method: inputs.method, outputType: outputType, problem: problem, params: &params, output: output,
-                logSumExp: logSumExp, grid: grid, queryInput: nil, call: call)
+                logSumExp: logSumExp, options: options, queryInput: nil, restoring: nil, call: call)
         }
     }
 
@@ -172,9 +173,11 @@ public final class CUDAAttention: @unchecked Sendable {
             try Self.validateStatistics(statistics)
         }
         return try serialized(stream: stream, workspace: workspace) { (call) throws(AttentionError) in
-            let params = try prepareInputs(
-                method, problem: problem, q: q, k: k, v: v, destination: destination, statistics: statistics, call: call)
-            return QuantizedDeviceInputs(params, method: method)
+            let plan = QuantizationPlan(
+                method, problem: problem, inputType: q.elementType, quantizedIntoCaller: destination != nil,
+                suppliedStatistics: statistics != nil)
+            let prepared = try prepareInputs(plan, q: q, k: k, v: v, destination: destination, statistics: statistics, call: call)
+            return QuantizedDeviceInputs(prepared.params, method: method)
         }
     }
 

@@ -163,3 +163,35 @@ public struct MergeParams: Sendable, Equatable, BitwiseCopyable {
     /// Size of the C struct in bytes.
     public static let cSize = 160
 }
+
+/// Parameter block of the kernel that restores the `int8` method's exact log-sum-exp
+/// (`RestoreLogSumExpParams` in `params.cuh`, `restore_lse.cu`).
+public struct RestoreLogSumExpParams: Sendable, Equatable, BitwiseCopyable {
+    /// fp16 / bf16 Q, logical [B, H, Nq, D].
+    public var query: UInt64 = 0
+    /// fp32 K channel mean [B, Hkv, D].
+    public var keyMean: UInt64 = 0
+    /// fp32 log-sum-exp [B, H, Nq], updated in place.
+    public var lse: UInt64 = 0
+    /// Batch size (B).
+    public var batch: Int64 = 0
+    /// Query heads (H).
+    public var heads: Int64 = 0
+    /// Key/value heads (Hkv).
+    public var kvHeads: Int64 = 0
+    /// Query rows per head (Nq).
+    public var queryLength: Int64 = 0
+    /// Head dimension (D).
+    public var headDim: Int64 = 0
+    /// Element strides of Q.
+    public var qStrideBatch: Int64 = 0, qStrideHead: Int64 = 0, qStrideToken: Int64 = 0
+    /// The softmax scale.
+    public var softmaxScale: Float = 0
+    public var reserved0: Float = 0
+
+    /// A block with every field zero.
+    public init() {}
+
+    /// Size of the C struct in bytes.
+    public static let cSize = 96
+}

@@ -96,12 +96,13 @@ public struct QuantizationKernelDescriptor: Hashable, Sendable, CustomStringConv
             // The constants these kernels share with the host, from their one source here.
             "-DINTFA_STATS_CHUNK_TOKENS=\(Self.statsChunkTokens)", "-DINTFA_ROWS_PER_CTA=\(Self.rowsPerCTA)",
             "-DINTFA_KEY_TILE=\(KeyGroups.tileKeys)", "-DINTFA_KEY_GROUP=\(KeyGroups.groupKeys)",
+            VtKeyOrder.compileOption,
         ]
     }
 
     /// Every quantization kernel for `arch` (e4m3 only on sm_89+).
     public static func allVariants(arch: String) -> [QuantizationKernelDescriptor] {
-        let fp8 = (AttentionKernelDescriptor.smVersion(arch) ?? 0) >= 89
+        let fp8 = (MMAKernelDescriptor.smVersion(arch) ?? 0) >= 89
         var result: [QuantizationKernelDescriptor] = []
         for input in KernelFloatType.allCases {
             result.append(.init(kind: .channelPartials, input: input, arch: arch))

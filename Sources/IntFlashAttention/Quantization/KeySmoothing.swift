@@ -26,4 +26,29 @@ public enum KeySmoothing {
         }
         return result
     }
+
+    /// What smoothing takes from row i's log-sum-exp: `scale · (q_i · mean)` per query row
+    /// ([B, H, Nq]), with the mean of each (batch, kv head)'s keys. Adding it back gives the
+    /// exact log-sum-exp (the GPU's `restore_lse.cu` does the same).
+    static func logSumExpShift(problem p: AttentionProblem, q: [Float], k: [Float]) -> [Float] {
+        let d = p.headDim, nq = p.queryLength, nk = p.keyLength
+        var shift = [Float](repeating: 0, count: p.batch * p.heads * nq)
+        k.withUnsafeBufferPointer { keys in
+            for b in 0..<p.batch {
+                for kvHead in 0..<p.kvHeads {
+                    let mean = channelMeans(keys.baseAddress! + (b * p.kvHeads + kvHead) * nk * d, tokens: nk, channels: d)
+                    for head in kvHead * p.groupSize..<(kvHead + 1) * p.groupSize {
+                        let bh = b * p.heads + head
+                        for row in 0..<nq {
+                            let query = (bh * nq + row) * d
+                            var dot: Float = 0
+                            for c in 0..<d { dot += q[query + c] * mean[c] }
+                            shift[bh * nq + row] = p.softmaxScale * dot
+                        }
+                    }
+                }
+            }
+        }
+        return shift
+    }
 }

@@ -9,23 +9,9 @@
 //   INTFA_INPUT_BF16   0: fp16 part, 1: bf16 part
 // Kernel names spell the options; see MergeKernelDescriptor.swift.
 #include "params.cuh"
+#include "input_type.cuh"
 
-#ifndef INTFA_INPUT_BF16
-#define INTFA_INPUT_BF16 0
-#endif
-#if INTFA_INPUT_BF16
-#define INTFA_MERGE_KERNEL intfa_merge_partial_bf16
-#else
-#define INTFA_MERGE_KERNEL intfa_merge_partial_f16
-#endif
-
-static INTFA_DEVICE float part_to_float(intfa_u16 bits) {
-#if INTFA_INPUT_BF16
-    return intfa_bf16_to_float(bits);
-#else
-    return intfa_half_to_float(bits);
-#endif
-}
+#define INTFA_MERGE_KERNEL INTFA_INPUT_KERNEL_NAME(intfa_merge_partial)
 
 // One CTA holds rowsPerBlock whole rows, so a row's log-sum-exp is read by all of its threads
 // before the CTA barrier and written after it.
@@ -59,10 +45,10 @@ extern "C" __global__ void __launch_bounds__(256) INTFA_MERGE_KERNEL(const Merge
         float4* out = (float4*)((float*)p.out + batch * p.oStrideBatch + head * p.oStrideHead + token * p.oStrideToken) + quad;
         const uint2 packed = *((const uint2*)((const intfa_u16*)p.part + batch * p.pStrideBatch + head * p.pStrideHead + token * p.pStrideToken) + quad);
         float4 o = *out;
-        o.x = o.x * oldWeight + part_to_float((intfa_u16)(packed.x & 0xFFFFu)) * partWeight;
-        o.y = o.y * oldWeight + part_to_float((intfa_u16)(packed.x >> 16)) * partWeight;
-        o.z = o.z * oldWeight + part_to_float((intfa_u16)(packed.y & 0xFFFFu)) * partWeight;
-        o.w = o.w * oldWeight + part_to_float((intfa_u16)(packed.y >> 16)) * partWeight;
+        o.x = o.x * oldWeight + input_to_float((intfa_u16)(packed.x & 0xFFFFu)) * partWeight;
+        o.y = o.y * oldWeight + input_to_float((intfa_u16)(packed.x >> 16)) * partWeight;
+        o.z = o.z * oldWeight + input_to_float((intfa_u16)(packed.y & 0xFFFFu)) * partWeight;
+        o.w = o.w * oldWeight + input_to_float((intfa_u16)(packed.y >> 16)) * partWeight;
         *out = o;
     }
     __syncthreads();

@@ -120,6 +120,27 @@ struct MergeParams {
     intfa_i64 rowsPerBlock;      // 152
 };                               // size 160
 
+// The shift that turns the `int8` method's log-sum-exp into the exact one (restore_lse.cu).
+struct RestoreLogSumExpParams {
+    // Q: fp16 or bf16, logical [B, H, Nq, D] with the strides below.
+    intfa_u64 query;             //   0
+    // K's channel mean, fp32 [B, Hkv, D], as the quantizers measured it.
+    intfa_u64 keyMean;           //   8
+    // Log-sum-exp, fp32 [B, H, Nq], updated in place.
+    intfa_u64 lse;               //  16
+    intfa_i64 batch;             //  24
+    intfa_i64 heads;             //  32
+    intfa_i64 kvHeads;           //  40
+    intfa_i64 queryLength;       //  48
+    intfa_i64 headDim;           //  56
+    intfa_i64 qStrideBatch;      //  64
+    intfa_i64 qStrideHead;       //  72
+    intfa_i64 qStrideToken;      //  80
+    // The softmax scale (natural-log units, not times log2 e).
+    float softmaxScale;          //  88
+    float reserved0;             //  92
+};                               // size 96
+
 // The first key of (batch, KV head) whose K or V row holds an offending input, 0x7FFFFFFF when
 // none, for the CTA of an mma-family kernel (blockIdx.y = head, blockIdx.z = batch).
 INTFA_DEVICE int intfa_first_offending_key(const AttentionParams& p) {

@@ -16,12 +16,11 @@
 //   INTFA_STATS_CHUNK_TOKENS  tokens per chunk of the channel statistics
 //   INTFA_ROWS_PER_CTA        tokens per CTA of the rows kernels (8 warps)
 //   INTFA_KEY_TILE, INTFA_KEY_GROUP  keys per tile and per group of int8's K scales
+//   INTFA_VT_KEY_ORDER        the key at each position of a 32-key group of Vt (VtKeyOrder)
 // Kernel names spell the options; see QuantizationKernelDescriptor.swift.
 #include "params.cuh"
+#include "input_type.cuh"
 
-#ifndef INTFA_INPUT_BF16
-#define INTFA_INPUT_BF16 0
-#endif
 #ifndef INTFA_CODE_E4M3
 #define INTFA_CODE_E4M3 0
 #endif
@@ -29,11 +28,6 @@
 #define INTFA_PER_TENSOR 0
 #endif
 
-#if INTFA_INPUT_BF16
-#define INTFA_IN_SUFFIX bf16
-#else
-#define INTFA_IN_SUFFIX f16
-#endif
 #if INTFA_CODE_E4M3
 #define INTFA_CODE_NAME e4m3
 #define INTFA_LEVELS 448.0f
@@ -47,7 +41,7 @@
 #define INTFA_GRAIN_NAME pertoken
 #endif
 
-#if !defined(INTFA_STATS_CHUNK_TOKENS) || !defined(INTFA_ROWS_PER_CTA) || !defined(INTFA_KEY_TILE) || !defined(INTFA_KEY_GROUP)
+#if !defined(INTFA_STATS_CHUNK_TOKENS) || !defined(INTFA_ROWS_PER_CTA) || !defined(INTFA_KEY_TILE) || !defined(INTFA_KEY_GROUP) || !defined(INTFA_VT_KEY_ORDER)
 #error "the host passes the shared constants (QuantizationKernelDescriptor.compileOptions)"
 #endif
 static_assert(INTFA_KEY_TILE == 128 && INTFA_KEY_GROUP == 8,
@@ -71,14 +65,6 @@ static_assert(INTFA_KEY_TILE == 128 && INTFA_KEY_GROUP == 8,
     INTFA_NAME5(intfa_quantize_vt_, INTFA_CODE_NAME, _, INTFA_VT_GRAIN_NAME, INTFA_CAT(_, INTFA_IN_SUFFIX))
 #define INTFA_SCREEN_KERNEL INTFA_CAT(intfa_screen_rows_, INTFA_IN_SUFFIX)
 #define INTFA_KEY_GROUPS_KERNEL INTFA_NAME5(intfa_quantize_key_groups_, INTFA_CODE_NAME, _smooth, _, INTFA_IN_SUFFIX)
-
-static INTFA_DEVICE float input_to_float(intfa_u16 bits) {
-#if INTFA_INPUT_BF16
-    return intfa_bf16_to_float(bits);
-#else
-    return intfa_half_to_float(bits);
-#endif
-}
 
 static INTFA_DEVICE float load_input(const intfa_u16* input, intfa_i64 index) { return input_to_float(input[index]); }
 
@@ -476,9 +462,19 @@ extern "C" __global__ void __launch_bounds__(256) INTFA_KEY_GROUPS_KERNEL(const 
 // Position, inside its 32-key group, at which Vt stores key r (0…31). The attention kernel
 // turns the Q·Kᵀ accumulator fragment straight into the P·V A fragment; the two fragments
 // number keys differently, and this order makes them agree (docs/SCHEMES.md, GPU layout).
-static INTFA_DEVICE int vt_position(int r) {
+// The order itself comes from the host (VtKeyOrder, the key at each position); this
+// arithmetic form of it is checked against that below.
+__host__ __device__ constexpr int vt_position(int r) {
     return 16 * (r >> 4) + 4 * ((r & 7) >> 1) + 2 * ((r & 15) >> 3) + (r & 1);
 }
+constexpr int kVtKeyOrder[32] = {INTFA_VT_KEY_ORDER};
+__host__ __device__ constexpr bool vt_position_follows_the_host_order() {
+    for (int position = 0; position < 32; ++position) {
+        if (vt_position(kVtKeyOrder[position]) != position) return false;
+    }
+    return true;
+}
+static_assert(vt_position_follows_the_host_order(), "vt_position must store each key where the host's VtKeyOrder says");
 
 // The XOR that turns an s8 code into Vt's stored byte: excess-128 for per-channel int8 V.
 #if !INTFA_CODE_E4M3 && !INTFA_PER_TENSOR

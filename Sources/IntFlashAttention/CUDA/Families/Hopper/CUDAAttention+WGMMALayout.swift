@@ -17,7 +17,7 @@ extension CUDAAttention {
         // excess-128 form (code + 128 as u8).
         var vt = [UInt8](repeating: 0, count: d * n)
         for c in 0..<d {
-            for position in 0..<n { vt[c * n + position] = UInt8(bitPattern: v[Self.permutedKey(position: position) * d + c]) ^ 0x80 }
+            for position in 0..<n { vt[c * n + position] = UInt8(bitPattern: v[VtKeyOrder.key(atPosition: position) * d + c]) ^ 0x80 }
         }
         let buffers = try cuda { () throws(CUDAError) in
             (q: try DeviceBuffer(context: context, copying: q), k: try DeviceBuffer(context: context, copying: k),
@@ -25,19 +25,23 @@ extension CUDAAttention {
              s: try DeviceBuffer(context: context, byteCount: rows * n * 4),
              o: try DeviceBuffer(context: context, byteCount: rows * d * 4))
         }
-        var params = AttentionParams()
-        try cuda { () throws(CUDAError) in
+        // The tensor maps are the attention kernel's, over the K codes and Vt of one tile.
+        var tile = AttentionParams()
+        (tile.k, tile.v) = try cuda { () throws(CUDAError) in (try buffers.k.pointer().address, try buffers.vt.pointer().address) }
+        (tile.batch, tile.heads, tile.kvHeads) = (1, 1, 1)
+        (tile.queryLength, tile.keyLength, tile.keyLengthPadded) = (Int64(rows), Int64(n), Int64(n))
+        (tile.kStrideBatch, tile.kStrideHead, tile.kStrideToken) = (Int64(n * d), Int64(n * d), Int64(d))
+        (tile.vStrideBatch, tile.vStrideHead, tile.vStrideRow) = (Int64(n * d), Int64(n * d), Int64(n))
+        let maps = try HopperAttentionParams(tile, headDim: d, context: context)
+        let params = try cuda { () throws(CUDAError) in
             try buffers.s.fill(byte: 0xFF)  // poisoned: every element must be written
             try buffers.o.fill(byte: 0xFF)
-            (params.q, params.k, params.v) = (try buffers.q.pointer().address, try buffers.k.pointer().address, try buffers.vt.pointer().address)
-            (params.kScale, params.out, params.lse) = (try buffers.p.pointer().address, try buffers.s.pointer().address, try buffers.o.pointer().address)
+            return HopperLayoutTestParams(
+                keys: maps.keys, values: maps.values, queryCodes: try buffers.q.pointer().address,
+                probabilityCodes: try buffers.p.pointer().address, scores: try buffers.s.pointer().address,
+                products: try buffers.o.pointer().address)
         }
-        (params.batch, params.heads, params.kvHeads) = (1, 1, 1)
-        (params.queryLength, params.keyLength, params.keyLengthPadded) = (Int64(rows), Int64(n), Int64(n))
-        (params.kStrideBatch, params.kStrideHead, params.kStrideToken) = (Int64(n * d), Int64(n * d), Int64(d))
-        (params.vStrideBatch, params.vStrideHead, params.vStrideRow) = (Int64(n * d), Int64(n * d), Int64(n))
-        let hopperParams = try HopperAttentionParams(params, headDim: d, context: context)
-        try launch(kernel, grid: LaunchDimensions(1), block: LaunchDimensions(kernel.threadsPerBlock), params: hopperParams, on: stream)
+        try launch(kernel, grid: LaunchDimensions(1), block: LaunchDimensions(kernel.threadsPerBlock), params: params, on: stream)
         let (sDevice, oDevice) = try cuda { () throws(CUDAError) in
             try stream.synchronize()
             return (try buffers.s.toArray(of: Int32.self, count: rows * n), try buffers.o.toArray(of: Int32.self, count: rows * d))

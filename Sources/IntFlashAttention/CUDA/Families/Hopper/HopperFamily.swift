@@ -39,7 +39,7 @@ struct HopperFamily: AttentionFamily {
             writesLogSumExp: call.writesLogSumExp, arch: engine.featureArchitecture, tiles: engine.hopperTiles,
             queryInput: try call.queryInput.map { (type) throws(AttentionError) in try CUDAAttention.kernelInput(type) })
         let grid = kernel.grid(
-            for: problem, multiprocessors: engine.context.properties.multiprocessorCount, policy: call.grid ?? engine.hopperGrid)
+            for: problem, multiprocessors: engine.context.properties.multiprocessorCount, policy: call.options.grid ?? engine.hopperGrid)
         let params = try HopperAttentionParams(call.params, headDim: problem.headDim, context: engine.context)
         try engine.launch(
             kernel, grid: LaunchDimensions(grid), block: LaunchDimensions(kernel.threadsPerBlock), params: params, on: call.stream)

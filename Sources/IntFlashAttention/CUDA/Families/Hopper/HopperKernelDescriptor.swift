@@ -1,4 +1,5 @@
 import Foundation
+import CUDADriver
 
 /// One compiled variant of the Hopper kernel (`attention_wgmma.cu` beside it): warpgroup MMAs
 /// fed by TMA over key tiles of 128, a producer warpgroup and `consumers` warpgroups of 64
@@ -133,8 +134,19 @@ public struct HopperKernelDescriptor: Hashable, Sendable, CustomStringConvertibl
             "-DINTFA_PINGPONG=\(tiles.pingPong ? 1 : 0)", "-DINTFA_LAYOUT_TEST=\(isLayoutTest ? 1 : 0)",
             "-DINTFA_Q_INPUT=\(queryInput.map { $0 == .float16 ? 1 : 2 } ?? 0)",
             "-DINTFA_SMEM_BYTES=\(sharedMemoryBytes)",
+            "-DINTFA_K_SWIZZLE_BYTES=\(Self.keySwizzle(headDim: headDim).bytes)",
+            "-DINTFA_V_SWIZZLE_BYTES=\(Self.valueSwizzle.bytes)",
         ]
     }
+
+    /// The swizzle of the K tile in shared memory: its rows are D bytes, swizzled over their
+    /// whole width. The one source of the K tensor map's swizzle (``HopperAttentionParams``)
+    /// and of the kernel's K and Q tile layout (`-DINTFA_K_SWIZZLE_BYTES`, asserted there).
+    public static func keySwizzle(headDim: Int) -> CUDATensorMap.Swizzle { headDim == 128 ? .bytes128 : .bytes64 }
+
+    /// The swizzle of the Vt tile: rows of 128 keys (bytes). The one source of the Vt tensor
+    /// map's swizzle and of the kernel's Vt descriptors (`-DINTFA_V_SWIZZLE_BYTES`).
+    public static let valueSwizzle = CUDATensorMap.Swizzle.bytes128
 
     /// A producer warpgroup plus the consumers (the layout test is one warpgroup).
     public var threadsPerBlock: Int { isLayoutTest ? 128 : 128 * (tiles.consumers + 1) }

@@ -1,6 +1,6 @@
 import CUDADriver
 
-/// Swift mirror of `HopperAttentionParams` (`attention_wgmma.cu` beside it): the K and Vt tensor
+/// Swift mirror of `HopperAttentionParams` (`hopper_params.cuh` beside it): the K and Vt tensor
 /// maps at offsets 0 and 128 (64-byte aligned, as TMA requires), then the shared
 /// ``AttentionParams`` at 256, padded to the struct's 64-byte alignment (512 bytes).
 public struct HopperAttentionParams: BitwiseCopyable, Sendable {
@@ -27,13 +27,29 @@ public struct HopperAttentionParams: BitwiseCopyable, Sendable {
                 in: context, address: a.k,
                 dimensions: [d, UInt64(a.keyLength), UInt64(a.kvHeads), UInt64(a.batch)],
                 strides: [UInt64(a.kStrideToken), UInt64(a.kStrideHead), UInt64(a.kStrideBatch)],
-                box: [UInt32(headDim), tile, 1, 1], swizzle: headDim == 128 ? .bytes128 : .bytes64)
+                box: [UInt32(headDim), tile, 1, 1], swizzle: HopperKernelDescriptor.keySwizzle(headDim: headDim))
             let values = try CUDATensorMap.bytes(
                 in: context, address: a.v,
                 dimensions: [UInt64(a.keyLengthPadded), d, UInt64(a.kvHeads), UInt64(a.batch)],
                 strides: [UInt64(a.vStrideRow), UInt64(a.vStrideHead), UInt64(a.vStrideBatch)],
-                box: [tile, UInt32(headDim), 1, 1], swizzle: .bytes128)
+                box: [tile, UInt32(headDim), 1, 1], swizzle: HopperKernelDescriptor.valueSwizzle)
             return (keys, values)
         }
     }
+}
+
+/// Swift mirror of `HopperLayoutTestParams` (`hopper_params.cuh`): the fragment-layout test's
+/// K and Vt tensor maps, then its input and output buffers, padded to the struct's 64-byte
+/// alignment (320 bytes).
+struct HopperLayoutTestParams: BitwiseCopyable {
+    /// TMA maps of the K codes [128, D] and the permuted Vt [D, 128].
+    var keys: CUDATensorMap
+    var values: CUDATensorMap
+    /// In: Q codes s8 [64, D], P codes u8 [64, 128] in natural key order.
+    var queryCodes: UInt64
+    var probabilityCodes: UInt64
+    /// Out: S = Q·Kᵀ int32 [64, 128], O = P·V int32 [64, D].
+    var scores: UInt64
+    var products: UInt64
+    var padding: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
 }

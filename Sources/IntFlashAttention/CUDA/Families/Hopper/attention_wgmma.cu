@@ -17,6 +17,8 @@
 //                      Q as fp16 or bf16, quantized by the consumers into their Q tiles
 //                      (docs/SCHEMES.md's rule, the Q quantizer's bits)
 //   INTFA_LAYOUT_TEST  1: compile the fragment-layout test kernel instead (see the end)
+//   INTFA_K_SWIZZLE_BYTES, INTFA_V_SWIZZLE_BYTES  the swizzles of the host's K and Vt tensor
+//                      maps (HopperKernelDescriptor.keySwizzle, .valueSwizzle), required
 //
 // Roles. Warpgroup 0 is the producer: one thread waits for a free ring slot, then issues the
 // TMA copies of the K tile (128 keys × D) and the Vt tile (D × 128 keys) and a bulk copy of
@@ -89,17 +91,6 @@ using namespace int8_scheme;
         intfa_wgmma_int8_d, INTFA_HEAD_DIM), INTFA_MASK_NAME), INTFA_OUT_NAME), INTFA_LSE_NAME), _c), \
         INTFA_CONSUMERS), _s), INTFA_STAGES), INTFA_PINGPONG_NAME), INTFA_Q_INPUT_NAME)
 
-// The kernel's single parameter: tensor maps first (64-byte aligned, read by TMA from the
-// parameter space), then the parameter block every attention kernel shares.
-struct HopperAttentionParams {
-    // Kq [B, Hkv, Nk, D] as the 4-D tensor {D, Nk, Hkv, B}; box {D, 128, 1, 1}; swizzle of
-    // D bytes (128 B for D = 128, 64 B for D = 64).
-    IntfaTensorMap keys;     //   0
-    // Vt [B, Hkv, D, NkPad] as {NkPad, D, Hkv, B}; box {128, D, 1, 1}; 128-byte swizzle.
-    IntfaTensorMap values;   // 128
-    AttentionParams attention;  // 256
-};
-
 namespace {
 
 constexpr int kHeadDim = INTFA_HEAD_DIM;
@@ -132,10 +123,18 @@ constexpr int kSharedBytes = kStages * kSlotBytes + kConsumers * kQTileBytes + 1
 static_assert(INTFA_SMEM_BYTES == kSharedBytes, "the host's shared-memory size disagrees with the kernel's");
 #endif
 
-// K rows are D bytes: swizzle of that width, 8-row groups of 8·D bytes. Vt rows are 128 bytes.
-constexpr int kKSwizzle = kHeadDim == 128 ? kIntfaSwizzle128B : kIntfaSwizzle64B;
+// The tiles' swizzles, from the host (HopperKernelDescriptor.keySwizzle, .valueSwizzle), whose
+// tensor maps write them: K rows are D bytes, swizzled over their width, in 8-row groups of
+// 8·D bytes; Vt rows are 128 bytes.
+#if !defined(INTFA_K_SWIZZLE_BYTES) || !defined(INTFA_V_SWIZZLE_BYTES)
+#error "the host passes the tiles' swizzles (HopperKernelDescriptor.compileOptions)"
+#endif
+static_assert(INTFA_K_SWIZZLE_BYTES == kHeadDim, "the K and Q tiles are written for a swizzle as wide as their rows");
+static_assert(INTFA_V_SWIZZLE_BYTES == kBlockN, "the Vt tile is written for a swizzle as wide as its 128-byte rows");
+constexpr int kKSwizzleBytes = INTFA_K_SWIZZLE_BYTES;
+constexpr int kKSwizzle = intfa_swizzle_mode(kKSwizzleBytes);
 constexpr intfa_u32 kKGroupBytes = 8 * kHeadDim;
-constexpr int kVSwizzle = kIntfaSwizzle128B;
+constexpr int kVSwizzle = intfa_swizzle_mode(INTFA_V_SWIZZLE_BYTES);
 constexpr intfa_u32 kVGroupBytes = 8 * kBlockN;
 
 constexpr int kQChunks = kHeadDim / 32;  // k32 steps of Q·Kᵀ
@@ -191,7 +190,7 @@ static INTFA_DEVICE void store_query_tile(unsigned char* tile, const unsigned ch
         const int index = thread + 128 * i;
         const int row = index / kChunksPerRow, chunk = index % kChunksPerRow;
         const uint4 value = row < validRows ? __ldg((const uint4*)(rows + row * strideToken) + chunk) : make_uint4(0u, 0u, 0u, 0u);
-        const int swizzled = kHeadDim == 128 ? chunk ^ (row & 7) : chunk ^ ((row >> 1) & 3);
+        const int swizzled = kKSwizzleBytes == 128 ? chunk ^ (row & 7) : chunk ^ ((row >> 1) & 3);
         *(uint4*)(tile + row * kHeadDim + 16 * swizzled) = value;
     }
 }
@@ -240,7 +239,7 @@ static INTFA_DEVICE void quantize_query_tile(unsigned char* tile, const intfa_u1
                                         intfa_encode_s8(value(i + 2, ignored), inverse), intfa_encode_s8(value(i + 3, ignored), inverse));
         }
         const int chunk = half * (kHalf / 16) + k;
-        const int swizzled = kHeadDim == 128 ? chunk ^ (row & 7) : chunk ^ ((row >> 1) & 3);
+        const int swizzled = kKSwizzleBytes == 128 ? chunk ^ (row & 7) : chunk ^ ((row >> 1) & 3);
         *(uint4*)(tile + row * kHeadDim + 16 * swizzled) = make_uint4(w[0], w[1], w[2], w[3]);
     }
     if (half == 0) {
@@ -616,16 +615,10 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1) INTFA_KERNEL_NAME(cons
 
 // Fragment-layout test (one CTA, one warpgroup, 64 query rows, 128 keys): exercises the
 // kernel's own TMA maps, descriptors, wgmma forms and code packing on exact integer data.
-//   in:  attention.q      Q codes s8 [64, D]
-//        keys, values     the tensor maps of K codes [128, D] and the permuted Vt [D, 128]
-//                         in excess-128 form
-//        attention.kScale P codes u8 [64, 128] (row, key), in natural key order
-//   out: attention.out    S = Q·Kᵀ as int32 [64, 128]
-//        attention.lse    O = P·V as int32 [64, D]
-extern "C" __global__ void __launch_bounds__(128, 1) INTFA_CAT(intfa_wgmma_layout_test_d, INTFA_HEAD_DIM)(const __grid_constant__ HopperAttentionParams params) {
+// Its buffers: HopperLayoutTestParams (hopper_params.cuh).
+extern "C" __global__ void __launch_bounds__(128, 1) INTFA_CAT(intfa_wgmma_layout_test_d, INTFA_HEAD_DIM)(const __grid_constant__ HopperLayoutTestParams params) {
     extern __shared__ unsigned char dynamicShared[];
     __shared__ __align__(8) intfa_u64 barrier;
-    const AttentionParams& p = params.attention;
     const intfa_u32 tiles = (intfa_smem_address(dynamicShared) + 1023) & ~1023u;
     const intfa_u32 full = intfa_smem_address(&barrier);
     if (threadIdx.x == 0) {
@@ -642,7 +635,7 @@ extern "C" __global__ void __launch_bounds__(128, 1) INTFA_CAT(intfa_wgmma_layou
     const int row0 = 16 * warp + (lane >> 2);
     // The Q tile after the K and Vt tiles (a ring slot's worth is reserved for them).
     const intfa_u32 qTile = tiles + kSlotBytes;
-    store_query_tile(dynamicShared + (qTile - intfa_smem_address(dynamicShared)), (const unsigned char*)p.q, kHeadDim, 64, threadIdx.x);
+    store_query_tile(dynamicShared + (qTile - intfa_smem_address(dynamicShared)), (const unsigned char*)params.queryCodes, kHeadDim, 64, threadIdx.x);
     intfa_fence_proxy_async();
     intfa_mbarrier_wait(full, 0);
     __syncthreads();
@@ -656,8 +649,8 @@ extern "C" __global__ void __launch_bounds__(128, 1) INTFA_CAT(intfa_wgmma_layou
     intfa_wgmma_commit();
     intfa_wgmma_wait<0>();
     intfa_fence_registers(s);
-    intfa_s32* sOut = (intfa_s32*)p.out;
-    const unsigned char* pCodes = (const unsigned char*)p.kScale;
+    intfa_s32* sOut = (intfa_s32*)params.scores;
+    const unsigned char* pCodes = (const unsigned char*)params.probabilityCodes;
     // The codes as the probabilities code / 255, which pack_codes turns back into the codes
     // (code / 255 rounded to fp16 is within 2^-12 of it, far inside the rounding to integers).
     float prob[kScoreRegisters];
@@ -684,7 +677,7 @@ extern "C" __global__ void __launch_bounds__(128, 1) INTFA_CAT(intfa_wgmma_layou
         codeSum[r] += __shfl_xor_sync(0xFFFFFFFFu, codeSum[r], 1);
         codeSum[r] += __shfl_xor_sync(0xFFFFFFFFu, codeSum[r], 2);
     }
-    intfa_s32* oOut = (intfa_s32*)p.lse;
+    intfa_s32* oOut = (intfa_s32*)params.products;
 #pragma unroll
     for (int i = 0; i < kOutRegisters; ++i) {
         const int row = row0 + 8 * ((i >> 1) & 1), column = 8 * (i >> 2) + 2 * quad + (i & 1);

@@ -3,14 +3,9 @@
 // NVRTC has no CUDA headers here, so each instruction is written out once in this file.
 #pragma once
 #include "common.cuh"
+#include "hopper_params.cuh"
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-
-// A CUtensorMap: 128 opaque bytes, 64-byte aligned, encoded on the host by
-// cuTensorMapEncodeTiled and passed inside a `__grid_constant__` parameter block.
-struct __align__(64) IntfaTensorMap {
-    intfa_u64 opaque[16];
-};
 
 // ---------------------------------------------------------------------------------------
 // Shared-memory matrix descriptors (PTX ISA, "Matrix Descriptor Format"): start address,
@@ -20,6 +15,12 @@ struct __align__(64) IntfaTensorMap {
 // offset is unused (encoded as 1) and the stride byte offset is 8 rows.
 
 enum IntfaSwizzle { kIntfaSwizzle128B = 1, kIntfaSwizzle64B = 2, kIntfaSwizzle32B = 3 };
+
+// The descriptor's swizzle mode for a swizzle of `bytes` (128, 64 or 32), as the host's tensor
+// map names it.
+constexpr int intfa_swizzle_mode(int bytes) {
+    return bytes == 128 ? kIntfaSwizzle128B : bytes == 64 ? kIntfaSwizzle64B : kIntfaSwizzle32B;
+}
 
 INTFA_DEVICE intfa_u64 intfa_matrix_descriptor(intfa_u32 sharedAddress, intfa_u32 strideBytes, int swizzle) {
     return (intfa_u64)((sharedAddress & 0x3FFFF) >> 4) | ((intfa_u64)1 << 16) |

@@ -6,19 +6,19 @@ struct MMAFamily: AttentionFamily {
     var name: AttentionKernelFamily { .mma }
 
     func validate(method: AttentionMethod, headDim: Int, arch: String) throws(AttentionError) {
-        _ = try AttentionKernelDescriptor(method: method, headDim: headDim, causal: false, arch: arch)
+        _ = try MMAKernelDescriptor(method: method, headDim: headDim, causal: false, arch: arch)
     }
 
     func headDims(for method: AttentionMethod) -> [Int] {
-        AttentionKernelDescriptor.methods.contains(method) ? AttentionKernelDescriptor.supportedHeadDims(method) : []
+        MMAKernelDescriptor.methods.contains(method) ? MMAKernelDescriptor.supportedHeadDims(method) : []
     }
 
-    func allVariants(arch: String) -> [any KernelVariant] { AttentionKernelDescriptor.allVariants(arch: arch) }
+    func allVariants(arch: String) -> [any KernelVariant] { MMAKernelDescriptor.allVariants(arch: arch) }
 
     /// Compiled for the device's plain architecture; tiles from `INTFA_MMA_TILES` when set.
     func launch(_ call: AttentionLaunch, on engine: CUDAAttention) throws(AttentionError) {
         let problem = call.problem
-        let kernel = try AttentionKernelDescriptor(
+        let kernel = try MMAKernelDescriptor(
             method: call.method, headDim: problem.headDim, causal: problem.causal, output: call.output,
             writesLogSumExp: call.writesLogSumExp, arch: engine.architecture,
             tiles: engine.mmaTiles?.withDefaultQPlacement(method: call.method, headDim: problem.headDim))

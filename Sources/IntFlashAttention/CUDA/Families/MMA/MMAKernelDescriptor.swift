@@ -1,7 +1,7 @@
 /// One compiled variant of the mma.sync attention kernels (`attention_mma_int8.cu` for
 /// `int8`, `attention.cu` for the other methods): hashable, so it can key the
 /// in-memory and on-disk module caches; its kernel name spells every option.
-public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvertible {
+public struct MMAKernelDescriptor: Hashable, Sendable, CustomStringConvertible {
     /// Query rows per CTA and per warp, the K/V pipeline depth, and whether the CTA's Q
     /// fragments stay in registers or are re-read from shared memory per key block.
     public struct Tiles: Hashable, Sendable {
@@ -217,7 +217,7 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
     /// NVRTC options: the architecture, C++17, and the variant's `-D` macros.
     public var compileOptions: [String] {
         [
-            // -default-device: the kernel's generic lambda (its two softmax forms) is device code.
+            // -default-device: the kernel's lambda (scores to P fragments) is device code.
             "-arch=\(arch)", "-std=c++17", "-default-device",
             "-DINTFA_METHOD=\(methodID)", "-DINTFA_HEAD_DIM=\(headDim)",
             "-DINTFA_BLOCK_M=\(tiles.blockM)", "-DINTFA_WARP_ROWS=\(tiles.warpRows)",
@@ -265,14 +265,14 @@ public struct AttentionKernelDescriptor: Hashable, Sendable, CustomStringConvert
 
     /// Every variant for `arch` (methods the architecture supports × head dims × causal ×
     /// output type × log-sum-exp), with default tiles: the compile report's list.
-    public static func allVariants(arch: String) -> [AttentionKernelDescriptor] {
-        var variants: [AttentionKernelDescriptor] = []
+    public static func allVariants(arch: String) -> [MMAKernelDescriptor] {
+        var variants: [MMAKernelDescriptor] = []
         for method in methods {
             for headDim in supportedHeadDims(method) {
                 for causal in [false, true] {
                     for output in KernelFloatType.allCases {
                         for lse in [false, true] {
-                            if let d = try? AttentionKernelDescriptor(
+                            if let d = try? MMAKernelDescriptor(
                                 method: method, headDim: headDim, causal: causal, output: output,
                                 writesLogSumExp: lse, arch: arch)
                             {

@@ -1,0 +1,33 @@
+/// A helper kernel compiled once per input element type (`Kernels/input_type.cuh`): the
+/// source picks fp16 or bf16 with `-DINTFA_INPUT_BF16`, and the kernel's name is its base name
+/// followed by `_f16` or `_bf16`. A conforming descriptor gives its source, base name and
+/// fields; the rest is shared.
+public protocol InputTypedKernel: KernelVariant {
+    /// The embedded source file.
+    static var source: String { get }
+    /// The kernel name before its element-type suffix, e.g. `intfa_merge_partial`.
+    static var baseName: String { get }
+    /// The input's element type.
+    var input: KernelFloatType { get }
+    init(input: KernelFloatType, arch: String)
+}
+
+extension InputTypedKernel {
+    public var sourceFile: String { Self.source }
+
+    /// The `extern "C"` name, as `input_type.cuh` builds it.
+    public var kernelName: String { "\(Self.baseName)_\(input.rawValue)" }
+
+    /// NVRTC options: the architecture, C++17 and the input type.
+    public var compileOptions: [String] {
+        ["-arch=\(arch)", "-std=c++17", "-DINTFA_INPUT_BF16=\(input == .bfloat16 ? 1 : 0)"]
+    }
+
+    /// Zero: these kernels need no dynamic shared memory.
+    public var sharedMemoryBytes: Int { 0 }
+
+    /// Both input types for `arch`.
+    public static func allVariants(arch: String) -> [Self] {
+        KernelFloatType.allCases.map { Self(input: $0, arch: arch) }
+    }
+}
