@@ -134,3 +134,64 @@ def test_errors():
     bad[0, 0, 3, 5] = float("inf")
     with pytest.raises(ValueError, match="non-finite"):
         intfa.attention(bad, k, v, validate=True)
+
+
+def test_torch_compile_traces_through_the_custom_ops():
+    """intfa.attention and merge_partial are torch.library ops while traced: a whole graph
+    with no break, the compiled result equal to the eager one, and fake tensors getting the
+    right shapes without a kernel running."""
+    q, k, v = inputs(b=1, h=4, hkv=2, nq=96, nk=200, d=64)
+
+    def step(q, k, v):
+        out, lse = intfa.attention(q, k, v, is_causal=True, return_lse=True)
+        acc = torch.zeros(out.shape, device=out.device, dtype=torch.float32)
+        acc_lse = torch.full(lse.shape, float("-inf"), device=out.device)
+        intfa.merge_partial(acc, acc_lse, out, lse)
+        return acc * 2, acc_lse
+
+    eager_out, eager_lse = intfa.attention(q, k, v, is_causal=True, return_lse=True)
+    out, lse = torch.compile(step, fullgraph=True)(q, k, v)
+    assert torch.allclose(out, eager_out.float() * 2) and torch.equal(lse, eager_lse)
+
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    with FakeTensorMode() as mode:
+        fq, fk, fv = (mode.from_tensor(x) for x in (q, k, v))
+        fake_out, fake_lse = intfa.attention(fq, fk, fv, layout="bhnd", return_lse=True)
+        assert fake_out.shape == q.shape and fake_out.dtype == q.dtype and fake_lse.shape == (1, 4, 96)
+        bnhd = intfa.attention(*(x.transpose(1, 2) for x in (fq, fk, fv)), layout="bnhd")
+        assert bnhd.shape == (1, 96, 4, 64)
+
+
+@pytest.mark.parametrize("method", ["int8", "fp16"])
+def test_custom_ops_pass_opcheck(method):
+    q, k, v = inputs(b=1, h=2, nq=64, d=64)
+    ops = intfa._ops()
+    torch.library.opcheck(ops.attention.default, (q, k, v, False, None, method, "bhnd", True, False))
+    torch.library.opcheck(ops.attention.default, (q, k, v, True, 0.2, method, "bhnd", False, False))
+    out, lse = intfa.attention(q, k, v, method=method, return_lse=True)
+    acc = torch.zeros(out.shape, device="cuda")
+    acc_lse = torch.full(lse.shape, float("-inf"), device="cuda")
+    torch.library.opcheck(ops.merge_partial.default, (acc, acc_lse, out, lse))
+
+
+def test_custom_ops_when_intfa_is_imported_before_torch():
+    """Imported before torch, intfa registers its ops at its first eager call; a compile
+    before that says how to avoid it instead of failing inside the tracer."""
+    import subprocess
+    import sys
+    script = """
+import intfa, torch
+q = torch.randn(1, 2, 64, 64, device="cuda", dtype=torch.float16)
+attend = torch.compile(lambda q: intfa.attention(q, q, q), fullgraph=True)
+try:
+    attend(q)
+    raise SystemExit("compiled before registration")
+except Exception as error:
+    assert "import torch before intfa" in str(error), error
+torch._dynamo.reset()
+eager = intfa.attention(q, q, q)
+assert torch.equal(attend(q), eager)
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
