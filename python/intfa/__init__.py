@@ -55,7 +55,7 @@ def _register_ops():
     torch.compile trace, which does not run registration code."""
     global _ops_registered
     from . import _torch_ops
-    _torch_ops.register(_attention_cuda, _merge_partial_cuda)
+    _torch_ops.register(sys.modules[__name__])
     _ops_registered = True
 
 
@@ -432,25 +432,50 @@ def quantize(q, k, v, *, method="int8", scale=None, layout="bhnd", k_mean=None, 
     torch = _torch()
     if not all(_is_torch(x) and x.is_cuda for x in (q, k, v)):
         raise TypeError("quantize takes CUDA torch tensors")
+    if (k_mean is None) != (v_amax is None):
+        raise ValueError("give both k_mean and v_amax, or neither")
+    scale = None if scale is None else float(scale)
+    if not _traced(torch, q):
+        if not _ops_registered:
+            _register_ops()
+        return _quantize_cuda(q, k, v, method, scale, layout, k_mean, v_amax)
+    buffers = _ops().quantize(q, k, v, method, scale, layout, k_mean, v_amax)
+    (h, nq), (hkv, nk) = ((q.shape[1], q.shape[2]), (k.shape[1], k.shape[2])) if layout == "bhnd" else \
+        ((q.shape[2], q.shape[1]), (k.shape[2], k.shape[1]))
+    return QuantizedInputs(method, *buffers, q.shape[0], h, hkv, nq, nk, q.shape[3], scale)
+
+
+def _quantized_buffers(torch, shape, method):
+    """(element count, dtype) of the six buffers of the quantized form of a problem with
+    `shape` (B, H, Hkv, Nq, Nk, D): codes as int8, scales as float32, each at least one
+    element."""
+    problem = _lib.Problem(*shape[:5], shape[5], 0.0, 0, _lib.METHODS[method], 0)
+    sizes = _quantized_sizes(problem)
+    result = []
+    for name, dtype, element in (("q", torch.int8, 1), ("q_scale", torch.float32, 4), ("k", torch.int8, 1),
+                                 ("k_scale", torch.float32, 4), ("vt", torch.int8, 1), ("v_scale", torch.float32, 4)):
+        result.append((max(-(-getattr(sizes, name) // element), 1), dtype))
+    return result
+
+
+def _quantize_cuda(q, k, v, method, scale, layout, k_mean, v_amax):
+    torch = _torch()
     views = [_view(x, name, layout, gpu=True) for x, name in ((q, "q"), (k, "k"), (v, "v"))]
     if not (q.dtype == k.dtype == v.dtype):
         raise TypeError(f"q, k and v must share one dtype on the GPU (q: {q.dtype}, k: {k.dtype}, v: {v.dtype})")
     if len({x.device for x in (q, k, v)}) != 1:
         raise ValueError(f"q, k and v are on different devices: {sorted(str(x.device) for x in (q, k, v))}")
     problem = _problem(*views, method, False, scale, layout)
-    sizes = _quantized_sizes(problem)
     device = q.device
-    def buffer(count, dtype):
-        element = torch.tensor([], dtype=dtype).element_size()
-        return _cuda_empty(torch, (max(-(-count // element), 1),), dtype, device, "the quantized inputs")
-    result = QuantizedInputs(
-        method, buffer(sizes.q, torch.int8), buffer(sizes.q_scale, torch.float32), buffer(sizes.k, torch.int8),
-        buffer(sizes.k_scale, torch.float32), buffer(sizes.vt, torch.int8), buffer(sizes.v_scale, torch.float32),
-        problem.batch, problem.heads, problem.kv_heads, problem.query_length, problem.key_length, problem.head_dim,
-        scale)
+    shape = (problem.batch, problem.heads, problem.kv_heads, problem.query_length, problem.key_length, problem.head_dim)
+    buffers = [_cuda_empty(torch, (count,), dtype, device, "the quantized inputs")
+               for count, dtype in _quantized_buffers(torch, shape, method)]
+    # Q's scales end in one byte of marks per query row, padded to whole floats: the padding
+    # is zeroed, so that the buffers hold nothing unspecified (equal calls, equal tensors).
+    if (problem.batch * problem.heads * problem.query_length) % 4:
+        buffers[1][-1:].zero_()
+    result = QuantizedInputs(method, *buffers, *shape, scale)
     statistics = [None, None]
-    if (k_mean is None) != (v_amax is None):
-        raise ValueError("give both k_mean and v_amax, or neither")
     if k_mean is not None:
         shape = (problem.batch, problem.kv_heads, problem.head_dim)
         for name, x in (("k_mean", k_mean), ("v_amax", v_amax)):
@@ -489,10 +514,23 @@ def attention_quantized(inputs, *, is_causal=False, dtype=None, layout="bhnd", r
     if not isinstance(inputs, QuantizedInputs):
         raise TypeError("attention_quantized takes the QuantizedInputs that quantize returns")
     torch = _torch()
-    inputs._validate(torch)
     dtype = dtype or torch.float16
     if dtype not in (torch.float16, torch.bfloat16):
         raise TypeError(f"the output dtype must be torch.float16 or torch.bfloat16, not {dtype}")
+    if not _traced(torch, inputs.q):
+        if not _ops_registered:
+            _register_ops()
+        return _attention_quantized_cuda(inputs, is_causal, dtype, layout, return_lse, grid)
+    shape = [inputs.batch, inputs.heads, inputs.kv_heads, inputs.query_length, inputs.key_length, inputs.head_dim]
+    out, lse = _ops().attention_quantized(
+        inputs.q, inputs.q_scale, inputs.k, inputs.k_scale, inputs.vt, inputs.v_scale, inputs.method, shape,
+        None if inputs.scale is None else float(inputs.scale), is_causal, dtype, layout, return_lse, grid)
+    return (out, lse) if return_lse else out
+
+
+def _attention_quantized_cuda(inputs, is_causal, dtype, layout, return_lse, grid):
+    torch = _torch()
+    inputs._validate(torch)
     device = inputs.q.device
     b, h, nq, d = inputs.batch, inputs.heads, inputs.query_length, inputs.head_dim
     out = _cuda_empty(torch, (b, h, nq, d) if layout == "bhnd" else (b, nq, h, d), dtype, device, "the output")

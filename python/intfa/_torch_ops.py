@@ -4,40 +4,73 @@ implementation gives its outputs' shapes and dtypes without running anything. Th
 registered once, when torch is present (the package never imports torch itself)."""
 
 import threading
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
 _lock = threading.Lock()
 _registered = False
 
+Tensor = torch.Tensor
 
-def register(attention_cuda, merge_partial_cuda):
-    """Registers intfa::attention and intfa::merge_partial over the package's CUDA entry
-    points (idempotent)."""
+
+def _heads_and_tokens(x, layout):
+    """(heads, tokens) of a [B, H, N, D] or [B, N, H, D] tensor."""
+    return (x.shape[1], x.shape[2]) if layout == "bhnd" else (x.shape[2], x.shape[1])
+
+
+def register(package):
+    """Registers intfa::attention, intfa::merge_partial, intfa::quantize and
+    intfa::attention_quantized over `package`'s CUDA entry points (idempotent)."""
     global _registered
     with _lock:
         if _registered:
             return
 
         @torch.library.custom_op("intfa::attention", mutates_args=(), device_types="cuda")
-        def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, is_causal: bool, scale: Optional[float],
-                      method: str, layout: str, return_lse: bool, validate: bool) -> Tuple[torch.Tensor, torch.Tensor]:
-            result = attention_cuda(q, k, v, is_causal, scale, method, layout, return_lse, validate)
+        def attention(q: Tensor, k: Tensor, v: Tensor, is_causal: bool, scale: Optional[float],
+                      method: str, layout: str, return_lse: bool, validate: bool) -> Tuple[Tensor, Tensor]:
+            result = package._attention_cuda(q, k, v, is_causal, scale, method, layout, return_lse, validate)
             # An op returns the same outputs every time: without the log-sum-exp, an empty one.
             return result if return_lse else (result, q.new_empty((0,), dtype=torch.float32))
 
         @attention.register_fake
         def _(q, k, v, is_causal, scale, method, layout, return_lse, validate):
-            b, h, n = (q.shape[0], q.shape[1], q.shape[2]) if layout == "bhnd" else (q.shape[0], q.shape[2], q.shape[1])
-            return q.new_empty(q.shape), q.new_empty((b, h, n) if return_lse else (0,), dtype=torch.float32)
+            h, n = _heads_and_tokens(q, layout)
+            return q.new_empty(q.shape), q.new_empty((q.shape[0], h, n) if return_lse else (0,), dtype=torch.float32)
 
         @torch.library.custom_op("intfa::merge_partial", mutates_args=("out", "lse"), device_types="cuda")
-        def merge_partial(out: torch.Tensor, lse: torch.Tensor, part: torch.Tensor, part_lse: torch.Tensor) -> None:
-            merge_partial_cuda(out, lse, part, part_lse)
+        def merge_partial(out: Tensor, lse: Tensor, part: Tensor, part_lse: Tensor) -> None:
+            package._merge_partial_cuda(out, lse, part, part_lse)
 
         @merge_partial.register_fake
         def _(out, lse, part, part_lse):
             return None
+
+        @torch.library.custom_op("intfa::quantize", mutates_args=(), device_types="cuda")
+        def quantize(q: Tensor, k: Tensor, v: Tensor, method: str, scale: Optional[float], layout: str,
+                     k_mean: Optional[Tensor], v_amax: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+            result = package._quantize_cuda(q, k, v, method, scale, layout, k_mean, v_amax)
+            return result.q, result.q_scale, result.k, result.k_scale, result.vt, result.v_scale
+
+        @quantize.register_fake
+        def _(q, k, v, method, scale, layout, k_mean, v_amax):
+            (h, nq), (hkv, nk) = _heads_and_tokens(q, layout), _heads_and_tokens(k, layout)
+            shape = (q.shape[0], h, hkv, nq, nk, q.shape[3])
+            return tuple(q.new_empty((count,), dtype=dtype) for count, dtype in package._quantized_buffers(torch, shape, method))
+
+        @torch.library.custom_op("intfa::attention_quantized", mutates_args=(), device_types="cuda")
+        def attention_quantized(q: Tensor, q_scale: Tensor, k: Tensor, k_scale: Tensor, vt: Tensor, v_scale: Tensor,
+                                method: str, shape: List[int], scale: Optional[float], is_causal: bool,
+                                dtype: torch.dtype, layout: str, return_lse: bool, grid: Optional[str]) -> Tuple[Tensor, Tensor]:
+            inputs = package.QuantizedInputs(method, q, q_scale, k, k_scale, vt, v_scale, *shape, scale)
+            result = package._attention_quantized_cuda(inputs, is_causal, dtype, layout, return_lse, grid)
+            return result if return_lse else (result, q.new_empty((0,), dtype=torch.float32))
+
+        @attention_quantized.register_fake
+        def _(q, q_scale, k, k_scale, vt, v_scale, method, shape, scale, is_causal, dtype, layout, return_lse, grid):
+            b, h, _, nq, _, d = shape
+            out = q.new_empty((b, h, nq, d) if layout == "bhnd" else (b, nq, h, d), dtype=dtype)
+            return out, q.new_empty((b, h, nq) if return_lse else (0,), dtype=torch.float32)
 
         _registered = True

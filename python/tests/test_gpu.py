@@ -195,3 +195,29 @@ print("ok")
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
+
+
+def test_quantized_entry_points_compile_and_pass_opcheck():
+    q, k, v = inputs(b=1, h=4, hkv=2, nq=80, nk=130, d=64)
+
+    def step(q, k, v):
+        quantized = intfa.quantize(q, k, v)
+        return intfa.attention_quantized(quantized, is_causal=True, dtype=torch.bfloat16, return_lse=True)
+
+    eager_out, eager_lse = step(q, k, v)
+    out, lse = torch.compile(step, fullgraph=True)(q, k, v)
+    assert torch.equal(out, eager_out) and torch.equal(lse, eager_lse)
+
+    ops = intfa._ops()
+    # Not test_aot_dispatch_dynamic: k_scale ends in int32 marks whose "none" (0x7FFFFFFF)
+    # reads as a float NaN, which its comparison counts as a difference.
+    torch.library.opcheck(ops.quantize.default, (q, k, v, "int8", None, "bhnd", None, None),
+                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+    again = intfa.quantize(q[:, :, :77], k, v)  # 4·77 query rows: padded row marks
+    first = intfa.quantize(q[:, :, :77], k, v)
+    for name in ("q", "q_scale", "k", "k_scale", "vt", "v_scale"):
+        assert torch.equal(getattr(first, name).view(torch.uint8), getattr(again, name).view(torch.uint8)), name
+    quantized = intfa.quantize(q, k, v, method="int8-paper")
+    buffers = (quantized.q, quantized.q_scale, quantized.k, quantized.k_scale, quantized.vt, quantized.v_scale)
+    torch.library.opcheck(ops.attention_quantized.default,
+                          (*buffers, "int8-paper", [1, 4, 2, 80, 130, 64], None, False, torch.float16, "bnhd", True, None))
