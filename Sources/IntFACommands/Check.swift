@@ -14,7 +14,8 @@ struct Check: ParsableCommand {
             relative L1 ≤ 2e-3, its error against float64 must be within 1.2× the CPU's, and \
             the log-sum-exp must agree (mean difference ≤ 1e-4, largest ≤ 4e-3: the GPU's \
             exp2 may round one P code the other way). The INT8 quantization kernels must match the CPU \
-            quantizers bit for bit. Exits with status 1 on any failure.
+            quantizers bit for bit. Decode on the paged INT8 KV cache (with int8) must match the CPU \
+            oracle on the same cache (relative L1 ≤ 2e-3, log-sum-exp within 4e-3). Exits with status 1 on any failure.
             With --fuzz N, each kernel variant (method, family, head dim, mask) runs the first N \
             cases of its own random sequence instead: shapes with B, H, Hkv, Nq, Nk at their \
             edges (0, 1, odd, unequal, around the 64- and 128-key blocks), both layouts, fp16 and bf16 \
@@ -97,27 +98,39 @@ struct Check: ParsableCommand {
                 if let mismatch { table.append(["", mismatch]) }
             }
         }
-        let cases = CheckCase.all(quick: quick, methods: methods, arch: engine.featureArchitecture)
-        for (index, c) in cases.enumerated() {
-            progress.update("check \(index + 1)/\(cases.count): \(c.method.rawValue) \(c.shapeDescription)")
+        // One row of the table per case; a case that throws fails with the error's text.
+        func record(_ columns: (CheckOutcome) -> [String], _ evaluate: () throws(AttentionError) -> CheckOutcome) {
             let outcome: CheckOutcome
             do throws(AttentionError) {
-                outcome = try c.evaluate(on: engine, generator: &generator)
+                outcome = try evaluate()
             } catch {
                 outcome = CheckOutcome(failure: error.description)
             }
             if !outcome.passed { failures += 1 }
-            table.append([
-                outcome.passed ? "ok" : "FAIL", c.methodDescription, "\(c.headDim)", c.causal ? "causal" : "full",
-                c.output.rawValue, c.shapeDescription,
-                formatted(outcome.vsCPU), formatted(outcome.gpuError), formatted(outcome.cpuError),
-                formatted(outcome.lseError), outcome.quantization,
-            ])
+            table.append([outcome.passed ? "ok" : "FAIL"] + columns(outcome))
             if let failure = outcome.failure { table.append(["", failure]) }
+        }
+        let cases = CheckCase.all(quick: quick, methods: methods, arch: engine.featureArchitecture)
+        for (index, c) in cases.enumerated() {
+            progress.update("check \(index + 1)/\(cases.count): \(c.method.rawValue) \(c.shapeDescription)")
+            record({ outcome in
+                [c.methodDescription, "\(c.headDim)", c.causal ? "causal" : "full", c.output.rawValue, c.shapeDescription,
+                 formatted(outcome.vsCPU), formatted(outcome.gpuError), formatted(outcome.cpuError),
+                 formatted(outcome.lseError), outcome.quantization]
+            }) { () throws(AttentionError) in try c.evaluate(on: engine, generator: &generator) }
+        }
+        // Decode on the paged INT8 cache, against the CPU oracle on the same cache.
+        let decodeCases = method.map { $0.values.contains(.int8) } ?? true ? DecodeCheckCase.all(quick: quick) : []
+        for (index, c) in decodeCases.enumerated() {
+            progress.update("check decode \(index + 1)/\(decodeCases.count): \(c.description)")
+            record({ outcome in
+                ["int8 decode", "\(c.headDim)", c.causal ? "causal" : "full", c.output.rawValue, c.description,
+                 formatted(outcome.vsCPU), "-", "-", formatted(outcome.lseError), "-"]
+            }) { () throws(AttentionError) in try c.evaluate(on: engine, generator: &generator) }
         }
         progress.finish()
         print(table.rendered)
-        print("\(layoutTests + cases.count - failures) passed, \(failures) failed")
+        print("\(layoutTests + cases.count + decodeCases.count - failures) passed, \(failures) failed")
         if failures > 0 { throw ExitCode.failure }
     }
 }

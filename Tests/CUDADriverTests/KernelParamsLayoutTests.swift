@@ -67,6 +67,17 @@ struct KernelParamsLayoutTests {
         "reserved0": \.reserved0,
     ] }
 
+    static var decodeFields: [String: PartialKeyPath<DecodeParams>] { [
+        "query": \.query, "keyCodes": \.keyCodes, "valueCodes": \.valueCodes, "keyScales": \.keyScales,
+        "valueScales": \.valueScales, "blockTable": \.blockTable, "lengths": \.lengths, "partialOut": \.partialOut,
+        "partialLse": \.partialLse, "out": \.out, "lse": \.lse, "batch": \.batch, "heads": \.heads,
+        "kvHeads": \.kvHeads, "queryLength": \.queryLength, "headDim": \.headDim, "pageSize": \.pageSize,
+        "maxPages": \.maxPages, "splits": \.splits, "splitKeys": \.splitKeys, "qStrideBatch": \.qStrideBatch,
+        "qStrideToken": \.qStrideToken, "qStrideHead": \.qStrideHead, "oStrideBatch": \.oStrideBatch,
+        "oStrideToken": \.oStrideToken, "oStrideHead": \.oStrideHead, "causal": \.causal,
+        "softmaxScaleLog2": \.softmaxScaleLog2, "reserved0": \.reserved0,
+    ] }
+
     /// Every field of the C struct at its C offset in the Swift mirror, and the same size.
     static func expectLayout<T>(_ type: T.Type, named structName: String, fields mirror: [String: PartialKeyPath<T>], cSize: Int) throws {
         let fields = try cOffsets(of: structName)
@@ -93,6 +104,10 @@ struct KernelParamsLayoutTests {
 
     @Test func mergeParamsMatchTheHeader() throws {
         try Self.expectLayout(MergeParams.self, named: "MergeParams", fields: Self.mergeFields, cSize: MergeParams.cSize)
+    }
+
+    @Test func decodeParamsMatchTheHeader() throws {
+        try Self.expectLayout(DecodeParams.self, named: "DecodeParams", fields: Self.decodeFields, cSize: DecodeParams.cSize)
     }
 
     @Test func restoreParamsMatchTheHeader() throws {
@@ -136,6 +151,7 @@ struct KernelParamsLayoutTests {
         try assertions(QuantizationParams.self, named: "QuantizationParams", fields: Self.quantizationFields)
         try assertions(MergeParams.self, named: "MergeParams", fields: Self.mergeFields)
         try assertions(RestoreLogSumExpParams.self, named: "RestoreLogSumExpParams", fields: Self.restoreFields)
+        try assertions(DecodeParams.self, named: "DecodeParams", fields: Self.decodeFields)
         try assertions(HopperAttentionParams.self, named: "HopperAttentionParams", fields: [
             "keys": \HopperAttentionParams.keys, "values": \.values, "attention": \.attention,
         ])

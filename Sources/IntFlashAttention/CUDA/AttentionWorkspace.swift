@@ -27,6 +27,8 @@ enum WorkspaceSlot: CaseIterable {
     case statsPartials
     /// The fp16 method's marks of offending inputs (the quantized form keeps them after its scales).
     case rowMarks, keyMarks
+    /// Decode's fp32 partial outputs and log-sum-exps, one set per split of the keys.
+    case decodePartials
 }
 
 /// Device memory an attention call needs besides its inputs and output: the quantized

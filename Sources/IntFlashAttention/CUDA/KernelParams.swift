@@ -195,3 +195,37 @@ public struct RestoreLogSumExpParams: Sendable, Equatable, BitwiseCopyable {
     /// Size of the C struct in bytes.
     public static let cSize = 96
 }
+
+/// Parameter block of the decode kernels (`DecodeParams` in `params.cuh`,
+/// `Families/Decode/decode.cu`).
+public struct DecodeParams: Sendable, Equatable, BitwiseCopyable {
+    /// fp16 / bf16 Q, logical [B, Nq, H, D].
+    public var query: UInt64 = 0
+    /// The cache's s8 codes [pages, Hkv, pageSize, D] and fp32 scales [pages, Hkv, pageSize].
+    public var keyCodes: UInt64 = 0, valueCodes: UInt64 = 0, keyScales: UInt64 = 0, valueScales: UInt64 = 0
+    /// s32 [B, maxPages] block table and s32 [B] sequence lengths.
+    public var blockTable: UInt64 = 0, lengths: UInt64 = 0
+    /// fp32 partials of the splits: [splits, B, H, Nq, D] and [splits, B, H, Nq].
+    public var partialOut: UInt64 = 0, partialLse: UInt64 = 0
+    /// fp16 / bf16 output [B, Nq, H, D] and fp32 log-sum-exp [B, H, Nq] (0: none).
+    public var out: UInt64 = 0, lse: UInt64 = 0
+    public var batch: Int64 = 0, heads: Int64 = 0, kvHeads: Int64 = 0, queryLength: Int64 = 0, headDim: Int64 = 0
+    public var pageSize: Int64 = 0, maxPages: Int64 = 0
+    /// Splits of the keys and keys per split (a multiple of the 128-key block).
+    public var splits: Int64 = 0, splitKeys: Int64 = 0
+    /// Element strides of Q and of the output.
+    public var qStrideBatch: Int64 = 0, qStrideToken: Int64 = 0, qStrideHead: Int64 = 0
+    public var oStrideBatch: Int64 = 0, oStrideToken: Int64 = 0, oStrideHead: Int64 = 0
+    /// 1: the new tokens see each other causally.
+    public var causal: Int64 = 0
+    /// sm·L.
+    public var softmaxScaleLog2: Float = 0
+    public var reserved0: Float = 0
+
+    /// A block with every field zero.
+    public init() {}
+
+    /// Size of the C struct in bytes.
+    public static let cSize = 224
+}
+

@@ -21,14 +21,15 @@ public protocol KernelVariant: Hashable, Sendable, CustomStringConvertible {
 extension MMAKernelDescriptor: KernelVariant {}
 
 /// Every kernel the library can launch on `arch`: each family's of ``AttentionFamilies``
-/// (those added at run time too), the quantizers, the merge, the row poisoning and the
-/// `int8` log-sum-exp restore. The one
+/// (those added at run time too), the quantizers, the merge, the row poisoning, the
+/// `int8` log-sum-exp restore and decode on the paged cache. The one
 /// list that `intfa compile` and the compile-without-spills tests iterate.
 public enum KernelRegistry {
     public static func allVariants(arch: String) -> [any KernelVariant] {
         let attention = AttentionFamilies.all.flatMap { $0.allVariants(arch: arch) }
         let helpers: [any KernelVariant] = QuantizationKernelDescriptor.allVariants(arch: arch) + MergeKernelDescriptor.allVariants(arch: arch)
             + PoisonKernelDescriptor.allVariants(arch: arch) + RestoreLogSumExpKernelDescriptor.allVariants(arch: arch)
+            + DecodeKernelDescriptor.allVariants(arch: arch)
         return attention + helpers
     }
 }

@@ -141,6 +141,47 @@ struct RestoreLogSumExpParams {
     float reserved0;             //  92
 };                               // size 96
 
+// Decode attention on the paged INT8 KV cache (Families/Decode/decode.cu).
+struct DecodeParams {
+    // Q: fp16 or bf16, logical [B, Nq, H, D] with the strides below.
+    intfa_u64 query;             //   0
+    // The cache: s8 codes [pages, Hkv, pageSize, D] and fp32 scales [pages, Hkv, pageSize].
+    intfa_u64 keyCodes;          //   8
+    intfa_u64 valueCodes;        //  16
+    intfa_u64 keyScales;         //  24
+    intfa_u64 valueScales;       //  32
+    // s32 [B, maxPages]: the pages of each sequence in token order; s32 [B]: its tokens.
+    intfa_u64 blockTable;        //  40
+    intfa_u64 lengths;           //  48
+    // fp32 partials of the splits: outputs [splits, B, H, Nq, D], log-sum-exps [splits, B, H, Nq].
+    intfa_u64 partialOut;        //  56
+    intfa_u64 partialLse;        //  64
+    // O: fp16 or bf16, logical [B, Nq, H, D]; log-sum-exp fp32 [B, H, Nq] (0: none).
+    intfa_u64 out;               //  72
+    intfa_u64 lse;               //  80
+    intfa_i64 batch;             //  88
+    intfa_i64 heads;             //  96
+    intfa_i64 kvHeads;           // 104
+    intfa_i64 queryLength;       // 112
+    intfa_i64 headDim;           // 120
+    intfa_i64 pageSize;          // 128
+    intfa_i64 maxPages;          // 136
+    intfa_i64 splits;            // 144
+    // Keys per split: a multiple of the 128-key P block.
+    intfa_i64 splitKeys;         // 152
+    intfa_i64 qStrideBatch;      // 160
+    intfa_i64 qStrideToken;      // 168
+    intfa_i64 qStrideHead;       // 176
+    intfa_i64 oStrideBatch;      // 184
+    intfa_i64 oStrideToken;      // 192
+    intfa_i64 oStrideHead;       // 200
+    // 1: token i of Nq sees keys j <= n − Nq + i; 0: every cached key.
+    intfa_i64 causal;            // 208
+    // sm·L (fp32 product of the softmax scale and log2 e).
+    float softmaxScaleLog2;      // 216
+    float reserved0;             // 220
+};                               // size 224
+
 // The first key of (batch, KV head) whose K or V row holds an offending input, 0x7FFFFFFF when
 // none, for the CTA of an mma-family kernel (blockIdx.y = head, blockIdx.z = batch).
 INTFA_DEVICE int intfa_first_offending_key(const AttentionParams& p) {

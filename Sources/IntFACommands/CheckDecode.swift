@@ -1,0 +1,128 @@
+import CUDADriver
+import IntFlashAttention
+
+/// One decode case of `intfa check`: a paged INT8 cache built by the CPU (``PagedKVCache``,
+/// the oracle), copied to the device, and decode attention on it against the oracle's decode
+/// on the same cache: odd lengths, partial pages, several page sizes, GQA, several new
+/// tokens, forced splits, an empty sequence.
+struct DecodeCheckCase {
+    var headDim: Int
+    var pageSize: Int
+    var heads: Int, kvHeads: Int, queryLength: Int
+    var lengths: [Int]
+    var causal: Bool
+    var input: ElementType
+    var output: ElementType
+    var splits: Int?
+
+    var description: String {
+        "B\(lengths.count) H\(heads)/\(kvHeads) Nq\(queryLength) page \(pageSize) lengths \(lengths.map(String.init).joined(separator: ","))"
+            + (splits.map { " splits \($0)" } ?? "") + " \(input.rawValue)"
+    }
+
+    static func all(quick: Bool) -> [DecodeCheckCase] {
+        var cases: [DecodeCheckCase] = []
+        for d in DecodeKernelDescriptor.headDims {
+            cases.append(.init(headDim: d, pageSize: 16, heads: 8, kvHeads: 2, queryLength: 1, lengths: [1, 129, 1000],
+                               causal: true, input: .float16, output: .float16))
+            cases.append(.init(headDim: d, pageSize: 64, heads: 4, kvHeads: 1, queryLength: 4, lengths: [300, 4, 777],
+                               causal: true, input: .bfloat16, output: .bfloat16, splits: 3))
+            cases.append(.init(headDim: d, pageSize: 7, heads: 16, kvHeads: 4, queryLength: 2, lengths: [0, 63, 65, 2049],
+                               causal: false, input: .float16, output: .float16, splits: 5))
+            if quick { continue }
+            cases.append(.init(headDim: d, pageSize: 256, heads: 2, kvHeads: 2, queryLength: 3, lengths: [5000],
+                               causal: true, input: .float16, output: .bfloat16))
+            cases.append(.init(headDim: d, pageSize: 128, heads: 4, kvHeads: 4, queryLength: 16, lengths: [16, 127],
+                               causal: true, input: .bfloat16, output: .float16))
+        }
+        return cases
+    }
+
+    /// Relative L1 against the oracle (its output rounded to the output type) and the largest
+    /// log-sum-exp difference, or the failure.
+    func evaluate(on engine: CUDAAttention, generator: inout SplitMix64) throws(AttentionError) -> CheckOutcome {
+        let d = headDim, b = lengths.count, hkv = kvHeads
+        let pages = lengths.reduce(0) { $0 + ($1 + pageSize - 1) / pageSize }
+        var cache = try PagedKVCache(
+            layout: .init(pageSize: pageSize, pageCount: max(pages, 1), kvHeads: hkv, headDim: d), sequences: b)
+        for (sequence, length) in lengths.enumerated() where length > 0 {
+            // The prefill, then the new tokens in a second append (when there are earlier ones).
+            let prefill = length > queryLength ? length - queryLength : length
+            var keys = (0..<(hkv * length * d)).map { _ in generator.nextNormal() }
+            for index in keys.indices where index % d == 3 { keys[index] += 4 }  // an outlier channel
+            let values = (0..<(hkv * length * d)).map { _ in generator.nextNormal() }
+            func slice(_ x: [Float], _ range: Range<Int>) -> [Float] {
+                (0..<hkv).flatMap { h in x[(h * length + range.lowerBound) * d..<(h * length + range.upperBound) * d] }
+            }
+            try cache.append(sequence: sequence, keys: slice(keys, 0..<prefill), values: slice(values, 0..<prefill), tokens: prefill)
+            if prefill < length {
+                try cache.append(
+                    sequence: sequence, keys: slice(keys, prefill..<length), values: slice(values, prefill..<length),
+                    tokens: length - prefill)
+            }
+        }
+        // Q in the input type, [B, H, Nq, D] for the oracle and [B, Nq, H, D] on the device.
+        let raw = (0..<(b * heads * queryLength * d)).map { _ in generator.nextNormal() }
+        let q = try AttentionTensor(converting: raw, to: input, batch: b, heads: heads, tokens: queryLength, headDim: d)
+        let cpu = try cache.decode(queries: q.floats(), sequences: Array(0..<b), heads: heads, queryLength: queryLength, causal: causal)
+        let device = TensorLayout.bhnd.reorder(q.floats(), to: .bnhd, batch: b, heads: heads, tokens: queryLength, headDim: d)
+        let upload = try AttentionTensor(converting: device, to: input, batch: b, heads: heads, tokens: queryLength, headDim: d, layout: .bnhd)
+
+        let deviceCache = try DevicePagedKVCache(copying: cache, on: engine)
+        let count = b * heads * queryLength * d, rows = b * heads * queryLength
+        let queryBits: [UInt16] = switch upload.storage {
+        case let .float16(values): values.map(\.bitPattern)
+        case let .bfloat16(values): values.map(\.bitPattern)
+        case let .float32(values): values.map { Float16($0).bitPattern }
+        }
+        let context = engine.context
+        let (queries, out, lse) = try cuda { () throws(CUDAError) in
+            let out = try DeviceBuffer(context: context, byteCount: max(count * 2, 2))
+            let lse = try DeviceBuffer(context: context, byteCount: max(rows * 4, 4))
+            try out.fill(byte: 0xFF)  // NaN: every element must be written
+            try lse.fill(byte: 0xFF)
+            return (try DeviceBuffer(context: context, copying: queryBits), out, lse)
+        }
+        let addresses = try cuda { () throws(CUDAError) in
+            (try queries.pointer().address, try out.pointer().address, try lse.pointer().address)
+        }
+        let strides = TensorLayout.bnhd.strides(heads: heads, tokens: queryLength, headDim: d)
+        try engine.decode(
+            cache: deviceCache, queries: DeviceTensor(address: addresses.0, elementType: input, strides: strides),
+            heads: heads, queryLength: queryLength,
+            output: DeviceTensor(address: addresses.1, elementType: output, strides: strides),
+            logSumExp: addresses.2, causal: causal, splits: splits)
+        let (gpuOut, gpuLse) = try cuda { () throws(CUDAError) in
+            try engine.stream.synchronize()
+            return (try out.toArray(of: UInt16.self, count: count), try lse.toArray(of: Float.self, count: rows))
+        }
+        let gpu = TensorLayout.bnhd.reorder(
+            gpuOut.map { output == .float16 ? Float(Float16(bitPattern: $0)) : BFloat16(bitPattern: $0).float },
+            to: .bhnd, batch: b, heads: heads, tokens: queryLength, headDim: d)
+        let oracle = try AttentionTensor(converting: cpu.output, to: output, batch: b, heads: heads, tokens: queryLength, headDim: d).floats()
+        var outcome = CheckOutcome()
+        var difference = 0.0, norm = 0.0
+        for i in 0..<count {
+            difference += Double(abs(gpu[i] - oracle[i]))
+            norm += Double(abs(oracle[i]))
+        }
+        outcome.vsCPU = norm > 0 ? difference / norm : (difference == 0 ? 0 : .infinity)
+        var lseError = 0.0
+        for i in 0..<rows {
+            if cpu.logSumExp[i] == -.infinity || gpuLse[i] == -.infinity {
+                if cpu.logSumExp[i] != gpuLse[i] { lseError = .infinity }
+            } else {
+                lseError = max(lseError, gpuLse[i].isNaN ? .infinity : Double(abs(gpuLse[i] - cpu.logSumExp[i])))
+            }
+        }
+        outcome.lseError = lseError
+        if gpu.contains(where: \.isNaN) {
+            outcome.failure = "NaN in the output (an element left unwritten)"
+        } else if !(outcome.vsCPU <= 2e-3) {
+            outcome.failure = "output differs from the CPU oracle by \(formatted(outcome.vsCPU)) (relative L1)"
+        } else if !(lseError <= 4e-3) {
+            outcome.failure = "log-sum-exp differs from the CPU oracle by \(formatted(lseError))"
+        }
+        return outcome
+    }
+}

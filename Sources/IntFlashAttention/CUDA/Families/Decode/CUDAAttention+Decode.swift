@@ -1,0 +1,121 @@
+import CUDADriver
+
+/// Decode attention on a paged INT8 KV cache (`decode.cu`): the GPU form of
+/// ``PagedKVCache/decode(queries:sequences:heads:queryLength:softmaxScale:causal:)``.
+extension CUDAAttention {
+    /// Attention of `queryLength` new tokens of every sequence of `cache` (their keys and
+    /// values appended already) on its cached keys and values, by the scheme of
+    /// docs/SCHEMES.md ("The INT8 KV cache"). `queries` and `output` are fp16/bf16 device tensors
+    /// [B, Nq, H, D] (B = the cache's sequences; strides in `TensorStrides` terms: batch, head,
+    /// token); `logSumExp`, when given, receives fp32 [B, H, Nq] natural-log values of the
+    /// smoothed scores (as the oracle's). Each CTA reads one sequence's KV head for all
+    /// `heads / kvHeads · queryLength` query rows that read it (at most 16), over one split of
+    /// the keys; the splits (`splits`, default from ``decodeSplits(batch:kvHeads:maxLength:multiprocessors:)``)
+    /// merge by their log-sum-exps in a second kernel. Issued on `stream` (default: ``stream``)
+    /// with the partials in `workspace` when given (``decodeWorkspaceByteCount(cache:heads:queryLength:splits:)``),
+    /// else in this instance's own.
+    public func decode(
+        cache: DevicePagedKVCache, queries: DeviceTensor, heads: Int, queryLength: Int, output: DeviceTensor,
+        logSumExp: UInt64? = nil, softmaxScale: Float? = nil, causal: Bool = true, splits: Int? = nil,
+        stream: CUDAStream? = nil, workspace: DeviceWorkspace? = nil
+    ) throws(AttentionError) {
+        let layout = cache.layout, d = layout.headDim, hkv = layout.kvHeads, b = cache.sequences
+        guard DecodeKernelDescriptor.headDims.contains(d) else {
+            throw .unsupportedHeadDim(d, supported: DecodeKernelDescriptor.headDims)
+        }
+        guard heads >= 1, heads % hkv == 0 else { throw .headsNotDivisible(heads: heads, kvHeads: hkv) }
+        guard queryLength >= 1 else { throw .invalidDimension(name: "queryLength", value: queryLength, requirement: "must be at least 1") }
+        let rows = heads / hkv * queryLength
+        guard let capacity = DecodeKernelDescriptor.rowCapacity(for: rows) else {
+            throw .unsupportedMethod(
+                method: "decode", backend: "cuda",
+                reason: "\(rows) query rows per KV head (heads / kvHeads × queryLength); at most \(DecodeKernelDescriptor.rowCapacities.last!)")
+        }
+        guard b <= 65_535, hkv <= 65_535 else {
+            throw .invalidDimension(name: "batch", value: b, requirement: "at most 65535 sequences and KV heads per decode call")
+        }
+        if causal, let short = cache.lengths.firstIndex(where: { $0 < queryLength }) {
+            throw .invalidDimension(
+                name: "queryLength", value: queryLength,
+                requirement: "sequence \(short) holds \(cache.lengths[short]) tokens; the new tokens' keys must be appended before a causal decode")
+        }
+        guard let queryType = KernelFloatType(queries.elementType), let outputType = KernelFloatType(output.elementType) else {
+            throw .invalidDeviceTensor(tensor: "queries/output", reason: "must be fp16 or bf16")
+        }
+        for (name, tensor) in [("queries", queries), ("output", output)] {
+            try Self.validateStrides(tensor, name)
+            try Self.validateAlignment(tensor.address, bytes: 2, name, what: "its address")
+            try Self.validateSpan(tensor, name, batch: b, heads: heads, tokens: queryLength, width: d)
+        }
+        if let logSumExp { try Self.validateAlignment(logSumExp, bytes: 4, "logSumExp", what: "its address") }
+        let scale = softmaxScale ?? 1 / Float(d).squareRoot()
+        guard scale.isFinite, scale > 0 else { throw .invalidSoftmaxScale(scale) }
+        guard b > 0 else { return }
+
+        let maxLength = cache.lengths.max() ?? 0
+        var plan = Self.decodeSplits(batch: b, kvHeads: hkv, maxLength: maxLength, multiprocessors: context.properties.multiprocessorCount)
+        if let splits {
+            guard splits >= 1 else { throw .invalidDimension(name: "splits", value: splits, requirement: "must be at least 1") }
+            plan = Self.decodeSplits(forced: splits, maxLength: maxLength)
+        }
+        var p = DecodeParams()
+        p.query = queries.address
+        p.out = output.address
+        p.lse = logSumExp ?? 0
+        (p.batch, p.heads, p.kvHeads, p.queryLength, p.headDim) = (Int64(b), Int64(heads), Int64(hkv), Int64(queryLength), Int64(d))
+        (p.pageSize, p.maxPages) = (Int64(layout.pageSize), Int64(cache.maxPages))
+        (p.splits, p.splitKeys) = (Int64(plan.splits), Int64(plan.splitKeys))
+        (p.qStrideBatch, p.qStrideToken, p.qStrideHead) = (Int64(queries.strides.batch), Int64(queries.strides.token), Int64(queries.strides.head))
+        (p.oStrideBatch, p.oStrideToken, p.oStrideHead) = (Int64(output.strides.batch), Int64(output.strides.token), Int64(output.strides.head))
+        p.causal = causal ? 1 : 0
+        p.softmaxScaleLog2 = scale * Float(1.4426950408889634)
+        try serialized(stream: stream, workspace: workspace) { (call) throws(AttentionError) in
+            let partialRows = plan.splits * b * heads * queryLength
+            let slots = try workspaceAddresses([(.decodePartials, partialRows * (d + 1) * 4)], lent: call.workspace)
+            p.partialOut = slots[.decodePartials] ?? 0
+            p.partialLse = p.partialOut + UInt64(partialRows * d * 4)
+            p.keyCodes = try cuda { () throws(CUDAError) in try cache.keyCodes.pointer().address }
+            p.valueCodes = try cuda { () throws(CUDAError) in try cache.valueCodes.pointer().address }
+            p.keyScales = try cuda { () throws(CUDAError) in try cache.keyScales.pointer().address }
+            p.valueScales = try cuda { () throws(CUDAError) in try cache.valueScales.pointer().address }
+            p.blockTable = try cuda { () throws(CUDAError) in try cache.blockTable.pointer().address }
+            p.lengths = try cuda { () throws(CUDAError) in try cache.lengthBuffer.pointer().address }
+            func kernel(_ stage: DecodeKernelDescriptor.Stage) -> DecodeKernelDescriptor {
+                DecodeKernelDescriptor(stage: stage, headDim: d, rows: capacity, query: queryType, output: outputType, arch: architecture)
+            }
+            let threads = DecodeKernelDescriptor.threadsPerBlock
+            try launch(kernel(.attend), grid: LaunchDimensions(plan.splits, hkv, b), block: LaunchDimensions(threads), params: p, on: call.stream)
+            let outputRows = b * heads * queryLength
+            try launch(kernel(.combine), grid: LaunchDimensions((outputRows + threads / 32 - 1) / (threads / 32)),
+                       block: LaunchDimensions(threads), params: p, on: call.stream)
+        }
+    }
+
+    /// Device memory ``decode(cache:queries:heads:queryLength:output:logSumExp:softmaxScale:causal:splits:stream:workspace:)``
+    /// needs as its workspace: the partials of `splits` splits (default: the planner's).
+    public func decodeWorkspaceByteCount(cache: DevicePagedKVCache, heads: Int, queryLength: Int, splits: Int? = nil) -> Int {
+        let maxLength = cache.lengths.max() ?? 0
+        let plan = splits.map { Self.decodeSplits(forced: max($0, 1), maxLength: maxLength) }
+            ?? Self.decodeSplits(batch: cache.sequences, kvHeads: cache.layout.kvHeads, maxLength: maxLength,
+                                 multiprocessors: context.properties.multiprocessorCount)
+        let rows = plan.splits * cache.sequences * heads * queryLength
+        return DeviceWorkspace.byteCount(for: [(.decodePartials, rows * (cache.layout.headDim + 1) * 4)])
+    }
+
+    /// The splits of a decode call's keys: enough CTAs to give every SM two (B · Hkv · splits ≥
+    /// 2 · SMs) while each split keeps at least one 128-key block; splits are whole blocks, so
+    /// that the P blocks are the scheme's whatever the split.
+    public static func decodeSplits(batch: Int, kvHeads: Int, maxLength: Int, multiprocessors: Int) -> (splits: Int, splitKeys: Int) {
+        let slices = max(batch * kvHeads, 1)
+        return decodeSplits(forced: max(1, (2 * multiprocessors + slices - 1) / slices), maxLength: maxLength)
+    }
+
+    /// At most `splits` splits of whole 128-key blocks covering `maxLength` keys.
+    static func decodeSplits(forced splits: Int, maxLength: Int) -> (splits: Int, splitKeys: Int) {
+        let block = DecodeKernelDescriptor.blockKeys
+        let blocks = max(1, (maxLength + block - 1) / block)
+        let perSplit = (blocks + min(splits, blocks) - 1) / min(splits, blocks)
+        let splitKeys = perSplit * block
+        return (max(1, (maxLength + splitKeys - 1) / splitKeys), splitKeys)
+    }
+}

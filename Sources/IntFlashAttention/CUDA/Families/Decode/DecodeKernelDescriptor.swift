@@ -1,0 +1,82 @@
+/// One kernel of `decode.cu` (decode attention on the paged INT8 KV cache): the split
+/// attention or the combine of the splits, for one head dim, row capacity and pair of element
+/// types. Both stages share one module (the same source and options).
+public struct DecodeKernelDescriptor: KernelVariant {
+    /// The two kernels of a decode call.
+    public enum Stage: String, Hashable, Sendable {
+        /// Attention of one split of the keys into fp32 partials.
+        case attend = "int8"
+        /// The partials merged by their log-sum-exps into the output.
+        case combine
+    }
+
+    public var stage: Stage
+    /// Head dimension: 64 or 128.
+    public var headDim: Int
+    /// Query rows one CTA holds at most (query heads per KV head × new tokens).
+    public var rows: Int
+    /// Element types of Q and of the output.
+    public var query: KernelFloatType
+    public var output: KernelFloatType
+    /// NVRTC architecture, e.g. `sm_90`.
+    public var arch: String
+
+    /// Head dims with a decode kernel.
+    public static let headDims = [64, 128]
+    /// Row capacities compiled: a call takes the smallest that holds its rows.
+    public static let rowCapacities = [4, 16]
+    /// Keys per P block (docs/SCHEMES.md), the one source of `decode.cu`'s `INTFA_DECODE_BLOCK`
+    /// and of the split granularity.
+    public static var blockKeys: Int { PagedKVCache.decodeBlockKeys }
+    /// Threads per CTA of both kernels.
+    public static let threadsPerBlock = 128
+
+    /// Creates a descriptor from its fields.
+    public init(stage: Stage, headDim: Int, rows: Int, query: KernelFloatType, output: KernelFloatType, arch: String) {
+        self.stage = stage
+        self.headDim = headDim
+        self.rows = rows
+        self.query = query
+        self.output = output
+        self.arch = arch
+    }
+
+    /// The embedded source.
+    public var sourceFile: String { "decode.cu" }
+
+    /// The `extern "C"` name; `decode.cu` builds the same string from its macros.
+    public var kernelName: String {
+        "intfa_decode_\(stage.rawValue)_d\(headDim)_r\(rows)_\(query.rawValue)_\(output.rawValue)"
+    }
+
+    /// NVRTC options: the architecture, C++17, the shape and the element types.
+    public var compileOptions: [String] {
+        [
+            "-arch=\(arch)", "-std=c++17", "-DINTFA_HEAD_DIM=\(headDim)", "-DINTFA_DECODE_ROWS=\(rows)",
+            "-DINTFA_DECODE_BLOCK=\(Self.blockKeys)", "-DINTFA_INPUT_BF16=\(query == .bfloat16 ? 1 : 0)",
+            "-DINTFA_OUT_BF16=\(output == .bfloat16 ? 1 : 0)",
+        ]
+    }
+
+    /// Zero: the kernels' shared memory is static.
+    public var sharedMemoryBytes: Int { 0 }
+
+    /// The smallest row capacity that holds `rows`, or nil above the largest.
+    public static func rowCapacity(for rows: Int) -> Int? { rowCapacities.first { $0 >= rows } }
+
+    /// Every decode kernel for `arch` (sm_80 and later: dp4a and the cp sizes they need).
+    public static func allVariants(arch: String) -> [DecodeKernelDescriptor] {
+        guard (MMAKernelDescriptor.smVersion(arch) ?? 0) >= 80 else { return [] }
+        return [Stage.attend, .combine].flatMap { stage in
+            headDims.flatMap { d in
+                rowCapacities.flatMap { rows in
+                    KernelFloatType.allCases.flatMap { query in
+                        KernelFloatType.allCases.map { output in
+                            DecodeKernelDescriptor(stage: stage, headDim: d, rows: rows, query: query, output: output, arch: arch)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

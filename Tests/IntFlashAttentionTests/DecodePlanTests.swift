@@ -1,0 +1,35 @@
+import Testing
+@testable import IntFlashAttention
+
+/// The decode planner and kernel names (host only; the kernels themselves are checked against
+/// the CPU oracle by `intfa check`).
+struct DecodePlanTests {
+    @Test func splitsAreWholeBlocksThatCoverTheKeys() {
+        for (batch, kvHeads, length) in [(1, 8, 131_072), (64, 8, 1000), (1, 1, 1), (3, 2, 129), (16, 8, 8192), (1, 8, 0)] {
+            let plan = CUDAAttention.decodeSplits(batch: batch, kvHeads: kvHeads, maxLength: length, multiprocessors: 132)
+            #expect(plan.splitKeys % PagedKVCache.decodeBlockKeys == 0, "\(batch) \(kvHeads) \(length)")
+            #expect(plan.splits >= 1 && plan.splits * plan.splitKeys >= length, "\(batch) \(kvHeads) \(length)")
+            // No split starts past the keys (an empty last split would only cost a launch).
+            #expect((plan.splits - 1) * plan.splitKeys < max(length, 1), "\(batch) \(kvHeads) \(length)")
+        }
+        // Small batches at long contexts split to fill the device; large ones do not.
+        #expect(CUDAAttention.decodeSplits(batch: 1, kvHeads: 8, maxLength: 131_072, multiprocessors: 132).splits == 32)
+        #expect(CUDAAttention.decodeSplits(batch: 64, kvHeads: 8, maxLength: 131_072, multiprocessors: 132).splits == 1)
+        #expect(CUDAAttention.decodeSplits(forced: 5, maxLength: 2049).splits == 5)
+        #expect(CUDAAttention.decodeSplits(forced: 100, maxLength: 300).splits == 3)
+    }
+
+    @Test func kernelNamesAndRowCapacities() {
+        let d = DecodeKernelDescriptor(stage: .attend, headDim: 128, rows: 16, query: .bfloat16, output: .float16, arch: "sm_90")
+        #expect(d.kernelName == "intfa_decode_int8_d128_r16_bf16_f16")
+        var combine = d
+        combine.stage = .combine
+        #expect(combine.kernelName == "intfa_decode_combine_d128_r16_bf16_f16")
+        #expect(combine.compileOptions == d.compileOptions)  // one module holds both
+        #expect(DecodeKernelDescriptor.rowCapacity(for: 1) == 4)
+        #expect(DecodeKernelDescriptor.rowCapacity(for: 5) == 16)
+        #expect(DecodeKernelDescriptor.rowCapacity(for: 17) == nil)
+        #expect(DecodeKernelDescriptor.allVariants(arch: "sm_75").isEmpty)
+        #expect(DecodeKernelDescriptor.allVariants(arch: "sm_80").count == 32)
+    }
+}
