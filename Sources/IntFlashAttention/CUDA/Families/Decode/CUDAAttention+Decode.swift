@@ -13,7 +13,9 @@ extension CUDAAttention {
     /// the keys; the splits (`splits`, default from ``decodeSplits(batch:kvHeads:maxLength:multiprocessors:)``)
     /// merge by their log-sum-exps in a second kernel. Issued on `stream` (default: ``stream``)
     /// with the partials in `workspace` when given (``decodeWorkspaceByteCount(cache:heads:queryLength:splits:)``),
-    /// else in this instance's own.
+    /// else in this instance's own. The cache holds only finite values (``PagedKVCache`` refuses
+    /// others); NaN or ±Inf in `queries` are not screened here, and the rows holding them come
+    /// back unspecified.
     public func decode(
         cache: DevicePagedKVCache, queries: DeviceTensor, heads: Int, queryLength: Int, output: DeviceTensor,
         logSumExp: UInt64? = nil, softmaxScale: Float? = nil, causal: Bool = true, splits: Int? = nil,
