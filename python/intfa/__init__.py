@@ -49,6 +49,16 @@ def _traced(torch, x):
 _ops_registered = False
 
 
+def _eager(x):
+    """Whether a CUDA entry point runs directly on `x` (not traced); it then registers the
+    custom ops first if need be, so that a later torch.compile of its caller finds them."""
+    if _traced(_torch(), x):
+        return False
+    if not _ops_registered:
+        _register_ops()
+    return True
+
+
 def _register_ops():
     """Registers the package's torch.library ops (intfa._torch_ops): at import when torch is
     already imported, else at the first call with torch tensors. It cannot happen inside a
@@ -272,13 +282,11 @@ def attention(q, k, v, *, is_causal=False, scale=None, method="int8", layout="bh
         devices = {x.device for x in tensors}
         if len(devices) != 1:
             raise ValueError(f"q, k and v are on different devices: {sorted(map(str, devices))}")
-        if _traced(_torch(), q):
-            out, lse = _ops().attention(
-                q, k, v, is_causal, None if scale is None else float(scale), method, layout, return_lse, bool(validate))
-            return (out, lse) if return_lse else out
-        if not _ops_registered:
-            _register_ops()  # for a later torch.compile of a function that calls it
-        return _attention_cuda(q, k, v, is_causal, scale, method, layout, return_lse, bool(validate))
+        if _eager(q):
+            return _attention_cuda(q, k, v, is_causal, scale, method, layout, return_lse, bool(validate))
+        out, lse = _ops().attention(
+            q, k, v, is_causal, None if scale is None else float(scale), method, layout, return_lse, bool(validate))
+        return (out, lse) if return_lse else out
     return _attention_host(q, k, v, is_causal, scale, method, layout, return_lse, validate is None or bool(validate))
 
 
@@ -435,9 +443,7 @@ def quantize(q, k, v, *, method="int8", scale=None, layout="bhnd", k_mean=None, 
     if (k_mean is None) != (v_amax is None):
         raise ValueError("give both k_mean and v_amax, or neither")
     scale = None if scale is None else float(scale)
-    if not _traced(torch, q):
-        if not _ops_registered:
-            _register_ops()
+    if _eager(q):
         return _quantize_cuda(q, k, v, method, scale, layout, k_mean, v_amax)
     buffers = _ops().quantize(q, k, v, method, scale, layout, k_mean, v_amax)
     (h, nq), (hkv, nk) = ((q.shape[1], q.shape[2]), (k.shape[1], k.shape[2])) if layout == "bhnd" else \
@@ -517,9 +523,7 @@ def attention_quantized(inputs, *, is_causal=False, dtype=None, layout="bhnd", r
     dtype = dtype or torch.float16
     if dtype not in (torch.float16, torch.bfloat16):
         raise TypeError(f"the output dtype must be torch.float16 or torch.bfloat16, not {dtype}")
-    if not _traced(torch, inputs.q):
-        if not _ops_registered:
-            _register_ops()
+    if _eager(inputs.q):
         return _attention_quantized_cuda(inputs, is_causal, dtype, layout, return_lse, grid)
     shape = [inputs.batch, inputs.heads, inputs.kv_heads, inputs.query_length, inputs.key_length, inputs.head_dim]
     out, lse = _ops().attention_quantized(
@@ -557,19 +561,15 @@ def merge_partial(out, lse, part, part_lse):
     tensors = (out, lse, part, part_lse)
     if not all(_is_torch(x) and x.is_cuda for x in tensors):
         raise TypeError("merge_partial takes CUDA torch tensors")
-    if _traced(_torch(), out):
+    if _eager(out):
+        _merge_partial_cuda(out, lse, part, part_lse)
+    else:
         _ops().merge_partial(out, lse, part, part_lse)
-        return
-    if not _ops_registered:
-        _register_ops()
-    _merge_partial_cuda(out, lse, part, part_lse)
 
 
 def _merge_partial_cuda(out, lse, part, part_lse):
     torch = _torch()
     tensors = (out, lse, part, part_lse)
-    if not all(_is_torch(x) and x.is_cuda for x in tensors):
-        raise TypeError("merge_partial takes CUDA torch tensors")
     if len({x.device for x in tensors}) != 1:
         raise ValueError("out, lse, part and part_lse must be on one device")
     if out.dtype != torch.float32 or out.ndim != 4:

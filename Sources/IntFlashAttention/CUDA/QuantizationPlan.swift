@@ -57,8 +57,8 @@ struct QuantizationPlan {
         }
     }
 
-    /// Where the K mean used to smooth K lies when the call measures it (`int8`), for the
-    /// kernel that restores the exact log-sum-exp.
+    /// Whether the call measures the K mean that smooths K (`int8`, without supplied
+    /// statistics): the kernel that restores the exact log-sum-exp reads it.
     var measuresKeyMean: Bool { measured.contains(.key) && method == .int8 }
 
     /// (batch·heads, tokens) of `operand`.

@@ -54,12 +54,8 @@ extension CUDAAttention {
         guard scale.isFinite, scale > 0 else { throw .invalidSoftmaxScale(scale) }
         guard b > 0 else { return }
 
-        let maxLength = cache.lengths.max() ?? 0
-        var plan = Self.decodeSplits(batch: b, kvHeads: hkv, maxLength: maxLength, multiprocessors: context.properties.multiprocessorCount)
-        if let splits {
-            guard splits >= 1 else { throw .invalidDimension(name: "splits", value: splits, requirement: "must be at least 1") }
-            plan = Self.decodeSplits(forced: splits, maxLength: maxLength)
-        }
+        if let splits, splits < 1 { throw .invalidDimension(name: "splits", value: splits, requirement: "must be at least 1") }
+        let plan = decodePlan(cache: cache, splits: splits)
         var p = DecodeParams()
         p.query = queries.address
         p.out = output.address
@@ -70,18 +66,17 @@ extension CUDAAttention {
         (p.qStrideBatch, p.qStrideToken, p.qStrideHead) = (Int64(queries.strides.batch), Int64(queries.strides.token), Int64(queries.strides.head))
         (p.oStrideBatch, p.oStrideToken, p.oStrideHead) = (Int64(output.strides.batch), Int64(output.strides.token), Int64(output.strides.head))
         p.causal = causal ? 1 : 0
-        p.softmaxScaleLog2 = scale * Float(1.4426950408889634)
+        p.softmaxScaleLog2 = scale * Self.log2e
         try serialized(stream: stream, workspace: workspace) { (call) throws(AttentionError) in
-            let partialRows = plan.splits * b * heads * queryLength
-            let slots = try workspaceAddresses([(.decodePartials, partialRows * (d + 1) * 4)], lent: call.workspace)
+            let partials = Self.decodePartials(cache: cache, heads: heads, queryLength: queryLength, splits: plan.splits)
+            let slots = try workspaceAddresses([(.decodePartials, partials.bytes)], lent: call.workspace)
             p.partialOut = slots[.decodePartials] ?? 0
-            p.partialLse = p.partialOut + UInt64(partialRows * d * 4)
-            p.keyCodes = try cuda { () throws(CUDAError) in try cache.keyCodes.pointer().address }
-            p.valueCodes = try cuda { () throws(CUDAError) in try cache.valueCodes.pointer().address }
-            p.keyScales = try cuda { () throws(CUDAError) in try cache.keyScales.pointer().address }
-            p.valueScales = try cuda { () throws(CUDAError) in try cache.valueScales.pointer().address }
-            p.blockTable = try cuda { () throws(CUDAError) in try cache.blockTable.pointer().address }
-            p.lengths = try cuda { () throws(CUDAError) in try cache.lengthBuffer.pointer().address }
+            p.partialLse = p.partialOut + UInt64(partials.outputBytes)
+            try cuda { () throws(CUDAError) in
+                (p.keyCodes, p.valueCodes) = (try cache.keyCodes.pointer().address, try cache.valueCodes.pointer().address)
+                (p.keyScales, p.valueScales) = (try cache.keyScales.pointer().address, try cache.valueScales.pointer().address)
+                (p.blockTable, p.lengths) = (try cache.blockTable.pointer().address, try cache.lengthBuffer.pointer().address)
+            }
             func kernel(_ stage: DecodeKernelDescriptor.Stage) -> DecodeKernelDescriptor {
                 DecodeKernelDescriptor(stage: stage, headDim: d, rows: capacity, query: queryType, output: outputType, arch: architecture)
             }
@@ -96,12 +91,26 @@ extension CUDAAttention {
     /// Device memory ``decode(cache:queries:heads:queryLength:output:logSumExp:softmaxScale:causal:splits:stream:workspace:)``
     /// needs as its workspace: the partials of `splits` splits (default: the planner's).
     public func decodeWorkspaceByteCount(cache: DevicePagedKVCache, heads: Int, queryLength: Int, splits: Int? = nil) -> Int {
+        let plan = decodePlan(cache: cache, splits: splits.map { max($0, 1) })
+        let partials = Self.decodePartials(cache: cache, heads: heads, queryLength: queryLength, splits: plan.splits)
+        return DeviceWorkspace.byteCount(for: [(.decodePartials, partials.bytes)])
+    }
+
+    /// The splits of a decode call on `cache`: `splits` when given, else the planner's for
+    /// this device.
+    func decodePlan(cache: DevicePagedKVCache, splits: Int?) -> (splits: Int, splitKeys: Int) {
         let maxLength = cache.lengths.max() ?? 0
-        let plan = splits.map { Self.decodeSplits(forced: max($0, 1), maxLength: maxLength) }
-            ?? Self.decodeSplits(batch: cache.sequences, kvHeads: cache.layout.kvHeads, maxLength: maxLength,
-                                 multiprocessors: context.properties.multiprocessorCount)
-        let rows = plan.splits * cache.sequences * heads * queryLength
-        return DeviceWorkspace.byteCount(for: [(.decodePartials, rows * (cache.layout.headDim + 1) * 4)])
+        if let splits { return Self.decodeSplits(forced: splits, maxLength: maxLength) }
+        return Self.decodeSplits(
+            batch: cache.sequences, kvHeads: cache.layout.kvHeads, maxLength: maxLength,
+            multiprocessors: context.properties.multiprocessorCount)
+    }
+
+    /// Bytes of the splits' fp32 partials: the outputs [splits, B, H, Nq, D], then the
+    /// log-sum-exps [splits, B, H, Nq].
+    static func decodePartials(cache: DevicePagedKVCache, heads: Int, queryLength: Int, splits: Int) -> (outputBytes: Int, bytes: Int) {
+        let rows = splits * cache.sequences * heads * queryLength
+        return (rows * cache.layout.headDim * 4, rows * (cache.layout.headDim + 1) * 4)
     }
 
     /// The splits of a decode call's keys: enough CTAs to give every SM two (B · Hkv · splits ≥
