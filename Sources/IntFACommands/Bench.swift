@@ -18,6 +18,13 @@ struct Bench: ParsableCommand {
             (B=4, H=32, D=64) and the 16k-token sweep (B·N = 16384, H·D = 2048). --peers adds \
             records from bench/sdpa_baseline.py to the table and the chart.
             Operations are counted as 4·B·H·Nq·Nk·D, half when causal.
+            With --decode (CUDA): one decode step (one new token per sequence) on the paged INT8 \
+            KV cache, filled by the append kernels, and our fp16 kernel on contiguous fp16 K/V, \
+            at B ∈ {1, 16, 64} × Nk ∈ {1k, 8k, 32k, 128k}, H=32, Hkv=8, D=128, pages of 64 \
+            (or the shape options). Each row gives the bytes the step must read, the bandwidth \
+            achieved and its fraction of the device's copy bandwidth, measured in the same run \
+            (1 GiB device-to-device copies, read plus written bytes); the L2 cache is flushed \
+            before every timed run.
             """
     )
 
@@ -60,8 +67,14 @@ struct Bench: ParsableCommand {
     @Option(parsing: .unconditional, help: "CUDA device ordinal.")
     var device = 0
 
-    @Flag(help: "GPU suites at N = 1k, 4k and 16k only.")
+    @Flag(help: "GPU suites at N = 1k, 4k and 16k only (with --decode: Nk = 8k and 128k).")
     var quick = false
+
+    @Flag(help: "Time decode steps on the paged INT8 KV cache against fp16 K/V (CUDA).")
+    var decode = false
+
+    @Option(name: .customLong("page-size"), parsing: .unconditional, help: "With --decode: tokens per cache page.")
+    var pageSize = 64
 
     @Option(help: "JSON records of peer kernels (bench/sdpa_baseline.py) to show beside ours.")
     var peers: String?
@@ -86,6 +99,8 @@ struct Bench: ParsableCommand {
                               ("--head-dim", headDim), ("--repeats", repeats), ("--threads", threads)] {
             if let value, value < 1 { throw ValidationError("\(name) must be at least 1, not \(value)") }
         }
+        if decode && backend != .cuda { throw ValidationError("--decode needs --backend cuda") }
+        if !(1...256).contains(pageSize) { throw ValidationError("--page-size must be between 1 and 256, not \(pageSize)") }
         if warmup < 0 { throw ValidationError("--warmup must not be negative, not \(warmup)") }
         if device < 0 { throw ValidationError("--device must not be negative, not \(device)") }
     }
@@ -101,7 +116,7 @@ struct Bench: ParsableCommand {
                 print(Self.cpuNote(records, repeats: repeats ?? 5))
             }
         case .cuda:
-            var records = try self.records.map(Self.load) ?? reportingErrors { try runCUDA() }
+            var records = try self.records.map(Self.load) ?? reportingErrors { try decode ? runDecode() : runCUDA() }
             if let peers { records += try Self.load(peers) }
             let report = GPUBenchReport(records: records)
             if let svg {
@@ -141,6 +156,26 @@ struct Bench: ParsableCommand {
         for config in configs {
             records += try benchmark.run(config, kernels: kernels.values, progress: progress)
         }
+        progress.finish()
+        return records
+    }
+
+    private func runDecode() throws -> [BenchRecord] {
+        let engine = try openDevice(device)
+        let configs = batch != nil || seqlen != nil || heads != nil || kvHeads != nil || headDim != nil
+            ? [DecodeBenchConfig(batch: batch ?? 1, keyLength: seqlen ?? 8192, heads: heads ?? 32, kvHeads: kvHeads ?? 8,
+                                 headDim: headDim ?? 128, pageSize: pageSize)]
+            : DecodeBenchConfig.suite(quick: quick).map { config in
+                var config = config
+                config.pageSize = pageSize
+                return config
+            }
+        let benchmark = DecodeBenchmark(engine: engine, repeats: repeats ?? 30, warmup: warmup)
+        let progress = ProgressLine()
+        progress.update("bench decode: copy bandwidth")
+        let copy = try benchmark.copyBandwidth()
+        var records: [BenchRecord] = []
+        for config in configs { records += try benchmark.run(config, copyBandwidth: copy, progress: progress) }
         progress.finish()
         return records
     }

@@ -16,11 +16,19 @@ struct BenchRecord: Codable, Sendable {
     var gops: Double?
     var tops: Double?
     var includesQuantization: Bool?
+    /// Decode rows (kernels named `decode-…`): the bytes a step must read, the bandwidth that
+    /// makes (GB/s), the device's measured copy bandwidth and the fraction of it achieved.
+    var bytesRead: Int?
+    var bandwidthGBs: Double?
+    var copyBandwidthGBs: Double?
+    var bandwidthFraction: Double?
 
     enum CodingKeys: String, CodingKey {
         case backend, kernel, batch, heads, causal, ms, gops, tops
         case kvHeads = "kv_heads", seqlenQ = "seqlen_q", seqlenK = "seqlen_k", headDim = "head_dim"
         case includesQuantization = "includes_quantization"
+        case bytesRead = "bytes_read", bandwidthGBs = "bandwidth_gbs", copyBandwidthGBs = "copy_bandwidth_gbs"
+        case bandwidthFraction = "bandwidth_fraction"
     }
 
     init(backend: String, kernel: String, problem: AttentionProblem, ms: Double, includesQuantization: Bool? = nil) {

@@ -33,6 +33,7 @@ struct GPUBenchReport {
 
     var table: String {
         let kernels = self.kernels
+        if !kernels.isEmpty && kernels.allSatisfy({ $0.hasPrefix("decode-") }) { return decodeTable }
         let ratios: [(String, String, String)] = [
             ("int8/fp16", "int8", "fp16"), ("int8/FA2", "int8", "sdpa-flash2-fp16"),
             ("int8/cuDNN", "int8", "sdpa-cudnn-fp16"), ("int8/Sage2", "int8", "sage2-sm90"),
@@ -51,6 +52,32 @@ struct GPUBenchReport {
                 })
         }
         return table.rendered
+    }
+
+    /// Decode rows: per shape, each kernel's time and fraction of the copy bandwidth, and the
+    /// INT8 cache's speedup over the fastest fp16 decode (ours or a peer's).
+    var decodeTable: String {
+        let kernels = self.kernels
+        let fp16 = kernels.filter { $0.contains("fp16") }
+        var table = TextTable(["decode", ] + kernels.flatMap { ["\($0) µs", "BW"] } + (fp16.isEmpty ? [] : ["int8/best-fp16"]))
+        let byShape = Dictionary(grouping: records) { [$0.batch, $0.seqlenK, $0.heads, $0.kvHeads, $0.headDim] }
+        for shape in byShape.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            let rows = byShape[shape] ?? []
+            func row(_ kernel: String) -> BenchRecord? { rows.first { $0.kernel == kernel } }
+            var cells = ["B=\(shape[0]) Nk=\(shape[1]) H=\(shape[2])/\(shape[3]) D=\(shape[4])"]
+            for kernel in kernels {
+                let r = row(kernel)
+                cells += [r.map { String(format: "%.1f", $0.ms * 1e3) } ?? "-",
+                          r?.bandwidthFraction.map { String(format: "%.0f%%", $0 * 100) } ?? "-"]
+            }
+            if !fp16.isEmpty {
+                let best = fp16.compactMap { row($0)?.ms }.min()
+                cells.append(best.flatMap { b in row("decode-int8").map { String(format: "%.2fx", b / $0.ms) } } ?? "-")
+            }
+            table.append(cells)
+        }
+        let copy = records.compactMap(\.copyBandwidthGBs).first.map { String(format: "%.0f GB/s", $0) } ?? "not measured"
+        return table.rendered + "\nBW: bytes the step must read / time, as a fraction of the device-to-device copy bandwidth (\(copy))"
     }
 
     /// TOPS against N, one line per kernel, one panel per configuration group.

@@ -14,8 +14,9 @@ struct Check: ParsableCommand {
             relative L1 ≤ 2e-3, its error against float64 must be within 1.2× the CPU's, and \
             the log-sum-exp must agree (mean difference ≤ 1e-4, largest ≤ 4e-3: the GPU's \
             exp2 may round one P code the other way). The INT8 quantization kernels must match the CPU \
-            quantizers bit for bit. Decode on the paged INT8 KV cache (with int8) must match the CPU \
-            oracle on the same cache (relative L1 ≤ 2e-3, log-sum-exp within 4e-3). Exits with status 1 on any failure.
+            quantizers bit for bit. The GPU append to the paged INT8 KV cache (with int8) must store the CPU \
+            oracle's bits, and decode on it must match the oracle's decode (relative L1 ≤ 2e-3, \
+            log-sum-exp within 4e-3). Exits with status 1 on any failure.
             With --fuzz N, each kernel variant (method, family, head dim, mask) runs the first N \
             cases of its own random sequence instead: shapes with B, H, Hkv, Nq, Nk at their \
             edges (0, 1, odd, unequal, around the 64- and 128-key blocks), both layouts, fp16 and bf16 \
@@ -119,7 +120,7 @@ struct Check: ParsableCommand {
                  formatted(outcome.lseError), outcome.quantization]
             }) { () throws(AttentionError) in try c.evaluate(on: engine, generator: &generator) }
         }
-        // Decode on the paged INT8 cache, against the CPU oracle on the same cache.
+        // Appends to the paged INT8 cache and decode on it, against the CPU oracle.
         let decodeCases = method.map { $0.values.contains(.int8) } ?? true ? DecodeCheckCase.all(quick: quick) : []
         for (index, c) in decodeCases.enumerated() {
             progress.update("check decode \(index + 1)/\(decodeCases.count): \(c.description)")

@@ -1,10 +1,11 @@
 import CUDADriver
 import IntFlashAttention
 
-/// One decode case of `intfa check`: a paged INT8 cache built by the CPU (``PagedKVCache``,
-/// the oracle), copied to the device, and decode attention on it against the oracle's decode
-/// on the same cache: odd lengths, partial pages, several page sizes, GQA, several new
-/// tokens, forced splits, an empty sequence.
+/// One decode case of `intfa check`: a paged INT8 cache filled by the CPU oracle
+/// (``PagedKVCache``) and by the GPU append kernels from the same tokens, which must store the
+/// same bits, then decode attention on the GPU cache against the oracle's decode: odd
+/// lengths, partial pages, several page sizes, GQA, several new tokens, forced splits, an
+/// empty sequence.
 struct DecodeCheckCase {
     var headDim: Int
     var pageSize: Int
@@ -39,28 +40,70 @@ struct DecodeCheckCase {
     }
 
     /// Relative L1 against the oracle (its output rounded to the output type) and the largest
-    /// log-sum-exp difference, or the failure.
+    /// log-sum-exp difference, or the failure. The cache is filled twice from the same K and V
+    /// (rounded to the input type): by the CPU oracle and by the GPU append kernels, each
+    /// sequence's prefill on its own and the new tokens of every sequence in one append where
+    /// all hold more than Nq tokens; the GPU's pool must hold the oracle's bits.
     func evaluate(on engine: CUDAAttention, generator: inout SplitMix64) throws(AttentionError) -> CheckOutcome {
         let d = headDim, b = lengths.count, hkv = kvHeads
         let pages = lengths.reduce(0) { $0 + ($1 + pageSize - 1) / pageSize }
-        var cache = try PagedKVCache(
-            layout: .init(pageSize: pageSize, pageCount: max(pages, 1), kvHeads: hkv, headDim: d), sequences: b)
-        for (sequence, length) in lengths.enumerated() where length > 0 {
-            // The prefill, then the new tokens in a second append (when there are earlier ones).
-            let prefill = length > queryLength ? length - queryLength : length
-            var keys = (0..<(hkv * length * d)).map { _ in generator.nextNormal() }
-            for index in keys.indices where index % d == 3 { keys[index] += 4 }  // an outlier channel
-            let values = (0..<(hkv * length * d)).map { _ in generator.nextNormal() }
-            func slice(_ x: [Float], _ range: Range<Int>) -> [Float] {
-                (0..<hkv).flatMap { h in x[(h * length + range.lowerBound) * d..<(h * length + range.upperBound) * d] }
+        let layout = try PagedKVCache.Layout(pageSize: pageSize, pageCount: max(pages, 1), kvHeads: hkv, headDim: d)
+        var cache = try PagedKVCache(layout: layout, sequences: b)
+        let deviceCache = try DevicePagedKVCache(layout: layout, sequences: b, maxLength: max(lengths.max() ?? 1, 1), on: engine)
+        let rounded: (Float) -> Float = input == .float16 ? { Float(Float16($0)) } : { BFloat16($0).float }
+        // Per sequence [Hkv, length, D], rounded to the input type.
+        let (keys, values) = (lengths.map { length in
+            (0..<(hkv * length * d)).map { index in rounded(generator.nextNormal() + (index % d == 3 ? 4 : 0)) }  // an outlier channel
+        }, lengths.map { length in (0..<(hkv * length * d)).map { _ in rounded(generator.nextNormal()) } })
+        // Tokens `ranges[i]` (all of one count T) of sequence `sequences.lowerBound + i` into both
+        // caches: [Hkv, T, D] per sequence on the host, [B', T, Hkv, D] on the device.
+        func append(_ sequences: Range<Int>, _ ranges: [Range<Int>]) throws(AttentionError) {
+            let t = ranges[0].count
+            var deviceKeys: [Float] = [], deviceValues: [Float] = []
+            for (s, range) in zip(sequences, ranges) {
+                func slice(_ x: [Float]) -> [Float] {
+                    (0..<hkv).flatMap { h in x[(h * lengths[s] + range.lowerBound) * d..<(h * lengths[s] + range.upperBound) * d] }
+                }
+                try cache.append(sequence: s, keys: slice(keys[s]), values: slice(values[s]), tokens: t)
+                for token in range {
+                    for h in 0..<hkv {
+                        let row = (h * lengths[s] + token) * d
+                        deviceKeys += keys[s][row..<(row + d)]
+                        deviceValues += values[s][row..<(row + d)]
+                    }
+                }
             }
-            try cache.append(sequence: sequence, keys: slice(keys, 0..<prefill), values: slice(values, 0..<prefill), tokens: prefill)
-            if prefill < length {
-                try cache.append(
-                    sequence: sequence, keys: slice(keys, prefill..<length), values: slice(values, prefill..<length),
-                    tokens: length - prefill)
+            let bits: ([Float]) -> [UInt16] = input == .float16 ? { $0.map { Float16($0).bitPattern } } : { $0.map { BFloat16($0).bitPattern } }
+            let context = engine.context
+            let (k, v) = try cuda { () throws(CUDAError) in
+                (try DeviceBuffer(context: context, copying: bits(deviceKeys)), try DeviceBuffer(context: context, copying: bits(deviceValues)))
             }
+            let strides = TensorLayout.bnhd.strides(heads: hkv, tokens: t, headDim: d)
+            let addresses = try cuda { () throws(CUDAError) in (try k.pointer().address, try v.pointer().address) }
+            try engine.append(
+                to: deviceCache, keys: DeviceTensor(address: addresses.0, elementType: input, strides: strides),
+                values: DeviceTensor(address: addresses.1, elementType: input, strides: strides), tokens: t, sequences: sequences)
+            try cuda { () throws(CUDAError) in try engine.stream.synchronize() }  // before k and v go
         }
+        // Each sequence's prefill on its own; the last Nq tokens of every sequence in one append
+        // when all hold more, else each sequence's on its own.
+        let joint = lengths.allSatisfy { $0 > queryLength }
+        for (s, length) in lengths.enumerated() where length > 0 {
+            let prefill = length > queryLength ? length - queryLength : length
+            try append(s..<(s + 1), [0..<prefill])
+            if prefill < length && !joint { try append(s..<(s + 1), [prefill..<length]) }
+        }
+        if joint { try append(0..<b, lengths.map { ($0 - queryLength)..<$0 }) }
+        let stored = try deviceCache.contents()
+        var codeMismatches = 0, scaleMismatches = 0
+        for (gpu, cpu) in [(stored.keyCodes, cache.keyCodes), (stored.valueCodes, cache.valueCodes)] {
+            codeMismatches += zip(gpu, cpu).reduce(0) { $0 + ($1.0 == $1.1 ? 0 : 1) }
+        }
+        for (gpu, cpu) in [(stored.keyScales, cache.keyScales), (stored.valueScales, cache.valueScales)] {
+            scaleMismatches += zip(gpu, cpu).reduce(0) { $0 + ($1.0 == $1.1 ? 0 : 1) }
+        }
+        let tablesAgree = stored.blockTables == cache.blockTables && deviceCache.lengths == cache.lengths
+
         // Q in the input type, [B, H, Nq, D] for the oracle and [B, Nq, H, D] on the device.
         let raw = (0..<(b * heads * queryLength * d)).map { _ in generator.nextNormal() }
         let q = try AttentionTensor(converting: raw, to: input, batch: b, heads: heads, tokens: queryLength, headDim: d)
@@ -68,7 +111,6 @@ struct DecodeCheckCase {
         let device = TensorLayout.bhnd.reorder(q.floats(), to: .bnhd, batch: b, heads: heads, tokens: queryLength, headDim: d)
         let upload = try AttentionTensor(converting: device, to: input, batch: b, heads: heads, tokens: queryLength, headDim: d, layout: .bnhd)
 
-        let deviceCache = try DevicePagedKVCache(copying: cache, on: engine)
         let count = b * heads * queryLength * d, rows = b * heads * queryLength
         let queryBits: [UInt16] = switch upload.storage {
         case let .float16(values): values.map(\.bitPattern)
@@ -116,7 +158,11 @@ struct DecodeCheckCase {
             }
         }
         outcome.lseError = lseError
-        if gpu.contains(where: \.isNaN) {
+        if !tablesAgree {
+            outcome.failure = "the GPU cache's block tables or lengths differ from the oracle's"
+        } else if codeMismatches + scaleMismatches > 0 {
+            outcome.failure = "the GPU append stored \(codeMismatches) codes and \(scaleMismatches) scales unlike the oracle's"
+        } else if gpu.contains(where: \.isNaN) {
             outcome.failure = "NaN in the output (an element left unwritten)"
         } else if !(outcome.vsCPU <= 2e-3) {
             outcome.failure = "output differs from the CPU oracle by \(formatted(outcome.vsCPU)) (relative L1)"

@@ -75,7 +75,15 @@ struct KernelParamsLayoutTests {
         "maxPages": \.maxPages, "splits": \.splits, "splitKeys": \.splitKeys, "qStrideBatch": \.qStrideBatch,
         "qStrideToken": \.qStrideToken, "qStrideHead": \.qStrideHead, "oStrideBatch": \.oStrideBatch,
         "oStrideToken": \.oStrideToken, "oStrideHead": \.oStrideHead, "causal": \.causal,
-        "softmaxScaleLog2": \.softmaxScaleLog2, "reserved0": \.reserved0,
+        "softmaxScaleLog2": \.softmaxScaleLog2, "reserved0": \.reserved0, "pageCount": \.pageCount,
+    ] }
+
+    static var appendFields: [String: PartialKeyPath<KVAppendParams>] { [
+        "keys": \.keys, "values": \.values, "keyCodes": \.keyCodes, "valueCodes": \.valueCodes, "keyScales": \.keyScales,
+        "valueScales": \.valueScales, "keyMeans": \.keyMeans, "blockTable": \.blockTable, "lengths": \.lengths,
+        "batch": \.batch, "tokens": \.tokens, "kvHeads": \.kvHeads, "headDim": \.headDim, "pageSize": \.pageSize,
+        "pageCount": \.pageCount, "maxPages": \.maxPages, "kStrideBatch": \.kStrideBatch, "kStrideToken": \.kStrideToken,
+        "kStrideHead": \.kStrideHead, "vStrideBatch": \.vStrideBatch, "vStrideToken": \.vStrideToken, "vStrideHead": \.vStrideHead,
     ] }
 
     /// Every field of the C struct at its C offset in the Swift mirror, and the same size.
@@ -108,6 +116,7 @@ struct KernelParamsLayoutTests {
 
     @Test func decodeParamsMatchTheHeader() throws {
         try Self.expectLayout(DecodeParams.self, named: "DecodeParams", fields: Self.decodeFields, cSize: DecodeParams.cSize)
+        try Self.expectLayout(KVAppendParams.self, named: "KVAppendParams", fields: Self.appendFields, cSize: KVAppendParams.cSize)
     }
 
     @Test func restoreParamsMatchTheHeader() throws {
@@ -152,6 +161,7 @@ struct KernelParamsLayoutTests {
         try assertions(MergeParams.self, named: "MergeParams", fields: Self.mergeFields)
         try assertions(RestoreLogSumExpParams.self, named: "RestoreLogSumExpParams", fields: Self.restoreFields)
         try assertions(DecodeParams.self, named: "DecodeParams", fields: Self.decodeFields)
+        try assertions(KVAppendParams.self, named: "KVAppendParams", fields: Self.appendFields)
         try assertions(HopperAttentionParams.self, named: "HopperAttentionParams", fields: [
             "keys": \HopperAttentionParams.keys, "values": \.values, "attention": \.attention,
         ])

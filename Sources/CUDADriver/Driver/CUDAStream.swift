@@ -142,6 +142,16 @@ public final class CUDAStream: @unchecked Sendable {
             context.api.memcpyDtoHAsync(destination.pointer, source.address, count, handle), "cuMemcpyDtoHAsync_v2")
     }
 
+    /// Queues a device-to-device copy of `byteCount` bytes (default: all of `source`).
+    public func copy(_ source: DeviceBuffer, to destination: DeviceBuffer, byteCount: Int? = nil) throws(CUDAError) {
+        let count = byteCount ?? source.byteCount
+        try source.checkRange(0, count, "cuMemcpyDtoDAsync_v2")
+        try destination.checkRange(0, count, "cuMemcpyDtoDAsync_v2")
+        guard count > 0 else { return }
+        try context.makeCurrent()
+        try context.api.check(context.api.memcpyDtoDAsync(destination.address, source.address, count, handle), "cuMemcpyDtoDAsync_v2")
+    }
+
     /// Queues setting every byte of `buffer` to `value`.
     public func fill(_ buffer: DeviceBuffer, byte value: UInt8) throws(CUDAError) {
         guard buffer.byteCount > 0 else { return }

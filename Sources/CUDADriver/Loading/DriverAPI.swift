@@ -42,6 +42,7 @@ struct DriverAPI: @unchecked Sendable {
     let memcpyDtoH: @convention(c) (UnsafeMutableRawPointer?, UInt64, Int) -> Int32
     let memcpyDtoD: @convention(c) (UInt64, UInt64, Int) -> Int32
     let memcpyHtoDAsync: @convention(c) (UInt64, UnsafeRawPointer?, Int, Handle?) -> Int32
+    let memcpyDtoDAsync: @convention(c) (UInt64, UInt64, Int, Handle?) -> Int32
     let memcpyDtoHAsync: @convention(c) (UnsafeMutableRawPointer?, UInt64, Int, Handle?) -> Int32
     let memsetD8: @convention(c) (UInt64, UInt8, Int) -> Int32
     let memsetD32: @convention(c) (UInt64, UInt32, Int) -> Int32
@@ -93,6 +94,7 @@ struct DriverAPI: @unchecked Sendable {
         memcpyDtoH = try lib.require("cuMemcpyDtoH_v2")
         memcpyDtoD = try lib.require("cuMemcpyDtoD_v2")
         memcpyHtoDAsync = try lib.require("cuMemcpyHtoDAsync_v2")
+        memcpyDtoDAsync = try lib.require("cuMemcpyDtoDAsync_v2")
         memcpyDtoHAsync = try lib.require("cuMemcpyDtoHAsync_v2")
         memsetD8 = try lib.require("cuMemsetD8_v2")
         memsetD32 = try lib.require("cuMemsetD32_v2")

@@ -221,11 +221,36 @@ public struct DecodeParams: Sendable, Equatable, BitwiseCopyable {
     /// sm·L.
     public var softmaxScaleLog2: Float = 0
     public var reserved0: Float = 0
+    /// Pages in the pool: block-table entries outside 0..<pageCount are not read.
+    public var pageCount: Int64 = 0
 
     /// A block with every field zero.
     public init() {}
 
     /// Size of the C struct in bytes.
-    public static let cSize = 224
+    public static let cSize = 232
+}
+
+/// Parameter block of the cache append kernels (`KVAppendParams` in `params.cuh`,
+/// `Families/Decode/kv_append.cu`).
+public struct KVAppendParams: Sendable, Equatable, BitwiseCopyable {
+    /// fp16 / bf16 new keys and values, logical [B, T, Hkv, D].
+    public var keys: UInt64 = 0, values: UInt64 = 0
+    /// The cache's codes and scales, as in ``DecodeParams``, and K's fp32 channel means [B, Hkv, D].
+    public var keyCodes: UInt64 = 0, valueCodes: UInt64 = 0, keyScales: UInt64 = 0, valueScales: UInt64 = 0, keyMeans: UInt64 = 0
+    /// s32 [B, maxPages] block table and s32 [B] sequence lengths (before the append).
+    public var blockTable: UInt64 = 0, lengths: UInt64 = 0
+    /// Sequences, new tokens per sequence, and the cache's shape.
+    public var batch: Int64 = 0, tokens: Int64 = 0, kvHeads: Int64 = 0, headDim: Int64 = 0
+    public var pageSize: Int64 = 0, pageCount: Int64 = 0, maxPages: Int64 = 0
+    /// Element strides of the new keys and values.
+    public var kStrideBatch: Int64 = 0, kStrideToken: Int64 = 0, kStrideHead: Int64 = 0
+    public var vStrideBatch: Int64 = 0, vStrideToken: Int64 = 0, vStrideHead: Int64 = 0
+
+    /// A block with every field zero.
+    public init() {}
+
+    /// Size of the C struct in bytes.
+    public static let cSize = 176
 }
 

@@ -22,14 +22,14 @@ extension MMAKernelDescriptor: KernelVariant {}
 
 /// Every kernel the library can launch on `arch`: each family's of ``AttentionFamilies``
 /// (those added at run time too), the quantizers, the merge, the row poisoning, the
-/// `int8` log-sum-exp restore and decode on the paged cache. The one
+/// `int8` log-sum-exp restore, decode on the paged cache and appends to it. The one
 /// list that `intfa compile` and the compile-without-spills tests iterate.
 public enum KernelRegistry {
     public static func allVariants(arch: String) -> [any KernelVariant] {
         let attention = AttentionFamilies.all.flatMap { $0.allVariants(arch: arch) }
         let helpers: [any KernelVariant] = QuantizationKernelDescriptor.allVariants(arch: arch) + MergeKernelDescriptor.allVariants(arch: arch)
             + PoisonKernelDescriptor.allVariants(arch: arch) + RestoreLogSumExpKernelDescriptor.allVariants(arch: arch)
-            + DecodeKernelDescriptor.allVariants(arch: arch)
+            + DecodeKernelDescriptor.allVariants(arch: arch) + KVAppendKernelDescriptor.allVariants(arch: arch)
         return attention + helpers
     }
 }

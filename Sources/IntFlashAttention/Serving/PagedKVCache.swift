@@ -51,12 +51,12 @@ public struct PagedKVCache: Sendable {
     public private(set) var lengths: [Int]
     /// Per sequence, K's channel means [kvHeads, headDim], fixed by its first append.
     public private(set) var keyMeans: [[Float]?]
-    // Page storage, page-major then head: codes [page, kvHead, slot, channel], scales
-    // [page, kvHead, slot].
-    private(set) var keyCodes: [Int8]
-    private(set) var valueCodes: [Int8]
-    private(set) var keyScales: [Float]
-    private(set) var valueScales: [Float]
+    /// Page storage, page-major then head: codes [page, kvHead, slot, channel], scales
+    /// [page, kvHead, slot] (``PagedKVCacheView`` lays out device memory the same way).
+    public private(set) var keyCodes: [Int8]
+    public private(set) var valueCodes: [Int8]
+    public private(set) var keyScales: [Float]
+    public private(set) var valueScales: [Float]
     private var freePages: [Int]
 
     /// An empty cache for `sequences` sequences.

@@ -180,7 +180,38 @@ struct DecodeParams {
     // sm·L (fp32 product of the softmax scale and log2 e).
     float softmaxScaleLog2;      // 216
     float reserved0;             // 220
-};                               // size 224
+    // Pages in the pool: a block-table entry outside 0..<pageCount is not read.
+    intfa_i64 pageCount;         // 224
+};                               // size 232
+
+// Appending new tokens to the paged INT8 KV cache (Families/Decode/kv_append.cu).
+struct KVAppendParams {
+    // New K and V: fp16 or bf16, logical [B, T, Hkv, D] with the strides below.
+    intfa_u64 keys;              //   0
+    intfa_u64 values;            //   8
+    // The cache, as in DecodeParams, and K's channel means fp32 [B, Hkv, D].
+    intfa_u64 keyCodes;          //  16
+    intfa_u64 valueCodes;        //  24
+    intfa_u64 keyScales;         //  32
+    intfa_u64 valueScales;       //  40
+    intfa_u64 keyMeans;          //  48
+    intfa_u64 blockTable;        //  56
+    intfa_u64 lengths;           //  64
+    intfa_i64 batch;             //  72
+    // New tokens per sequence (T).
+    intfa_i64 tokens;            //  80
+    intfa_i64 kvHeads;           //  88
+    intfa_i64 headDim;           //  96
+    intfa_i64 pageSize;          // 104
+    intfa_i64 pageCount;         // 112
+    intfa_i64 maxPages;          // 120
+    intfa_i64 kStrideBatch;      // 128
+    intfa_i64 kStrideToken;      // 136
+    intfa_i64 kStrideHead;       // 144
+    intfa_i64 vStrideBatch;      // 152
+    intfa_i64 vStrideToken;      // 160
+    intfa_i64 vStrideHead;       // 168
+};                               // size 176
 
 // The first key of (batch, KV head) whose K or V row holds an offending input, 0x7FFFFFFF when
 // none, for the CTA of an mma-family kernel (blockIdx.y = head, blockIdx.z = batch).

@@ -21,6 +21,27 @@ extension CUDAAttention {
         logSumExp: UInt64? = nil, softmaxScale: Float? = nil, causal: Bool = true, splits: Int? = nil,
         stream: CUDAStream? = nil, workspace: DeviceWorkspace? = nil
     ) throws(AttentionError) {
+        let lengths = cache.lengths
+        if causal, let short = lengths.firstIndex(where: { $0 < queryLength }) {
+            throw .invalidDimension(
+                name: "queryLength", value: queryLength,
+                requirement: "sequence \(short) holds \(lengths[short]) tokens; the new tokens' keys must be appended before a causal decode")
+        }
+        try decode(
+            cache: try cache.view(), queries: queries, heads: heads, queryLength: queryLength, output: output, logSumExp: logSumExp,
+            softmaxScale: softmaxScale, causal: causal, splits: splits, stream: stream, workspace: workspace)
+    }
+
+    /// The same on caller-owned cache memory. The lengths live on the device, so the causal
+    /// precondition is not checked here: a sequence shorter than `queryLength` gives its
+    /// first rows fewer keys (none: 0 and −∞). Splits are planned by `cache.maxLength`.
+    /// Safe to capture in a CUDA graph.
+    public func decode(
+        cache: PagedKVCacheView, queries: DeviceTensor, heads: Int, queryLength: Int, output: DeviceTensor,
+        logSumExp: UInt64? = nil, softmaxScale: Float? = nil, causal: Bool = true, splits: Int? = nil,
+        stream: CUDAStream? = nil, workspace: DeviceWorkspace? = nil
+    ) throws(AttentionError) {
+        try cache.validate()
         let layout = cache.layout, d = layout.headDim, hkv = layout.kvHeads, b = cache.sequences
         guard DecodeKernelDescriptor.headDims.contains(d) else {
             throw .unsupportedHeadDim(d, supported: DecodeKernelDescriptor.headDims)
@@ -33,13 +54,8 @@ extension CUDAAttention {
                 method: "decode", backend: "cuda",
                 reason: "\(rows) query rows per KV head (heads / kvHeads × queryLength); at most \(DecodeKernelDescriptor.rowCapacities.last!)")
         }
-        guard b <= 65_535, hkv <= 65_535 else {
-            throw .invalidDimension(name: "batch", value: b, requirement: "at most 65535 sequences and KV heads per decode call")
-        }
-        if causal, let short = cache.lengths.firstIndex(where: { $0 < queryLength }) {
-            throw .invalidDimension(
-                name: "queryLength", value: queryLength,
-                requirement: "sequence \(short) holds \(cache.lengths[short]) tokens; the new tokens' keys must be appended before a causal decode")
+        guard hkv <= 65_535 else {
+            throw .invalidDimension(name: "kvHeads", value: hkv, requirement: "at most 65535 KV heads per decode call")
         }
         guard let queryType = KernelFloatType(queries.elementType), let outputType = KernelFloatType(output.elementType) else {
             throw .invalidDeviceTensor(tensor: "queries/output", reason: "must be fp16 or bf16")
@@ -52,7 +68,6 @@ extension CUDAAttention {
         if let logSumExp { try Self.validateAlignment(logSumExp, bytes: 4, "logSumExp", what: "its address") }
         let scale = softmaxScale ?? 1 / Float(d).squareRoot()
         guard scale.isFinite, scale > 0 else { throw .invalidSoftmaxScale(scale) }
-        guard b > 0 else { return }
 
         if let splits, splits < 1 { throw .invalidDimension(name: "splits", value: splits, requirement: "must be at least 1") }
         let plan = decodePlan(cache: cache, splits: splits)
@@ -61,7 +76,7 @@ extension CUDAAttention {
         p.out = output.address
         p.lse = logSumExp ?? 0
         (p.batch, p.heads, p.kvHeads, p.queryLength, p.headDim) = (Int64(b), Int64(heads), Int64(hkv), Int64(queryLength), Int64(d))
-        (p.pageSize, p.maxPages) = (Int64(layout.pageSize), Int64(cache.maxPages))
+        (p.pageSize, p.maxPages, p.pageCount) = (Int64(layout.pageSize), Int64(cache.maxPages), Int64(layout.pageCount))
         (p.splits, p.splitKeys) = (Int64(plan.splits), Int64(plan.splitKeys))
         (p.qStrideBatch, p.qStrideToken, p.qStrideHead) = (Int64(queries.strides.batch), Int64(queries.strides.token), Int64(queries.strides.head))
         (p.oStrideBatch, p.oStrideToken, p.oStrideHead) = (Int64(output.strides.batch), Int64(output.strides.token), Int64(output.strides.head))
@@ -72,11 +87,8 @@ extension CUDAAttention {
             let slots = try workspaceAddresses([(.decodePartials, partials.bytes)], lent: call.workspace)
             p.partialOut = slots[.decodePartials] ?? 0
             p.partialLse = p.partialOut + UInt64(partials.outputBytes)
-            try cuda { () throws(CUDAError) in
-                (p.keyCodes, p.valueCodes) = (try cache.keyCodes.pointer().address, try cache.valueCodes.pointer().address)
-                (p.keyScales, p.valueScales) = (try cache.keyScales.pointer().address, try cache.valueScales.pointer().address)
-                (p.blockTable, p.lengths) = (try cache.blockTable.pointer().address, try cache.lengthBuffer.pointer().address)
-            }
+            (p.keyCodes, p.valueCodes, p.keyScales, p.valueScales) = (cache.keyCodes, cache.valueCodes, cache.keyScales, cache.valueScales)
+            (p.blockTable, p.lengths) = (cache.blockTable, cache.lengths)
             func kernel(_ stage: DecodeKernelDescriptor.Stage) -> DecodeKernelDescriptor {
                 DecodeKernelDescriptor(stage: stage, headDim: d, rows: capacity, query: queryType, output: outputType, arch: architecture)
             }
@@ -90,7 +102,7 @@ extension CUDAAttention {
 
     /// Device memory ``decode(cache:queries:heads:queryLength:output:logSumExp:softmaxScale:causal:splits:stream:workspace:)``
     /// needs as its workspace: the partials of `splits` splits (default: the planner's).
-    public func decodeWorkspaceByteCount(cache: DevicePagedKVCache, heads: Int, queryLength: Int, splits: Int? = nil) -> Int {
+    public func decodeWorkspaceByteCount(cache: PagedKVCacheView, heads: Int, queryLength: Int, splits: Int? = nil) -> Int {
         let plan = decodePlan(cache: cache, splits: splits.map { max($0, 1) })
         let partials = Self.decodePartials(cache: cache, heads: heads, queryLength: queryLength, splits: plan.splits)
         return DeviceWorkspace.byteCount(for: [(.decodePartials, partials.bytes)])
@@ -98,8 +110,8 @@ extension CUDAAttention {
 
     /// The splits of a decode call on `cache`: `splits` when given, else the planner's for
     /// this device.
-    func decodePlan(cache: DevicePagedKVCache, splits: Int?) -> (splits: Int, splitKeys: Int) {
-        let maxLength = cache.lengths.max() ?? 0
+    func decodePlan(cache: PagedKVCacheView, splits: Int?) -> (splits: Int, splitKeys: Int) {
+        let maxLength = cache.maxLength
         if let splits { return Self.decodeSplits(forced: splits, maxLength: maxLength) }
         return Self.decodeSplits(
             batch: cache.sequences, kvHeads: cache.layout.kvHeads, maxLength: maxLength,
@@ -108,7 +120,7 @@ extension CUDAAttention {
 
     /// Bytes of the splits' fp32 partials: the outputs [splits, B, H, Nq, D], then the
     /// log-sum-exps [splits, B, H, Nq].
-    static func decodePartials(cache: DevicePagedKVCache, heads: Int, queryLength: Int, splits: Int) -> (outputBytes: Int, bytes: Int) {
+    static func decodePartials(cache: PagedKVCacheView, heads: Int, queryLength: Int, splits: Int) -> (outputBytes: Int, bytes: Int) {
         let rows = splits * cache.sequences * heads * queryLength
         return (rows * cache.layout.headDim * 4, rows * (cache.layout.headDim + 1) * 4)
     }

@@ -124,14 +124,16 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
     for (int key0 = first; key0 < last; key0 += kBlock) {
         // ---- This thread's key: its K row against every Q row, its V row into Vt.
         const int key = key0 + thread;
-        const bool valid = key < last;
+        bool valid = key < last;
         float score[kMaxRows];
         float valueScale = 0.0f;
         {
             intfa_i64 slot = 0;
             if (valid) {
-                const int page = blockTable[key / pageSize];
-                slot = ((intfa_i64)page * p.kvHeads + kvHead) * pageSize + key % pageSize;
+                const int entry = key / pageSize;
+                const int page = entry < p.maxPages ? blockTable[entry] : -1;
+                valid = page >= 0 && page < p.pageCount;  // an entry outside the pool: not read
+                slot = valid ? ((intfa_i64)page * p.kvHeads + kvHead) * pageSize + key % pageSize : 0;
             }
             const float keyScale = valid ? ((const float*)p.keyScales)[slot] : 0.0f;
             valueScale = valid ? ((const float*)p.valueScales)[slot] : 0.0f;
@@ -258,8 +260,15 @@ extern "C" __global__ void __launch_bounds__(128) INTFA_DECODE_NAME(intfa_decode
     if (row >= rows) return;
     const int splits = (int)p.splits;
     const intfa_i64 splitStride = rows;
+    // A split that saw a token stored with NaN scales (kv_append.cu) has a NaN log-sum-exp:
+    // the row becomes NaN rather than losing it to fmaxf.
     float m = kNegativeInfinity;
-    for (int s = 0; s < splits; ++s) m = fmaxf(m, ((const float*)p.partialLse)[s * splitStride + row]);
+    bool poisoned = false;
+    for (int s = 0; s < splits; ++s) {
+        const float lse = ((const float*)p.partialLse)[s * splitStride + row];
+        poisoned |= lse != lse;
+        m = fmaxf(m, lse);
+    }
     float total = 0.0f;
     float values[(kHeadDim + 31) / 32];
 #pragma unroll
@@ -284,12 +293,12 @@ extern "C" __global__ void __launch_bounds__(128) INTFA_DECODE_NAME(intfa_decode
     for (int i = 0; i < (kHeadDim + 31) / 32; ++i) {
         const int c = lane + 32 * i;
         if (c >= kHeadDim) continue;
-        const float value = values[i] * inverse;
+        const float value = poisoned ? kQuietNaN : values[i] * inverse;
 #if INTFA_OUT_BF16
         out[c] = (intfa_u16)(intfa_pack_bf162(value, 0.0f) & 0xFFFFu);
 #else
         out[c] = intfa_float_to_half(value);
 #endif
     }
-    if (lane == 0 && p.lse != 0) ((float*)p.lse)[row] = m == kNegativeInfinity ? m : m + logf(total);
+    if (lane == 0 && p.lse != 0) ((float*)p.lse)[row] = poisoned ? kQuietNaN : m == kNegativeInfinity ? m : m + logf(total);
 }
