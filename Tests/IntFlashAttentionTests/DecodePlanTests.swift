@@ -12,11 +12,14 @@ struct DecodePlanTests {
             // No split starts past the keys (an empty last split would only cost a launch).
             #expect((plan.splits - 1) * plan.splitKeys < max(length, 1), "\(batch) \(kvHeads) \(length)")
         }
-        // Small batches at long contexts split to fill the device; large ones do not.
-        #expect(CUDAAttention.decodeSplits(batch: 1, kvHeads: 8, maxLength: 131_072, multiprocessors: 132).splits == 32)
+        // Small batches at long contexts split to fill the device once; large ones do not.
+        #expect(CUDAAttention.decodeSplits(batch: 1, kvHeads: 8, maxLength: 131_072, multiprocessors: 132).splits == 16)
+        #expect(CUDAAttention.decodeSplits(
+            batch: 1, kvHeads: 8, maxLength: 131_072, multiprocessors: 132, residentPerMultiprocessor: 3).splits == 49)
+        #expect(CUDAAttention.decodeSplits(batch: 16, kvHeads: 8, maxLength: 131_072, multiprocessors: 132).splits == 1)
         #expect(CUDAAttention.decodeSplits(batch: 64, kvHeads: 8, maxLength: 131_072, multiprocessors: 132).splits == 1)
         #expect(CUDAAttention.decodeSplits(forced: 5, maxLength: 2049).splits == 5)
-        #expect(CUDAAttention.decodeSplits(forced: 100, maxLength: 300).splits == 3)
+        #expect(CUDAAttention.decodeSplits(forced: 100, maxLength: 300).splits == 5)  // 64-key blocks
     }
 
     @Test func kernelNamesAndRowCapacities() {
@@ -26,8 +29,14 @@ struct DecodePlanTests {
         combine.stage = .combine
         #expect(combine.kernelName == "intfa_decode_combine_d128_r16_bf16_f16")
         #expect(combine.compileOptions == d.compileOptions)  // one module holds both
-        #expect(DecodeKernelDescriptor.rowCapacity(for: 1) == 4)
-        #expect(DecodeKernelDescriptor.rowCapacity(for: 5) == 16)
+        #expect(DecodeKernelDescriptor.rowCapacity(for: 1) == 8)
+        #expect(DecodeKernelDescriptor.rowCapacity(for: 8) == 8)
+        #expect(DecodeKernelDescriptor.rowCapacity(for: 9) == 16)
+        // Eight warps where a CTA may take ~135 KB of shared memory, four on the 99 KB parts.
+        #expect(d.threadsPerBlock == 256 && d.sharedMemoryBytes <= 227 * 1024)
+        #expect(DecodeKernelDescriptor(stage: .attend, headDim: 128, rows: 8, query: .float16, output: .float16, arch: "sm_89")
+            .sharedMemoryBytes <= 99 * 1024)
+        #expect(combine.sharedMemoryBytes == 0)
         #expect(DecodeKernelDescriptor.rowCapacity(for: 17) == nil)
         #expect(DecodeKernelDescriptor.allVariants(arch: "sm_75").isEmpty)
         #expect(DecodeKernelDescriptor.allVariants(arch: "sm_80").count == 32)

@@ -211,7 +211,7 @@ public struct DecodeParams: Sendable, Equatable, BitwiseCopyable {
     public var out: UInt64 = 0, lse: UInt64 = 0
     public var batch: Int64 = 0, heads: Int64 = 0, kvHeads: Int64 = 0, queryLength: Int64 = 0, headDim: Int64 = 0
     public var pageSize: Int64 = 0, maxPages: Int64 = 0
-    /// Splits of the keys and keys per split (a multiple of the 128-key block).
+    /// Splits of the keys and keys per split (a multiple of the decode P block).
     public var splits: Int64 = 0, splitKeys: Int64 = 0
     /// Element strides of Q and of the output.
     public var qStrideBatch: Int64 = 0, qStrideToken: Int64 = 0, qStrideHead: Int64 = 0

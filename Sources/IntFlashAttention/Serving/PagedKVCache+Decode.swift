@@ -3,7 +3,7 @@ import Foundation
 extension PagedKVCache {
     /// Keys per P block of the decode softmax: fixed by the scheme, so that results do not
     /// depend on the page size.
-    public static let decodeBlockKeys = 128
+    public static let decodeBlockKeys = 64
 
     /// Attention of new query tokens on the cache, by the scheme of docs/SCHEMES.md ("The INT8
     /// KV cache"), in fp32 as a GPU kernel would compute it: the oracle of decode kernels.

@@ -167,7 +167,7 @@ struct DecodeParams {
     intfa_i64 pageSize;          // 128
     intfa_i64 maxPages;          // 136
     intfa_i64 splits;            // 144
-    // Keys per split: a multiple of the 128-key P block.
+    // Keys per split: a multiple of the decode P block (64 keys).
     intfa_i64 splitKeys;         // 152
     intfa_i64 qStrideBatch;      // 160
     intfa_i64 qStrideToken;      // 168

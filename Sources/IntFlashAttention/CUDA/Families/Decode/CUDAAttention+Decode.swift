@@ -70,33 +70,39 @@ extension CUDAAttention {
         guard scale.isFinite, scale > 0 else { throw .invalidSoftmaxScale(scale) }
 
         if let splits, splits < 1 { throw .invalidDimension(name: "splits", value: splits, requirement: "must be at least 1") }
-        let plan = decodePlan(cache: cache, splits: splits)
+        func kernel(_ stage: DecodeKernelDescriptor.Stage) -> DecodeKernelDescriptor {
+            DecodeKernelDescriptor(stage: stage, headDim: d, rows: capacity, query: queryType, output: outputType, arch: architecture)
+        }
         var p = DecodeParams()
         p.query = queries.address
         p.out = output.address
         p.lse = logSumExp ?? 0
         (p.batch, p.heads, p.kvHeads, p.queryLength, p.headDim) = (Int64(b), Int64(heads), Int64(hkv), Int64(queryLength), Int64(d))
         (p.pageSize, p.maxPages, p.pageCount) = (Int64(layout.pageSize), Int64(cache.maxPages), Int64(layout.pageCount))
-        (p.splits, p.splitKeys) = (Int64(plan.splits), Int64(plan.splitKeys))
         (p.qStrideBatch, p.qStrideToken, p.qStrideHead) = (Int64(queries.strides.batch), Int64(queries.strides.token), Int64(queries.strides.head))
         (p.oStrideBatch, p.oStrideToken, p.oStrideHead) = (Int64(output.strides.batch), Int64(output.strides.token), Int64(output.strides.head))
         p.causal = causal ? 1 : 0
         p.softmaxScaleLog2 = scale * Self.log2e
         try serialized(stream: stream, workspace: workspace) { (call) throws(AttentionError) in
+            // The planner counts the CTAs that fit on an SM, by the compiled kernel's registers too.
+            let function = try function(kernel(.attend))
+            let registers = try cuda { () throws(CUDAError) in try function.registerCount }
+            let plan = decodePlan(cache: cache, splits: splits, resident: residentDecodeBlocks(headDim: d, registers: registers))
+            (p.splits, p.splitKeys) = (Int64(plan.splits), Int64(plan.splitKeys))
             let partials = Self.decodePartials(cache: cache, heads: heads, queryLength: queryLength, splits: plan.splits)
             let slots = try workspaceAddresses([(.decodePartials, partials.bytes)], lent: call.workspace)
             p.partialOut = slots[.decodePartials] ?? 0
             p.partialLse = p.partialOut + UInt64(partials.outputBytes)
             (p.keyCodes, p.valueCodes, p.keyScales, p.valueScales) = (cache.keyCodes, cache.valueCodes, cache.keyScales, cache.valueScales)
             (p.blockTable, p.lengths) = (cache.blockTable, cache.lengths)
-            func kernel(_ stage: DecodeKernelDescriptor.Stage) -> DecodeKernelDescriptor {
-                DecodeKernelDescriptor(stage: stage, headDim: d, rows: capacity, query: queryType, output: outputType, arch: architecture)
-            }
-            let threads = DecodeKernelDescriptor.threadsPerBlock
-            try launch(kernel(.attend), grid: LaunchDimensions(plan.splits, hkv, b), block: LaunchDimensions(threads), params: p, on: call.stream)
-            let outputRows = b * heads * queryLength
-            try launch(kernel(.combine), grid: LaunchDimensions((outputRows + threads / 32 - 1) / (threads / 32)),
-                       block: LaunchDimensions(threads), params: p, on: call.stream)
+            let attend = kernel(.attend), combine = kernel(.combine)
+            try launch(attend, grid: LaunchDimensions(plan.splits, hkv, b), block: LaunchDimensions(attend.threadsPerBlock),
+                       params: p, on: call.stream)
+            // One split writes the output itself.
+            guard plan.splits > 1 else { return }
+            let outputRows = b * heads * queryLength, perBlock = DecodeKernelDescriptor.combineRowsPerBlock
+            try launch(combine, grid: LaunchDimensions((outputRows + perBlock - 1) / perBlock),
+                       block: LaunchDimensions(combine.threadsPerBlock), params: p, on: call.stream)
         }
     }
 
@@ -109,13 +115,32 @@ extension CUDAAttention {
     }
 
     /// The splits of a decode call on `cache`: `splits` when given, else the planner's for
-    /// this device.
-    func decodePlan(cache: PagedKVCacheView, splits: Int?) -> (splits: Int, splitKeys: Int) {
+    /// this device with `resident` attention CTAs per SM (default: as many as their shared
+    /// memory allows, an upper bound that sizes the workspace).
+    func decodePlan(cache: PagedKVCacheView, splits: Int?, resident: Int? = nil) -> (splits: Int, splitKeys: Int) {
         let maxLength = cache.maxLength
         if let splits { return Self.decodeSplits(forced: splits, maxLength: maxLength) }
+        let properties = context.properties
         return Self.decodeSplits(
             batch: cache.sequences, kvHeads: cache.layout.kvHeads, maxLength: maxLength,
-            multiprocessors: context.properties.multiprocessorCount)
+            multiprocessors: properties.multiprocessorCount,
+            residentPerMultiprocessor: resident ?? residentDecodeBlocks(headDim: cache.layout.headDim, registers: nil))
+    }
+
+    /// Attention CTAs of head dim `headDim` that fit on one SM by their shared memory and,
+    /// when given, their registers per thread.
+    func residentDecodeBlocks(headDim: Int, registers: Int?) -> Int {
+        let kernel = DecodeKernelDescriptor(
+            stage: .attend, headDim: headDim, rows: DecodeKernelDescriptor.rowCapacities[0], query: .float16, output: .float16,
+            arch: architecture)
+        let properties = context.properties
+        var resident = properties.maxSharedMemoryPerMultiprocessor / (kernel.sharedMemoryBytes + 1024)
+        if let registers {
+            // 64K registers per SM, allocated per warp in units of 256.
+            let perWarp = (registers * 32 + 255) / 256 * 256
+            resident = min(resident, 65_536 / (perWarp * kernel.threadsPerBlock / 32))
+        }
+        return max(resident, 1)
     }
 
     /// Bytes of the splits' fp32 partials: the outputs [splits, B, H, Nq, D], then the
@@ -125,15 +150,19 @@ extension CUDAAttention {
         return (rows * cache.layout.headDim * 4, rows * (cache.layout.headDim + 1) * 4)
     }
 
-    /// The splits of a decode call's keys: enough CTAs to give every SM two (B · Hkv · splits ≥
-    /// 2 · SMs) while each split keeps at least one 128-key block; splits are whole blocks, so
-    /// that the P blocks are the scheme's whatever the split.
-    public static func decodeSplits(batch: Int, kvHeads: Int, maxLength: Int, multiprocessors: Int) -> (splits: Int, splitKeys: Int) {
+    /// The splits of a decode call's keys. Each CTA streams its split alone, so the grid
+    /// should fill the device once without a partial second wave: with fewer (batch, KV
+    /// head) slices than resident CTAs, as many splits as fit whole (⌊SMs · resident /
+    /// slices⌋), else none. Splits are whole key blocks (``PagedKVCache/decodeBlockKeys``), so that the P blocks are the
+    /// scheme's whatever the split.
+    public static func decodeSplits(
+        batch: Int, kvHeads: Int, maxLength: Int, multiprocessors: Int, residentPerMultiprocessor: Int = 1
+    ) -> (splits: Int, splitKeys: Int) {
         let slices = max(batch * kvHeads, 1)
-        return decodeSplits(forced: max(1, (2 * multiprocessors + slices - 1) / slices), maxLength: maxLength)
+        return decodeSplits(forced: max(1, multiprocessors * max(residentPerMultiprocessor, 1) / slices), maxLength: maxLength)
     }
 
-    /// At most `splits` splits of whole 128-key blocks covering `maxLength` keys.
+    /// At most `splits` splits of whole key blocks covering `maxLength` keys.
     static func decodeSplits(forced splits: Int, maxLength: Int) -> (splits: Int, splitKeys: Int) {
         let block = DecodeKernelDescriptor.blockKeys
         let blocks = max(1, (maxLength + block - 1) / block)

@@ -23,13 +23,24 @@ public struct DecodeKernelDescriptor: KernelVariant {
 
     /// Head dims with a decode kernel.
     public static let headDims = [64, 128]
-    /// Row capacities compiled: a call takes the smallest that holds its rows.
-    public static let rowCapacities = [4, 16]
+    /// Row capacities compiled: a call takes the smallest that holds its rows. The tensor
+    /// cores' M is 16 rows; with at most 8 the kernel skips the upper half's softmax.
+    public static let rowCapacities = [8, 16]
     /// Keys per P block (docs/SCHEMES.md), the one source of `decode.cu`'s `INTFA_DECODE_BLOCK`
     /// and of the split granularity.
     public static var blockKeys: Int { PagedKVCache.decodeBlockKeys }
-    /// Threads per CTA of both kernels.
-    public static let threadsPerBlock = 128
+    /// Warps of an attention CTA on `arch`: eight where a CTA may take the ~135 KB their
+    /// buffers need at D = 128 (sm_80, sm_90, sm_100), else four (sm_86, sm_89, sm_120: 99 KB).
+    public static func warps(arch: String) -> Int {
+        let sm = MMAKernelDescriptor.smVersion(arch) ?? 0
+        return sm == 80 || (90..<120).contains(sm) ? 8 : 4
+    }
+
+    /// Threads per CTA: the attention kernel's warps, or the combine's four (one per row).
+    public var threadsPerBlock: Int { stage == .attend ? 32 * Self.warps(arch: arch) : 128 }
+
+    /// Rows the combine kernel merges per CTA.
+    public static let combineRowsPerBlock = 4
 
     /// Creates a descriptor from its fields.
     public init(stage: Stage, headDim: Int, rows: Int, query: KernelFloatType, output: KernelFloatType, arch: String) {
@@ -53,13 +64,19 @@ public struct DecodeKernelDescriptor: KernelVariant {
     public var compileOptions: [String] {
         [
             "-arch=\(arch)", "-std=c++17", "-DINTFA_HEAD_DIM=\(headDim)", "-DINTFA_DECODE_ROWS=\(rows)",
-            "-DINTFA_DECODE_BLOCK=\(Self.blockKeys)", "-DINTFA_INPUT_BF16=\(query == .bfloat16 ? 1 : 0)",
+            "-DINTFA_DECODE_BLOCK=\(Self.blockKeys)", "-DINTFA_DECODE_WARPS=\(Self.warps(arch: arch))",
+            "-DINTFA_INPUT_BF16=\(query == .bfloat16 ? 1 : 0)",
             "-DINTFA_OUT_BF16=\(output == .bfloat16 ? 1 : 0)",
         ]
     }
 
-    /// Zero: the kernels' shared memory is static.
-    public var sharedMemoryBytes: Int { 0 }
+    /// The attention kernel's dynamic shared memory: per warp a block's K and V codes and
+    /// scales, then 16 rows of Q codes, their scales and visible keys (`decode.cu`); none for
+    /// the combine.
+    public var sharedMemoryBytes: Int {
+        guard stage == .attend else { return 0 }
+        return Self.warps(arch: arch) * (2 * Self.blockKeys * headDim + 2 * Self.blockKeys * 4) + 16 * headDim + 2 * 16 * 4
+    }
 
     /// The smallest row capacity that holds `rows`, or nil above the largest.
     public static func rowCapacity(for rows: Int) -> Int? { rowCapacities.first { $0 >= rows } }

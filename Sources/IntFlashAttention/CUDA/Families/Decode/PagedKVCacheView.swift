@@ -69,6 +69,9 @@ public struct PagedKVCacheView: Hashable, Sendable {
                 name: "maxLength", value: maxLength,
                 requirement: "must be between 0 and maxPages × pageSize (\(maxPages * layout.pageSize))")
         }
+        guard layout.pageCount * layout.kvHeads * layout.pageSize <= Int(Int32.max) else {
+            throw .tooLarge(what: "a pool of \(layout.pageCount) pages", limit: "at most 2^31 − 1 token slots (pages × KV heads × page size)")
+        }
         for (name, address, alignment) in [
             ("keyCodes", keyCodes, UInt64(16)), ("valueCodes", valueCodes, 16), ("keyScales", keyScales, 4),
             ("valueScales", valueScales, 4), ("keyMeans", keyMeans, 4), ("blockTable", blockTable, 4), ("lengths", lengths, 4),

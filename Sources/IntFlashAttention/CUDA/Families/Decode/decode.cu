@@ -1,30 +1,43 @@
 // Decode attention on the paged INT8 KV cache (docs/SCHEMES.md, "The INT8 KV cache"): a few
-// new query tokens per sequence against its cached keys and values, block by block of 128
-// keys exactly as the CPU oracle (PagedKVCache.decode) computes them.
+// new query tokens per sequence against its cached keys and values, in blocks of 64 keys
+// as the CPU oracle (PagedKVCache.decode) computes them.
 //
 // Two kernels, one module:
-//   intfa_decode_int8_…    grid (splits, Hkv, B), 128 threads. A CTA takes one sequence's KV
-//                          head and one split of its keys (splitKeys keys, a multiple of 128),
-//                          with every query row that reads that KV head (the G = H / Hkv query
-//                          heads × Nq tokens, at most INTFA_DECODE_ROWS): each page is read
-//                          once for all of them. It quantizes its Q rows itself and writes the
-//                          split's normalized output and log-sum-exp (fp32) to the partials.
+//   intfa_decode_int8_…    grid (splits, Hkv, B), INTFA_DECODE_WARPS warps. A CTA takes one
+//                          sequence's KV head and one split of its keys (splitKeys keys, a
+//                          multiple of the block) with every query row that reads that KV head (the
+//                          G = H / Hkv query heads × Nq tokens, at most INTFA_DECODE_ROWS): each
+//                          page is read once for all of them. Its warps take the split's
+//                          key blocks in turn, each warp on its own: cp.async brings the
+//                          block's K, V and scales into the warp's shared buffers (K of the
+//                          next block loads during this block's P·V, V during its Q·Kᵀ), Q·Kᵀ
+//                          and P·V run on the tensor cores (mma.sync m16n8k32, the query rows
+//                          as the M dimension), and the warp keeps its own running maximum,
+//                          sum and output. At the end the warps merge by their maxima; with one
+//                          split that is the output, else the split's fp32 partials.
 //   intfa_decode_combine_… one warp per query row: merges the splits' partials by their
-//                          log-sum-exps into the output (fp16/bf16) and the log-sum-exp.
-// Memory-bound by design: per key a thread reads its K and V rows (D bytes each, whole
-// 16-byte pieces) and two scales; Q·Kᵀ and P·V are 4-byte integer dot products (dp4a).
+//                          log-sum-exps into the output and the log-sum-exp.
+// A block's P codes do not depend on the running maximum it is coded under (u / r cancels
+// it), so the result is the oracle's up to fp32 rounding whichever warp or split takes a block.
+//
+// P·V reuses the Q·Kᵀ accumulator layout as its A fragment (keys in the order 2t, 2t+1,
+// 8+2t, 9+2t of each 16), so V is read with ldmatrix.trans (b16: two keys × two channels per
+// register) and two byte permutes give each lane four keys of one channel in that order; the
+// even and odd channels of each 16 form two n-tiles.
 //
 // Compile-time options (NVRTC -D), all required:
-//   INTFA_HEAD_DIM     a multiple of 16 up to 256
-//   INTFA_DECODE_ROWS  query rows per CTA at most (G · Nq)
-//   INTFA_INPUT_BF16   Q: 0 fp16, 1 bf16;  INTFA_OUT_BF16  output: 0 fp16, 1 bf16
-// Kernel names spell them; see DecodeKernelDescriptor.swift.
+//   INTFA_HEAD_DIM      64 or 128
+//   INTFA_DECODE_ROWS   query rows per CTA at most (G · Nq): 8 or 16
+//   INTFA_DECODE_BLOCK  keys per P block (64)
+//   INTFA_DECODE_WARPS  warps per CTA
+//   INTFA_INPUT_BF16    Q: 0 fp16, 1 bf16;  INTFA_OUT_BF16  output: 0 fp16, 1 bf16
+// Kernel names spell the shape and types; see DecodeKernelDescriptor.swift.
 #include "params.cuh"
 #include "input_type.cuh"
 #include "variant_name.cuh"
 
-#if !defined(INTFA_HEAD_DIM) || !defined(INTFA_DECODE_ROWS) || !defined(INTFA_DECODE_BLOCK)
-#error "the host passes the head dim, the rows per CTA and the key block (DecodeKernelDescriptor.compileOptions)"
+#if !defined(INTFA_HEAD_DIM) || !defined(INTFA_DECODE_ROWS) || !defined(INTFA_DECODE_BLOCK) || !defined(INTFA_DECODE_WARPS)
+#error "the host passes the head dim, the rows per CTA, the key block and the warps (DecodeKernelDescriptor.compileOptions)"
 #endif
 // intfa_decode_int8_d<D>_r<rows>_<f16|bf16 Q>_<f16|bf16 out>, and …_combine_… alike.
 #define INTFA_DECODE_NAME(stage)                                                                             \
@@ -34,220 +47,353 @@
 namespace {
 constexpr int kHeadDim = INTFA_HEAD_DIM;
 constexpr int kMaxRows = INTFA_DECODE_ROWS;
-constexpr int kBlock = INTFA_DECODE_BLOCK;  // keys per P block, fixed by the scheme
-constexpr int kThreads = 128;               // one key of the block per thread
-constexpr int kWarps = kThreads / 32;
-constexpr int kWords = kHeadDim / 4;        // 4-byte words of a K or V row
-// Output elements (row, channel) per thread: element e of thread t is t + kThreads · e.
-constexpr int kOutPerThread = (kMaxRows * kHeadDim + kThreads - 1) / kThreads;
-static_assert(kBlock == kThreads, "one key of a block per thread");
-static_assert(kHeadDim % 16 == 0 && kHeadDim <= 256, "head dims: multiples of 16 up to 256");
-static_assert(kMaxRows >= 1 && kMaxRows <= 32, "1 to 32 query rows per CTA");
+constexpr int kBlock = INTFA_DECODE_BLOCK;      // keys per P block, fixed by the scheme
+constexpr int kWarps = INTFA_DECODE_WARPS;
+constexpr int kThreads = 32 * kWarps;
+constexpr bool kUpperRows = kMaxRows > 8;       // rows 8…15 (the mma's c2, c3) hold queries
+constexpr int kChunks = kHeadDim / 16;          // 16-byte pieces of a K or V row
+constexpr int kScoreSteps = kHeadDim / 32;      // k32 steps of Q·Kᵀ
+constexpr int kKeyTiles = kBlock / 8;           // n8 tiles of S
+constexpr int kValueSteps = kBlock / 32;        // k32 steps of P·V
+constexpr int kTileBytes = kBlock * kHeadDim;   // one block's K (or V) codes
+// A warp's buffers: K codes, V codes, K scales, V scales.
+constexpr int kWarpBytes = 2 * kTileBytes + 2 * kBlock * 4;
+constexpr int kQueryBytes = 16 * kHeadDim;      // s8 Q codes of 16 rows (the mma's M)
+static_assert(kBlock % 32 == 0 && kBlock <= 128, "whole 32-key steps, one key per lane per 32");
+static_assert(kHeadDim == 64 || kHeadDim == 128, "head dims 64 and 128");
+static_assert(kMaxRows == 8 || kMaxRows == 16, "8 or 16 query rows per CTA");
+static_assert(16 * kHeadDim * 4 + 2 * 16 * 4 <= kWarpBytes, "the warps' merge fits their buffers");
 }  // namespace
 
-// u8 · s8 dot product of four byte pairs, accumulated.
-static INTFA_DEVICE int dot_u8s8(intfa_u32 p, int v, int acc) {
-    int result;
-    asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(result) : "r"(p), "r"(v), "r"(acc));
-    return result;
+// Byte offset within a [rows × kHeadDim] tile of 16-byte pieces, swizzled (the pieces of
+// each 128-byte line XORed with its index mod 8) so that ldmatrix reads eight consecutive
+// rows of one piece without bank conflicts.
+static INTFA_DEVICE intfa_u32 decode_swizzle(intfa_u32 offset) { return offset ^ (((offset >> 7) & 7u) << 4); }
+
+static INTFA_DEVICE void cp_async_4(intfa_u32 shared_address, const void* global, intfa_u32 source_bytes) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" :: "r"(shared_address), "l"(global), "r"(source_bytes) : "memory");
 }
 
-// s8 · s8 dot product of four byte pairs, accumulated.
-static INTFA_DEVICE int dot_s8s8(int k, int q, int acc) {
-    int result;
-    asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(result) : "r"(k), "r"(q), "r"(acc));
-    return result;
+// The u8 code of x ≥ 0 (clamped to 255, rounded to nearest even) in the low byte.
+static INTFA_DEVICE intfa_u32 encode_u8(float x) { return __float_as_uint(__fadd_rn(fminf(x, 255.0f), 12582912.0f)) & 0xFFu; }
+
+static INTFA_DEVICE float quad_max(float x) {
+    x = intfa_max_nan(x, __shfl_xor_sync(0xFFFFFFFFu, x, 1));
+    return intfa_max_nan(x, __shfl_xor_sync(0xFFFFFFFFu, x, 2));
 }
 
-static INTFA_DEVICE float warp_max(float x) {
-    for (int offset = 16; offset > 0; offset /= 2) x = fmaxf(x, __shfl_xor_sync(0xFFFFFFFFu, x, offset));
-    return x;
+static INTFA_DEVICE float quad_sum(float x) {
+    x += __shfl_xor_sync(0xFFFFFFFFu, x, 1);
+    return x + __shfl_xor_sync(0xFFFFFFFFu, x, 2);
 }
 
-static INTFA_DEVICE float warp_sum(float x) {
-    for (int offset = 16; offset > 0; offset /= 2) x += __shfl_xor_sync(0xFFFFFFFFu, x, offset);
-    return x;
+// One query row's state in a warp: running maximum (log2 domain), this lane's part of the
+// sum of p, and the block's code reference over 255.
+struct DecodeRow {
+    float max = kNegativeInfinity;
+    float sum = 0.0f;
+    float alpha = 0.0f;
+    float weight = 0.0f;
+    float scale = 0.0f;  // qs = sQ · sm·L
+    int visible = 0;     // keys this row sees
+};
+
+// The softmax of one row over the block: x in, P codes (low bytes) out, state updated.
+// `values` are the V scales of the lane's keys (x[t][0..1] ↔ keys 8t + 2·(lane%4) + 0..1).
+static INTFA_DEVICE void block_softmax(DecodeRow& row, float (&x)[kKeyTiles][2], const float2 (&valueScale)[kKeyTiles],
+                                       intfa_u32 (&code)[kKeyTiles][2]) {
+    float blockMax = kNegativeInfinity;
+#pragma unroll
+    for (int t = 0; t < kKeyTiles; ++t) blockMax = intfa_max_nan(blockMax, intfa_max_nan(x[t][0], x[t][1]));
+    const float newMax = intfa_max_nan(row.max, quad_max(blockMax));
+    row.alpha = row.max == kNegativeInfinity ? 0.0f : intfa_exp2(__fsub_rn(row.max, newMax));
+    row.max = newMax;
+    float sum = 0.0f, reference = 0.0f;
+    float u[kKeyTiles][2];
+#pragma unroll
+    for (int t = 0; t < kKeyTiles; ++t) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const float p = x[t][e] == kNegativeInfinity ? 0.0f : intfa_exp2(__fsub_rn(x[t][e], newMax));
+            sum += p;
+            u[t][e] = __fmul_rn(p, e == 0 ? valueScale[t].x : valueScale[t].y);
+            reference = intfa_max_nan(reference, u[t][e]);
+        }
+    }
+    reference = quad_max(reference);
+    row.sum = __fadd_rn(__fmul_rn(row.sum, row.alpha), sum);
+    row.weight = __fdiv_rn(reference, 255.0f);
+    const float inverse = reference > 0.0f ? __fdiv_rn(255.0f, reference) : 0.0f;
+#pragma unroll
+    for (int t = 0; t < kKeyTiles; ++t) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) code[t][e] = encode_u8(__fmul_rn(u[t][e], inverse));
+    }
 }
 
 extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_decode_int8_d)(const DecodeParams p) {
-    __shared__ __align__(16) int queryWords[kMaxRows][kWords];  // s8 Q codes, four per word
-    __shared__ float queryScale[kMaxRows];                       // qs = sQ · sm·L
-    __shared__ int visibleKeys[kMaxRows];
-    __shared__ __align__(16) intfa_u32 probabilityWords[kMaxRows][kBlock / 4];  // u8 P codes, four keys per word
-    __shared__ __align__(16) int valueWords[kHeadDim][kBlock / 4 + 1];        // Vt: four keys of a channel per word
-    __shared__ float partial[3][kWarps][kMaxRows];               // per-warp max, sum of p, max of u
-    __shared__ float rowMax[kMaxRows], rowSum[kMaxRows], rowAlpha[kMaxRows], rowWeight[kMaxRows];
+    extern __shared__ __align__(128) unsigned char shared[];
+    int* queryWords = (int*)(shared + kWarps * kWarpBytes);  // [16][kHeadDim / 4], four s8 codes per word
+    float* queryScale = (float*)(shared + kWarps * kWarpBytes + kQueryBytes);
+    int* visibleKeys = (int*)(queryScale + 16);
 
     const int split = blockIdx.x, kvHead = blockIdx.y, batch = blockIdx.z;
-    const int thread = threadIdx.x, warp = thread / 32, lane = thread % 32;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, quad = lane % 4;
     const int queryLength = (int)p.queryLength, group = (int)(p.heads / p.kvHeads);
     const int rows = group * queryLength;
     const int length = ((const int*)p.lengths)[batch];
     const int first = split * (int)p.splitKeys;
     const int last = min(first + (int)p.splitKeys, length);
 
-    // ---- Q: row r is token r % Nq of query head kvHead · G + r / Nq, coded per token.
-    for (int r = warp; r < rows; r += kWarps) {
+    // ---- Q: row r is token r % Nq of query head kvHead · G + r / Nq, coded per token; rows
+    // past `rows` (up to the mma's 16) are zeros that see no key.
+    for (int r = warp; r < 16; r += kWarps) {
+        intfa_s8* codes = (intfa_s8*)(queryWords + r * (kHeadDim / 4));
+        if (r >= rows) {
+            for (int c = lane; c < kHeadDim; c += 32) codes[c] = 0;
+            if (lane == 0) queryScale[r] = 0.0f, visibleKeys[r] = 0;
+            continue;
+        }
         const int head = kvHead * group + r / queryLength, token = r % queryLength;
         const intfa_u16* q = (const intfa_u16*)p.query + batch * p.qStrideBatch + token * p.qStrideToken + head * p.qStrideHead;
-        float values[(kHeadDim + 31) / 32];
+        float values[kHeadDim / 32];
         float amax = 0.0f;
 #pragma unroll
-        for (int i = 0; i < (kHeadDim + 31) / 32; ++i) {
-            const int c = lane + 32 * i;
-            values[i] = c < kHeadDim ? input_to_float(q[c]) : 0.0f;
+        for (int i = 0; i < kHeadDim / 32; ++i) {
+            values[i] = input_to_float(q[lane + 32 * i]);
             amax = fmaxf(amax, fabsf(values[i]));
         }
-        amax = warp_max(amax);
+        for (int offset = 16; offset > 0; offset /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, offset));
         const float inverse = intfa_inverse_scale(amax, 127.0f);
-        intfa_s8* codes = (intfa_s8*)queryWords[r];
 #pragma unroll
-        for (int i = 0; i < (kHeadDim + 31) / 32; ++i) {
-            const int c = lane + 32 * i;
-            if (c < kHeadDim) codes[c] = (intfa_s8)intfa_encode_s8(values[i], inverse);
-        }
+        for (int i = 0; i < kHeadDim / 32; ++i) codes[lane + 32 * i] = (intfa_s8)intfa_encode_s8(values[i], inverse);
         if (lane == 0) {
             queryScale[r] = __fmul_rn(__fdiv_rn(amax, 127.0f), p.softmaxScaleLog2);
             // Causal: token i of Nq sees keys j <= n - Nq + i; else every cached key.
             visibleKeys[r] = p.causal ? max(length - queryLength + token + 1, 0) : length;
-            rowMax[r] = kNegativeInfinity;
-            rowSum[r] = 0.0f;
         }
     }
-    float output[kOutPerThread];
-#pragma unroll
-    for (int e = 0; e < kOutPerThread; ++e) output[e] = 0.0f;
     __syncthreads();
+    // Q's A fragments: rows g and g + 8, channels 32s + 4·quad… and 32s + 16 + 4·quad….
+    intfa_u32 queryFragment[kScoreSteps][4];
+#pragma unroll
+    for (int s = 0; s < kScoreSteps; ++s) {
+        queryFragment[s][0] = queryWords[g * (kHeadDim / 4) + 8 * s + quad];
+        queryFragment[s][1] = queryWords[(g + 8) * (kHeadDim / 4) + 8 * s + quad];
+        queryFragment[s][2] = queryWords[g * (kHeadDim / 4) + 8 * s + 4 + quad];
+        queryFragment[s][3] = queryWords[(g + 8) * (kHeadDim / 4) + 8 * s + 4 + quad];
+    }
+    DecodeRow lower, upper;  // rows g and g + 8
+    lower.scale = queryScale[g], lower.visible = visibleKeys[g];
+    upper.scale = queryScale[g + 8], upper.visible = visibleKeys[g + 8];
+    float output[kChunks][2][4];  // [16-channel chunk][row g, g + 8][channels 16u + 4·quad + 0…3]
+#pragma unroll
+    for (int u = 0; u < kChunks; ++u)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) output[u][h][e] = 0.0f;
 
+    unsigned char* buffers = shared + warp * kWarpBytes;
+    const intfa_u32 keyTile = intfa_smem_address(buffers), valueTile = keyTile + kTileBytes;
+    float* keyScales = (float*)(buffers + 2 * kTileBytes);
+    float* valueScales = keyScales + kBlock;
     const int* blockTable = (const int*)p.blockTable + (intfa_i64)batch * p.maxPages;
     const int pageSize = (int)p.pageSize;
-    for (int key0 = first; key0 < last; key0 += kBlock) {
-        // ---- This thread's key: its K row against every Q row, its V row into Vt.
-        const int key = key0 + thread;
-        bool valid = key < last;
-        float score[kMaxRows];
-        float valueScale = 0.0f;
-        {
-            intfa_i64 slot = 0;
-            if (valid) {
-                const int entry = key / pageSize;
-                const int page = entry < p.maxPages ? blockTable[entry] : -1;
-                valid = page >= 0 && page < p.pageCount;  // an entry outside the pool: not read
-                slot = valid ? ((intfa_i64)page * p.kvHeads + kvHead) * pageSize + key % pageSize : 0;
+    const intfa_s8* keyCodes = (const intfa_s8*)p.keyCodes;
+    const intfa_s8* valueCodes = (const intfa_s8*)p.valueCodes;
+
+    // The slots of the block's keys lane + 32j (−1: past the split, or outside the pool).
+    int slot[kBlock / 32];
+    auto find_slots = [&](int key0) {
+#pragma unroll
+        for (int j = 0; j < kBlock / 32; ++j) {
+            const int key = key0 + lane + 32 * j, entry = key / pageSize;
+            const int page = key < last && entry < p.maxPages ? blockTable[entry] : -1;
+            slot[j] = page >= 0 && page < p.pageCount ? (page * (int)p.kvHeads + kvHead) * pageSize + key % pageSize : -1;
+        }
+    };
+    // Queues one block's codes of K or V: piece lane + 32i is piece lane % kChunks of key
+    // (lane + 32i) / kChunks, so that eight lanes copy one 128-byte row; zeros for missing keys.
+    auto load_codes = [&](intfa_u32 tile, const intfa_s8* codes) {
+#pragma unroll
+        for (int i = 0; i < kBlock * kChunks / 32; ++i) {
+            const int key = (lane + 32 * i) / kChunks, piece = lane % kChunks;
+            const int at = __shfl_sync(0xFFFFFFFFu, slot[i / kChunks], key % 32);
+            const intfa_s8* source = codes + (intfa_i64)max(at, 0) * kHeadDim + 16 * piece;
+            intfa_cp_async_16(tile + decode_swizzle(key * kHeadDim + 16 * piece), source, at >= 0 ? 16 : 0);
+        }
+    };
+    // Queues K's codes and both scales (a key outside the pool gets NaN scales: the rows that
+    // would see it become NaN), then V's codes, as two groups.
+    auto load_keys = [&](int key0) {
+        find_slots(key0);
+        load_codes(keyTile, keyCodes);
+#pragma unroll
+        for (int j = 0; j < kBlock / 32; ++j) {
+            const int k = lane + 32 * j;
+            const bool outside = slot[j] < 0 && key0 + k < last;
+            const intfa_i64 at = max(slot[j], 0);
+            if (outside) {
+                keyScales[k] = kQuietNaN;
+                valueScales[k] = kQuietNaN;
+            } else {
+                cp_async_4(intfa_smem_address(keyScales + k), (const float*)p.keyScales + at, slot[j] >= 0 ? 4 : 0);
+                cp_async_4(intfa_smem_address(valueScales + k), (const float*)p.valueScales + at, slot[j] >= 0 ? 4 : 0);
             }
-            const float keyScale = valid ? ((const float*)p.keyScales)[slot] : 0.0f;
-            valueScale = valid ? ((const float*)p.valueScales)[slot] : 0.0f;
-            const int4* keyRow = (const int4*)((const intfa_s8*)p.keyCodes + slot * kHeadDim);
-            const int4* valueRow = (const int4*)((const intfa_s8*)p.valueCodes + slot * kHeadDim);
-            int acc[kMaxRows];
+        }
+        intfa_cp_async_commit();
+    };
+    auto load_values = [&]() {
+        load_codes(valueTile, valueCodes);
+        intfa_cp_async_commit();
+    };
+
+    const int stride = kBlock * kWarps;
+    int key0 = first + kBlock * warp;
+    if (key0 < last) {
+        load_keys(key0);
+        load_values();
+    }
+    for (; key0 < last; key0 += stride) {
+        const bool more = key0 + stride < last;
+        intfa_cp_async_wait<1>();  // K and the scales of this block
+        __syncwarp();
+
+        // ---- S = Q·Kᵀ: n-tiles 2t2 and 2t2 + 1 (keys 16t2…16t2 + 15) from one ldmatrix.x4.
+        intfa_s32 score[kKeyTiles][4];
 #pragma unroll
-            for (int r = 0; r < kMaxRows; ++r) acc[r] = 0;
+        for (int t = 0; t < kKeyTiles; ++t) score[t][0] = score[t][1] = score[t][2] = score[t][3] = 0;
 #pragma unroll
-            for (int w4 = 0; w4 < kWords / 4; ++w4) {
-                const int4 k4 = valid ? keyRow[w4] : make_int4(0, 0, 0, 0);
-                const int4 v4 = valid ? valueRow[w4] : make_int4(0, 0, 0, 0);
-                const int kw[4] = {k4.x, k4.y, k4.z, k4.w}, vw[4] = {v4.x, v4.y, v4.z, v4.w};
+        for (int t2 = 0; t2 < kKeyTiles / 2; ++t2) {
+#pragma unroll
+            for (int s = 0; s < kScoreSteps; ++s) {
+                const int key = 16 * t2 + 8 * (lane / 16) + lane % 8, byte = 32 * s + 16 * ((lane / 8) % 2);
+                intfa_u32 b[4];
+                intfa_ldmatrix_x4(b, keyTile + decode_swizzle(key * kHeadDim + byte));
+                intfa_mma_s8s8(score[2 * t2], queryFragment[s], b[0], b[1]);
+                intfa_mma_s8s8(score[2 * t2 + 1], queryFragment[s], b[2], b[3]);
+            }
+        }
+        // ---- x = S · (qs · sK), −∞ where the row does not see the key; softmax and P codes.
+        float2 valueScale[kKeyTiles];
+        float x[2][kKeyTiles][2];
+#pragma unroll
+        for (int t = 0; t < kKeyTiles; ++t) {
+            const int k = 8 * t + 2 * quad, key = key0 + k;
+            const float2 keyScale = *(const float2*)(keyScales + k);
+            valueScale[t] = *(const float2*)(valueScales + k);
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const float sk = e == 0 ? keyScale.x : keyScale.y;
+                x[0][t][e] = key + e < lower.visible
+                    ? __fmul_rn(intfa_small_int_to_float(score[t][e]), __fmul_rn(lower.scale, sk)) : kNegativeInfinity;
+                x[1][t][e] = kUpperRows && key + e < upper.visible
+                    ? __fmul_rn(intfa_small_int_to_float(score[t][2 + e]), __fmul_rn(upper.scale, sk)) : kNegativeInfinity;
+            }
+        }
+        __syncwarp();  // every lane has read the block's scales and K
+        if (more) load_keys(key0 + stride); else intfa_cp_async_commit();
+        intfa_u32 code[2][kKeyTiles][2];
+        block_softmax(lower, x[0], valueScale, code[0]);
+        if (kUpperRows) block_softmax(upper, x[1], valueScale, code[1]);
+        // P's A fragments: k-step s covers n-tiles 4s…4s + 3 (keys 2q, 2q+1, 8+2q, 9+2q, … of 32s).
+        intfa_u32 probability[kValueSteps][4];
+#pragma unroll
+        for (int s = 0; s < kValueSteps; ++s) {
+            probability[s][0] = intfa_pack_low_bytes(code[0][4 * s][0], code[0][4 * s][1], code[0][4 * s + 1][0], code[0][4 * s + 1][1]);
+            probability[s][2] = intfa_pack_low_bytes(code[0][4 * s + 2][0], code[0][4 * s + 2][1], code[0][4 * s + 3][0], code[0][4 * s + 3][1]);
+            probability[s][1] = kUpperRows
+                ? intfa_pack_low_bytes(code[1][4 * s][0], code[1][4 * s][1], code[1][4 * s + 1][0], code[1][4 * s + 1][1]) : 0u;
+            probability[s][3] = kUpperRows
+                ? intfa_pack_low_bytes(code[1][4 * s + 2][0], code[1][4 * s + 2][1], code[1][4 * s + 3][0], code[1][4 * s + 3][1]) : 0u;
+        }
+
+        intfa_cp_async_wait<1>();  // V of this block
+        __syncwarp();
+        // ---- o = o · alpha + (r / 255) · P·V per 16-channel chunk: even and odd channels.
+#pragma unroll
+        for (int u = 0; u < kChunks; ++u) {
+            intfa_s32 even[4] = {0, 0, 0, 0}, odd[4] = {0, 0, 0, 0};
+#pragma unroll
+            for (int s = 0; s < kValueSteps; ++s) {
+                const int key = 32 * s + 8 * (lane / 8) + lane % 8;
+                intfa_u32 v[4];
+                intfa_ldmatrix_x4_trans(v, valueTile + decode_swizzle(key * kHeadDim + 16 * u));
+                intfa_mma_u8s8(even, probability[s], __byte_perm(v[0], v[1], 0x6420), __byte_perm(v[2], v[3], 0x6420));
+                intfa_mma_u8s8(odd, probability[s], __byte_perm(v[0], v[1], 0x7531), __byte_perm(v[2], v[3], 0x7531));
+            }
+            const intfa_s32 sums[2][4] = {{even[0], odd[0], even[1], odd[1]}, {even[2], odd[2], even[3], odd[3]}};
+#pragma unroll
+            for (int h = 0; h < (kUpperRows ? 2 : 1); ++h) {
+                const DecodeRow& row = h == 0 ? lower : upper;
 #pragma unroll
                 for (int e = 0; e < 4; ++e) {
-#pragma unroll
-                    for (int r = 0; r < kMaxRows; ++r) {
-                        if (r < rows) acc[r] = dot_s8s8(kw[e], queryWords[r][4 * w4 + e], acc[r]);
-                    }
-                    // Vt: channel c's byte of this key at byte (thread % 4) of word thread / 4.
-#pragma unroll
-                    for (int b = 0; b < 4; ++b) {
-                        ((intfa_s8*)valueWords[16 * w4 + 4 * e + b])[thread] = (intfa_s8)(vw[e] >> (8 * b));
-                    }
+                    output[u][h][e] = __fadd_rn(__fmul_rn(output[u][h][e], row.alpha),
+                                                __fmul_rn(row.weight, intfa_small_int_to_float(sums[h][e])));
                 }
             }
-#pragma unroll
-            for (int r = 0; r < kMaxRows; ++r) {
-                const bool seen = valid && r < rows && key < visibleKeys[r];
-                score[r] = seen ? __fmul_rn((float)acc[r], __fmul_rn(queryScale[r], keyScale)) : kNegativeInfinity;
-            }
         }
-        // ---- Block maximum per row, the new running maximum, P and u = P · sV.
-#pragma unroll
-        for (int r = 0; r < kMaxRows; ++r) {
-            const float m = warp_max(score[r]);
-            if (lane == 0 && r < rows) partial[0][warp][r] = m;
-        }
-        __syncthreads();
-        float probability[kMaxRows];
-#pragma unroll
-        for (int r = 0; r < kMaxRows; ++r) {
-            if (r >= rows) { probability[r] = 0.0f; continue; }
-            float blockMax = partial[0][0][r];
-#pragma unroll
-            for (int w = 1; w < kWarps; ++w) blockMax = fmaxf(blockMax, partial[0][w][r]);
-            const float newMax = fmaxf(rowMax[r], blockMax);
-            probability[r] = score[r] == kNegativeInfinity ? 0.0f : intfa_exp2(__fsub_rn(score[r], newMax));
-            const float sum = warp_sum(probability[r]);
-            const float reference = warp_max(__fmul_rn(probability[r], valueScale));
-            if (lane == 0) {
-                partial[1][warp][r] = sum;
-                partial[2][warp][r] = reference;
-            }
-        }
-        __syncthreads();
-        if (thread < rows) {
-            const int r = thread;
-            float blockMax = partial[0][0][r], sum = partial[1][0][r], reference = partial[2][0][r];
-#pragma unroll
-            for (int w = 1; w < kWarps; ++w) {
-                blockMax = fmaxf(blockMax, partial[0][w][r]);
-                sum += partial[1][w][r];
-                reference = fmaxf(reference, partial[2][w][r]);
-            }
-            const float oldMax = rowMax[r], newMax = fmaxf(oldMax, blockMax);
-            const float alpha = oldMax == kNegativeInfinity ? 0.0f : intfa_exp2(__fsub_rn(oldMax, newMax));
-            rowAlpha[r] = alpha;
-            rowWeight[r] = __fdiv_rn(reference, 255.0f);
-            rowSum[r] = rowSum[r] * alpha + sum;
-            rowMax[r] = newMax;
-            partial[2][0][r] = reference;  // the block's r, for the codes below
-        }
-        __syncthreads();
-        // ---- P codes: rne(u · 255 / r), V's per-token scale folded in (u8).
-#pragma unroll
-        for (int r = 0; r < kMaxRows; ++r) {
-            if (r >= rows) continue;
-            const float reference = partial[2][0][r];
-            const float inverse = reference > 0.0f ? __fdiv_rn(255.0f, reference) : 0.0f;
-            const float code = rintf(fminf(__fmul_rn(__fmul_rn(probability[r], valueScale), inverse), 255.0f));
-            ((intfa_u8*)probabilityWords[r])[thread] = (intfa_u8)code;
-        }
-        __syncthreads();
-        // ---- P·V: o = o · alpha + (r / 255) · Σ_j P_j · V_j[c], integer sums over the block.
-#pragma unroll
-        for (int e = 0; e < kOutPerThread; ++e) {
-            const int index = thread + kThreads * e;
-            const int r = index / kHeadDim, c = index % kHeadDim;
-            if (r >= rows) continue;
-            int sum = 0;
-#pragma unroll 8
-            for (int w = 0; w < kBlock / 4; ++w) sum = dot_u8s8(probabilityWords[r][w], valueWords[c][w], sum);
-            output[e] = output[e] * rowAlpha[r] + rowWeight[r] * (float)sum;
-        }
-        __syncthreads();
+        __syncwarp();  // every lane has read the block's V
+        if (more) load_values(); else intfa_cp_async_commit();
     }
+    intfa_cp_async_wait<0>();
+    __syncthreads();
 
-    // ---- The split's normalized output and log-sum-exp (natural log; −∞ and 0 without a key).
-    const intfa_i64 slice = ((intfa_i64)split * p.batch + batch) * p.heads;
+    // ---- The warps' states into shared memory (over their buffers), then merged.
+    float* warpOutput = (float*)(shared + warp * kWarpBytes);  // [16][kHeadDim]
+    float* warpMax = warpOutput + 16 * kHeadDim;                // [16]
+    float* warpSum = warpMax + 16;                              // [16]
+    lower.sum = quad_sum(lower.sum);
+    upper.sum = quad_sum(upper.sum);
 #pragma unroll
-    for (int e = 0; e < kOutPerThread; ++e) {
-        const int index = thread + kThreads * e;
-        const int r = index / kHeadDim, c = index % kHeadDim;
-        if (r >= rows) continue;
-        const int head = kvHead * group + r / queryLength, token = r % queryLength;
-        const float l = rowSum[r];
-        ((float*)p.partialOut)[((slice + head) * queryLength + token) * kHeadDim + c] = l > 0.0f ? output[e] / l : 0.0f;
+    for (int h = 0; h < 2; ++h) {
+        const int r = g + 8 * h;
+#pragma unroll
+        for (int u = 0; u < kChunks; ++u) {
+            *(float4*)(warpOutput + r * kHeadDim + 16 * u + 4 * quad) =
+                make_float4(output[u][h][0], output[u][h][1], output[u][h][2], output[u][h][3]);
+        }
+        if (quad == 0) {
+            warpMax[r] = h == 0 ? lower.max : upper.max;
+            warpSum[r] = h == 0 ? lower.sum : upper.sum;
+        }
     }
-    if (thread < rows) {
-        const int r = thread, head = kvHead * group + r / queryLength, token = r % queryLength;
-        const float l = rowSum[r];
-        ((float*)p.partialLse)[(slice + head) * queryLength + token] =
-            l > 0.0f ? __fdiv_rn(rowMax[r] + log2f(l), INTFA_LOG2E) : kNegativeInfinity;
+    __syncthreads();
+    const bool single = p.splits == 1;
+    const intfa_i64 slice = ((intfa_i64)split * p.batch + batch) * p.heads;
+    for (int index = threadIdx.x; index < rows * kHeadDim; index += kThreads) {
+        const int r = index / kHeadDim, c = index % kHeadDim;
+        float m = kNegativeInfinity;
+#pragma unroll
+        for (int w = 0; w < kWarps; ++w) m = intfa_max_nan(m, ((const float*)(shared + w * kWarpBytes))[16 * kHeadDim + r]);
+        float l = 0.0f, o = 0.0f;
+        if (m != kNegativeInfinity) {
+#pragma unroll
+            for (int w = 0; w < kWarps; ++w) {
+                const float* state = (const float*)(shared + w * kWarpBytes);
+                const float wm = state[16 * kHeadDim + r];
+                const float scale = wm == kNegativeInfinity ? 0.0f : intfa_exp2(__fsub_rn(wm, m));
+                l += scale * state[16 * kHeadDim + 16 + r];
+                o += scale * state[r * kHeadDim + c];
+            }
+        }
+        const float value = l > 0.0f ? o / l : (m != m ? kQuietNaN : 0.0f);
+        // Natural log; −∞ for a row that sees no key.
+        const float lse = m == kNegativeInfinity ? m : __fdiv_rn(m + log2f(l), INTFA_LOG2E);
+        const int head = kvHead * group + r / queryLength, token = r % queryLength;
+        if (single) {
+            intfa_u16* out = (intfa_u16*)p.out + batch * p.oStrideBatch + token * p.oStrideToken + head * p.oStrideHead;
+#if INTFA_OUT_BF16
+            out[c] = (intfa_u16)(intfa_pack_bf162(value, 0.0f) & 0xFFFFu);
+#else
+            out[c] = intfa_float_to_half(value);
+#endif
+            if (c == 0 && p.lse != 0) ((float*)p.lse)[((intfa_i64)batch * p.heads + head) * queryLength + token] = lse;
+        } else {
+            ((float*)p.partialOut)[((slice + head) * queryLength + token) * kHeadDim + c] = value;
+            if (c == 0) ((float*)p.partialLse)[(slice + head) * queryLength + token] = lse;
+        }
     }
 }
 
