@@ -39,6 +39,9 @@ struct Check: ParsableCommand {
     @Option(parsing: .unconditional, help: "With --fuzz N: the first case to run (default 0), so that one run can be split over processes: --fuzz 1000 --fuzz-from 500 runs cases 500 to 999.")
     var fuzzFrom = 0
 
+    @Flag(help: "Only the paged KV cache cases (GPU append and decode against the CPU oracle), e.g. under compute-sanitizer.")
+    var decodeOnly = false
+
     @Option(help: "Methods to check (default: every method with a kernel on the device).")
     var method: CommaSeparated<AttentionMethod>?
 
@@ -51,6 +54,7 @@ struct Check: ParsableCommand {
     func validate() throws {
         if let fuzz, fuzz < 1 { throw ValidationError("--fuzz must be at least 1, not \(fuzz)") }
         if fuzz != nil && quick { throw ValidationError("--fuzz and --quick do not combine") }
+        if fuzz != nil && decodeOnly { throw ValidationError("--fuzz and --decode-only do not combine") }
         if fuzzFrom != 0 {
             guard let fuzz else { throw ValidationError("--fuzz-from needs --fuzz") }
             guard fuzzFrom > 0, fuzzFrom < fuzz else { throw ValidationError("--fuzz-from must be in 0..<\(fuzz), not \(fuzzFrom)") }
@@ -84,7 +88,7 @@ struct Check: ParsableCommand {
         let progress = ProgressLine()
         // The wgmma kernels' fragment layouts, exactly, before any attention case uses them.
         var layoutTests = 0
-        if HopperKernelDescriptor.supports(arch: engine.featureArchitecture) {
+        if HopperKernelDescriptor.supports(arch: engine.featureArchitecture) && !decodeOnly {
             for headDim in HopperKernelDescriptor.headDims {
                 progress.update("check wgmma fragment layout, D = \(headDim)")
                 let mismatch: String?
@@ -111,7 +115,7 @@ struct Check: ParsableCommand {
             table.append([outcome.passed ? "ok" : "FAIL"] + columns(outcome))
             if let failure = outcome.failure { table.append(["", failure]) }
         }
-        let cases = CheckCase.all(quick: quick, methods: methods, arch: engine.featureArchitecture)
+        let cases = decodeOnly ? [] : CheckCase.all(quick: quick, methods: methods, arch: engine.featureArchitecture)
         for (index, c) in cases.enumerated() {
             progress.update("check \(index + 1)/\(cases.count): \(c.method.rawValue) \(c.shapeDescription)")
             record({ outcome in

@@ -205,3 +205,65 @@ public func intfa_merge_partial(
             batch: b, heads: h, tokens: n, headDim: d, stream: engine.stream(stream))
     }
 }
+
+/// `intfa_kv_cache_byte_counts` (intfa.h): the buffer sizes of a paged KV cache.
+@_cdecl("intfa_kv_cache_byte_counts")
+public func intfa_kv_cache_byte_counts(_ cache: UnsafePointer<intfa_kv_cache>?, _ sizes: UnsafeMutablePointer<intfa_kv_cache_sizes>?) -> intfa_status {
+    reporting { () throws(AttentionError) in
+        let view = try PagedKVCacheView.from(cache)
+        guard let sizes else { throw .missingArgument("sizes") }
+        let bytes = PagedKVCacheView.byteCounts(layout: view.layout, sequences: view.sequences, maxPages: view.maxPages)
+        sizes.pointee = intfa_kv_cache_sizes(
+            codes: bytes.codes, scales: bytes.scales, means: bytes.means, block_table: bytes.blockTable, lengths: bytes.lengths)
+    }
+}
+
+/// `intfa_kv_append` (intfa.h): new tokens quantized into a paged KV cache on the caller's stream.
+@_cdecl("intfa_kv_append")
+public func intfa_kv_append(
+    _ context: OpaquePointer?, _ cache: UnsafePointer<intfa_kv_cache>?, _ keys: UnsafePointer<intfa_tensor>?,
+    _ values: UnsafePointer<intfa_tensor>?, _ tokens: Int64, _ stream: UnsafeMutableRawPointer?
+) -> intfa_status {
+    reporting { () throws(AttentionError) in
+        let view = try PagedKVCacheView.from(cache)
+        let engine = try InterfaceContext.from(context)
+        try engine.attention.append(
+            to: view, keys: .from(keys, name: "keys"), values: .from(values, name: "values"), tokens: dimension(tokens, "tokens"),
+            stream: engine.stream(stream))
+    }
+}
+
+/// `intfa_decode_workspace_size` (intfa.h): the device workspace of a decode call.
+@_cdecl("intfa_decode_workspace_size")
+public func intfa_decode_workspace_size(
+    _ context: OpaquePointer?, _ cache: UnsafePointer<intfa_kv_cache>?, _ heads: Int64, _ queryLength: Int64,
+    _ bytes: UnsafeMutablePointer<Int>?
+) -> intfa_status {
+    reporting { () throws(AttentionError) in
+        let view = try PagedKVCacheView.from(cache)
+        let engine = try InterfaceContext.from(context)
+        guard let bytes else { throw .missingArgument("bytes") }
+        bytes.pointee = engine.attention.decodeWorkspaceByteCount(
+            cache: view, heads: try dimension(heads, "heads"), queryLength: try dimension(queryLength, "query_length"))
+    }
+}
+
+/// `intfa_decode` (intfa.h): decode attention on a paged KV cache on the caller's stream.
+@_cdecl("intfa_decode")
+public func intfa_decode(
+    _ context: OpaquePointer?, _ cache: UnsafePointer<intfa_kv_cache>?, _ heads: Int64, _ queryLength: Int64,
+    _ softmaxScale: Float, _ causal: Int32, _ q: UnsafePointer<intfa_tensor>?, _ out: UnsafePointer<intfa_tensor>?,
+    _ lse: UnsafeMutablePointer<Float>?, _ workspace: UnsafeMutableRawPointer?, _ workspaceBytes: Int,
+    _ stream: UnsafeMutableRawPointer?
+) -> intfa_status {
+    reporting { () throws(AttentionError) in
+        let view = try PagedKVCacheView.from(cache)
+        let engine = try InterfaceContext.from(context)
+        try engine.attention.decode(
+            cache: view, queries: .from(q, name: "q"), heads: dimension(heads, "heads"),
+            queryLength: dimension(queryLength, "query_length"), output: .from(out, name: "out"),
+            logSumExp: lse.map { UInt64(UInt(bitPattern: $0)) }, softmaxScale: softmaxScale > 0 ? softmaxScale : nil,
+            causal: causal != 0, stream: engine.stream(stream),
+            workspace: DeviceWorkspace(address: UInt64(UInt(bitPattern: workspace)), byteCount: workspaceBytes))
+    }
+}

@@ -227,3 +227,20 @@ struct HostTensor {
         }
     }
 }
+
+extension PagedKVCacheView {
+    /// The view of an `intfa_kv_cache`, refused when a size does not fit the library's types.
+    static func from(_ pointer: UnsafePointer<intfa_kv_cache>?) throws(AttentionError) -> PagedKVCacheView {
+        guard let c = pointer?.pointee else { throw .missingArgument("cache") }
+        func address(_ p: UnsafeMutableRawPointer?) -> UInt64 { UInt64(UInt(bitPattern: p)) }
+        let layout = try PagedKVCache.Layout(
+            pageSize: dimension(c.page_size, "page_size"), pageCount: dimension(c.page_count, "page_count"),
+            kvHeads: dimension(c.kv_heads, "kv_heads"), headDim: dimension(c.head_dim, "head_dim"))
+        return PagedKVCacheView(
+            layout: layout, sequences: try dimension(c.sequences, "sequences"), maxPages: try dimension(c.max_pages, "max_pages"),
+            maxLength: try dimension(c.max_length, "max_length"),
+            keyCodes: address(c.key_codes), valueCodes: address(c.value_codes), keyScales: address(c.key_scales),
+            valueScales: address(c.value_scales), keyMeans: address(c.key_means), blockTable: address(c.block_table),
+            lengths: address(c.lengths))
+    }
+}

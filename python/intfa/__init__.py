@@ -3,6 +3,7 @@
 ``intfa.attention(q, k, v)`` takes torch CUDA tensors (fp16/bf16; the GPU kernels, zero copy,
 on torch's current stream) or numpy arrays and CPU torch tensors (the CPU kernels), with the
 semantics of ``torch.nn.functional.scaled_dot_product_attention`` where they overlap.
+``intfa.KVCache`` and ``intfa.decode`` serve decode steps from a paged INT8 KV cache.
 """
 
 import ctypes
@@ -13,9 +14,10 @@ from dataclasses import dataclass
 
 from . import _lib
 from ._lib import IntfaError, UnsupportedError
+from .kv_cache import KVCache, decode, _decode_cuda, _kv_append_cuda
 
-__all__ = ["attention", "quantize", "attention_quantized", "merge_partial", "QuantizedInputs", "IntfaError",
-           "UnsupportedError", "version", "__version__"]
+__all__ = ["attention", "quantize", "attention_quantized", "merge_partial", "QuantizedInputs", "KVCache", "decode",
+           "IntfaError", "UnsupportedError", "version", "__version__"]
 
 __version__ = "0.2.0"
 

@@ -45,7 +45,7 @@ class Problem(ctypes.Structure):
 GRIDS = {None: 0, "persistent": 1, "tiles": 2}
 
 # The INTFA_ABI_VERSION these bindings are written for.
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 
 class Options(ctypes.Structure):
@@ -86,6 +86,18 @@ class QuantizedSizes(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ("q", "q_scale", "k", "k_scale", "vt", "v_scale")]
 
 
+class KVCache(ctypes.Structure):
+    """intfa_kv_cache: a paged INT8 KV cache in device memory the caller owns."""
+    _fields_ = [(name, ctypes.c_int64) for name in
+                ("page_size", "page_count", "kv_heads", "head_dim", "sequences", "max_pages", "max_length")] + [
+        (name, ctypes.c_void_p) for name in
+        ("key_codes", "value_codes", "key_scales", "value_scales", "key_means", "block_table", "lengths")]
+
+
+class KVCacheSizes(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("codes", "scales", "means", "block_table", "lengths")]
+
+
 class IntfaError(RuntimeError):
     """A failure reported by the library; ``status`` is its intfa_status code."""
 
@@ -122,6 +134,14 @@ _SIGNATURES = {
     "intfa_merge_partial": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
                                            ctypes.c_int64, _P(Tensor), _P(Tensor), _P(Tensor), _P(Tensor),
                                            ctypes.c_void_p]),
+    "intfa_kv_cache_byte_counts": (ctypes.c_int, [_P(KVCache), _P(KVCacheSizes)]),
+    "intfa_kv_append": (ctypes.c_int, [ctypes.c_void_p, _P(KVCache), _P(Tensor), _P(Tensor), ctypes.c_int64,
+                                       ctypes.c_void_p]),
+    "intfa_decode_workspace_size": (ctypes.c_int, [ctypes.c_void_p, _P(KVCache), ctypes.c_int64, ctypes.c_int64,
+                                                   _P(ctypes.c_size_t)]),
+    "intfa_decode": (ctypes.c_int, [ctypes.c_void_p, _P(KVCache), ctypes.c_int64, ctypes.c_int64, ctypes.c_float,
+                                    ctypes.c_int32, _P(Tensor), _P(Tensor), ctypes.c_void_p, ctypes.c_void_p,
+                                    ctypes.c_size_t, ctypes.c_void_p]),
 }
 
 _library = None

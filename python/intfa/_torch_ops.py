@@ -20,8 +20,9 @@ def _heads_and_tokens(x, layout):
 
 
 def register(package):
-    """Registers intfa::attention, intfa::merge_partial, intfa::quantize and
-    intfa::attention_quantized over `package`'s CUDA entry points (idempotent)."""
+    """Registers intfa::attention, intfa::merge_partial, intfa::quantize,
+    intfa::attention_quantized, intfa::kv_append and intfa::decode over `package`'s CUDA entry
+    points (idempotent)."""
     global _registered
     with _lock:
         if _registered:
@@ -72,5 +73,31 @@ def register(package):
             b, h, _, nq, _, d = shape
             out = q.new_empty((b, h, nq, d) if layout == "bhnd" else (b, nq, h, d), dtype=dtype)
             return out, q.new_empty((b, h, nq) if return_lse else (0,), dtype=torch.float32)
+
+        cache_tensors = ("key_codes", "value_codes", "key_scales", "value_scales", "key_means", "lengths")
+
+        @torch.library.custom_op("intfa::kv_append", mutates_args=cache_tensors, device_types="cuda")
+        def kv_append(key_codes: Tensor, value_codes: Tensor, key_scales: Tensor, value_scales: Tensor,
+                      key_means: Tensor, block_table: Tensor, lengths: Tensor, k: Tensor, v: Tensor, layout: str) -> None:
+            package._kv_append_cuda(key_codes, value_codes, key_scales, value_scales, key_means, block_table, lengths,
+                                    k, v, layout)
+
+        @kv_append.register_fake
+        def _(key_codes, value_codes, key_scales, value_scales, key_means, block_table, lengths, k, v, layout):
+            return None
+
+        @torch.library.custom_op("intfa::decode", mutates_args=(), device_types="cuda")
+        def decode(q: Tensor, key_codes: Tensor, value_codes: Tensor, key_scales: Tensor, value_scales: Tensor,
+                   key_means: Tensor, block_table: Tensor, lengths: Tensor, max_length: int, is_causal: bool,
+                   scale: Optional[float], layout: str, return_lse: bool) -> Tuple[Tensor, Tensor]:
+            result = package._decode_cuda(q, key_codes, value_codes, key_scales, value_scales, key_means, block_table,
+                                          lengths, max_length, is_causal, scale, layout, return_lse)
+            return result if return_lse else (result, q.new_empty((0,), dtype=torch.float32))
+
+        @decode.register_fake
+        def _(q, key_codes, value_codes, key_scales, value_scales, key_means, block_table, lengths, max_length,
+              is_causal, scale, layout, return_lse):
+            b, n, h = (q.shape[0], q.shape[1], q.shape[2]) if layout == "bnhd" else (q.shape[0], q.shape[2], q.shape[1])
+            return q.new_empty(q.shape), q.new_empty((b, h, n) if return_lse else (0,), dtype=torch.float32)
 
         _registered = True

@@ -120,7 +120,7 @@ def test_unknown_grid_is_refused():
 
 def test_options_and_reserved_fields_are_checked():
     lib = _lib.library()
-    assert lib.intfa_abi_version() == _lib.ABI_VERSION == 2
+    assert lib.intfa_abi_version() == _lib.ABI_VERSION == 3
     problem = _lib.Problem(1, 2, 2, 64, 64, 64, 0.0, 0, _lib.METHODS["int8"], 0)
 
     def status(options, problem=problem):
@@ -230,3 +230,24 @@ def test_int8_key_tile_comes_from_the_library():
     # The ring's slice boundaries (intfa.distributed) follow the scheme's tile, read from the
     # library rather than spelled again in Python.
     assert _lib.library().intfa_int8_key_tile() == 128
+
+
+def test_kv_cache_entry_points_check_their_arguments():
+    """The paged KV cache's C functions: sizes from the layout alone, and bad layouts or a
+    missing context refused before any device is needed."""
+    lib = _lib.library()
+    cache = _lib.KVCache(64, 10, 8, 128, 3, 4, 256, *([None] * 7))
+    sizes = _lib.KVCacheSizes()
+    assert lib.intfa_kv_cache_byte_counts(ctypes.byref(cache), ctypes.byref(sizes)) == _lib.SUCCESS
+    assert (sizes.codes, sizes.scales, sizes.means, sizes.block_table, sizes.lengths) == (
+        10 * 8 * 64 * 128, 10 * 8 * 64 * 4, 3 * 8 * 128 * 4, 3 * 4 * 4, 3 * 4)
+    bad = _lib.KVCache(300, 10, 8, 128, 3, 4, 256, *([None] * 7))
+    assert lib.intfa_kv_cache_byte_counts(ctypes.byref(bad), ctypes.byref(sizes)) == _lib.ERROR_INVALID_ARGUMENT
+    assert b"pageSize" in lib.intfa_last_error_message()
+    size = ctypes.c_size_t()
+    assert lib.intfa_decode_workspace_size(None, ctypes.byref(cache), 32, 1, ctypes.byref(size)) == _lib.ERROR_INVALID_ARGUMENT
+    assert b"context" in lib.intfa_last_error_message()
+    status = lib.intfa_decode(None, ctypes.byref(cache), 32, 1, 0.0, 1, None, None, None, None, 0, None)
+    assert status == _lib.ERROR_INVALID_ARGUMENT
+    status = lib.intfa_kv_append(None, None, None, None, 1, None)
+    assert status == _lib.ERROR_INVALID_ARGUMENT and b"cache" in lib.intfa_last_error_message()

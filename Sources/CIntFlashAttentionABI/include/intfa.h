@@ -50,7 +50,8 @@
  * parameters; intfa_abi_version() returns the library's, which a caller compares with the
  * header it was built against. Version 2 moved the Hopper grid hint from intfa_problem into
  * intfa_options, which carries its own size so that later options extend it without a new
- * version.
+ * version. Version 3 added the paged INT8 KV cache (intfa_kv_cache, intfa_kv_append,
+ * intfa_decode).
  *
  * Memory. intfa_attention_host asks for its whole host working set before it allocates and
  * fails with INTFA_ERROR_OUT_OF_MEMORY, naming the bytes, when the machine cannot give it; a
@@ -66,7 +67,7 @@
 extern "C" {
 #endif
 
-#define INTFA_ABI_VERSION 2
+#define INTFA_ABI_VERSION 3
 
 typedef enum intfa_status {
     INTFA_SUCCESS = 0,
@@ -172,6 +173,38 @@ typedef struct intfa_quantized_sizes {
     size_t q, q_scale, k, k_scale, vt, v_scale; /* bytes */
 } intfa_quantized_sizes;
 
+/* A paged INT8 KV cache in device memory that the caller owns (docs/SCHEMES.md, "The INT8 KV
+   cache"): pages of page_size tokens hold, per KV head, the K and V codes and one fp32 scale
+   per token each; sequence b owns the pages block_table[b][0…] in token order. The caller
+   allocates the buffers (sizes from intfa_kv_cache_byte_counts, codes and scales zeroed or
+   not, block_table filled with -1 and lengths with 0 to start) and puts the pages of new
+   tokens into block_table before it appends them; intfa_kv_append writes the tokens and
+   advances lengths on the device. Entries outside 0…page_count-1 are never written through;
+   decode reads a token whose entry is outside the pool as NaN (the rows that see it become
+   NaN). */
+typedef struct intfa_kv_cache {
+    int64_t page_size;     /* tokens per page: 1…256 */
+    int64_t page_count;    /* pages in the pool; page_count * kv_heads * page_size < 2^31 */
+    int64_t kv_heads;
+    int64_t head_dim;      /* a multiple of 8 up to 256 (decode: 64 or 128) */
+    int64_t sequences;     /* rows of block_table and lengths: 1…65535 */
+    int64_t max_pages;     /* entries per block_table row */
+    int64_t max_length;    /* a bound on every sequence's length, <= max_pages * page_size: decode
+                              plans its key splits by it */
+    void* key_codes;       /* s8 [page_count, kv_heads, page_size, head_dim], 16-byte aligned */
+    void* value_codes;     /* the same for V */
+    float* key_scales;     /* [page_count, kv_heads, page_size] */
+    float* value_scales;   /* the same for V */
+    float* key_means;      /* [sequences, kv_heads, head_dim]: K's channel means, fixed by each
+                              sequence's first append */
+    int32_t* block_table;  /* [sequences, max_pages] */
+    int32_t* lengths;      /* [sequences]: tokens stored */
+} intfa_kv_cache;
+
+typedef struct intfa_kv_cache_sizes {
+    size_t codes, scales, means, block_table, lengths; /* bytes of each buffer (codes and scales: each of K and V) */
+} intfa_kv_cache_sizes;
+
 typedef struct intfa_context intfa_context;
 
 /* The library's version, e.g. "0.3.0". */
@@ -247,6 +280,36 @@ intfa_status intfa_attention_quantized(
 intfa_status intfa_merge_partial(
     intfa_context* context, int64_t batch, int64_t heads, int64_t tokens, int64_t head_dim,
     const intfa_tensor* out, const intfa_tensor* lse, const intfa_tensor* part, const intfa_tensor* part_lse,
+    void* stream);
+
+/* Buffer sizes of a paged KV cache of the shape `cache` gives (its pointers are not read). */
+intfa_status intfa_kv_cache_byte_counts(const intfa_kv_cache* cache, intfa_kv_cache_sizes* sizes);
+
+/* Quantizes `tokens` new tokens of every sequence into the cache on `stream`: keys and values
+   fp16/bf16 [sequences, kv_heads, tokens, head_dim] (intfa_tensor strides; head dim
+   contiguous), stored at positions lengths[b] … lengths[b] + tokens - 1 through block_table,
+   then lengths[b] += tokens. A sequence's first append (lengths[b] == 0) fixes K's channel
+   means over its tokens. A token with NaN/Inf in its k or v row gets NaN scales: every decode
+   row that sees it is NaN. Allocates nothing and never waits: CUDA-graph safe. */
+intfa_status intfa_kv_append(
+    intfa_context* context, const intfa_kv_cache* cache, const intfa_tensor* keys, const intfa_tensor* values,
+    int64_t tokens, void* stream);
+
+/* Device memory intfa_decode needs as `workspace` (the fp32 partials of split keys; may be 0). */
+intfa_status intfa_decode_workspace_size(
+    intfa_context* context, const intfa_kv_cache* cache, int64_t heads, int64_t query_length, size_t* bytes);
+
+/* Decode attention on the cache: q and out fp16/bf16 [sequences, heads, query_length,
+   head_dim] (intfa_tensor strides), heads a multiple of kv_heads with heads / kv_heads *
+   query_length <= 16; lse fp32 [sequences, heads, query_length] (NULL for none), of the
+   smoothed scores (the exact value minus softmax_scale * q . key_means). With `causal`, query
+   i of a sequence of n cached tokens (its own keys appended already) sees keys j <= n -
+   query_length + i; else every cached key. softmax_scale <= 0 selects 1/sqrt(head_dim).
+   Queued on `stream` with `workspace` lent (NULL with 0 bytes when intfa_decode_workspace_size
+   says 0): allocates nothing and never waits, so it can be captured in a CUDA graph. */
+intfa_status intfa_decode(
+    intfa_context* context, const intfa_kv_cache* cache, int64_t heads, int64_t query_length, float softmax_scale,
+    int32_t causal, const intfa_tensor* q, const intfa_tensor* out, float* lse, void* workspace, size_t workspace_bytes,
     void* stream);
 
 #ifdef __cplusplus

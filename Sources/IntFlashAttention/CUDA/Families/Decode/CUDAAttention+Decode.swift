@@ -90,7 +90,7 @@ extension CUDAAttention {
             let plan = decodePlan(cache: cache, splits: splits, resident: residentDecodeBlocks(headDim: d, registers: registers))
             (p.splits, p.splitKeys) = (Int64(plan.splits), Int64(plan.splitKeys))
             let partials = Self.decodePartials(cache: cache, heads: heads, queryLength: queryLength, splits: plan.splits)
-            let slots = try workspaceAddresses([(.decodePartials, partials.bytes)], lent: call.workspace)
+            let slots = try workspaceAddresses(plan.splits > 1 ? [(.decodePartials, partials.bytes)] : [], lent: call.workspace)
             p.partialOut = slots[.decodePartials] ?? 0
             p.partialLse = p.partialOut + UInt64(partials.outputBytes)
             (p.keyCodes, p.valueCodes, p.keyScales, p.valueScales) = (cache.keyCodes, cache.valueCodes, cache.keyScales, cache.valueScales)
@@ -110,6 +110,7 @@ extension CUDAAttention {
     /// needs as its workspace: the partials of `splits` splits (default: the planner's).
     public func decodeWorkspaceByteCount(cache: PagedKVCacheView, heads: Int, queryLength: Int, splits: Int? = nil) -> Int {
         let plan = decodePlan(cache: cache, splits: splits.map { max($0, 1) })
+        guard plan.splits > 1 else { return 0 }  // one split writes the output directly
         let partials = Self.decodePartials(cache: cache, heads: heads, queryLength: queryLength, splits: plan.splits)
         return DeviceWorkspace.byteCount(for: [(.decodePartials, partials.bytes)])
     }
