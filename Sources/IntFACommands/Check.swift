@@ -16,7 +16,8 @@ struct Check: ParsableCommand {
             exp2 may round one P code the other way). The INT8 quantization kernels must match the CPU \
             quantizers bit for bit. The GPU append to the paged INT8 KV cache (with int8) must store the CPU \
             oracle's bits, and decode on it must match the oracle's decode (relative L1 ≤ 2e-3, \
-            log-sum-exp within 4e-3). Exits with status 1 on any failure.
+            log-sum-exp within 4e-3). Packed variable-length batches (int8, fp16) must match the CPU's \
+            packed attention on the same tokens (relative L1 ≤ 2e-3). Exits with status 1 on any failure.
             With --fuzz N, each kernel variant (method, family, head dim, mask) runs the first N \
             cases of its own random sequence instead: shapes with B, H, Hkv, Nq, Nk at their \
             edges (0, 1, odd, unequal, around the 64- and 128-key blocks), both layouts, fp16 and bf16 \
@@ -133,9 +134,18 @@ struct Check: ParsableCommand {
                  formatted(outcome.vsCPU), "-", "-", formatted(outcome.lseError), "-"]
             }) { () throws(AttentionError) in try c.evaluate(on: engine, generator: &generator) }
         }
+        // Packed variable-length batches against the CPU's packed attention.
+        let packedCases = decodeOnly ? [] : VariableLengthCheckCase.all(methods: methods)
+        for (index, c) in packedCases.enumerated() {
+            progress.update("check varlen \(index + 1)/\(packedCases.count): \(c.method.rawValue) \(c.description)")
+            record({ outcome in
+                ["\(c.method.rawValue) varlen", "\(c.headDim)", c.causal ? "causal" : "full", "float16", c.description,
+                 formatted(outcome.vsCPU), "-", "-", "-", "-"]
+            }) { () throws(AttentionError) in try c.evaluate(on: engine, generator: &generator) }
+        }
         progress.finish()
         print(table.rendered)
-        print("\(layoutTests + cases.count + decodeCases.count - failures) passed, \(failures) failed")
+        print("\(layoutTests + cases.count + decodeCases.count + packedCases.count - failures) passed, \(failures) failed")
         if failures > 0 { throw ExitCode.failure }
     }
 }

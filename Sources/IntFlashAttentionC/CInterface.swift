@@ -267,3 +267,37 @@ public func intfa_decode(
             workspace: DeviceWorkspace(address: UInt64(UInt(bitPattern: workspace)), byteCount: workspaceBytes))
     }
 }
+
+/// `intfa_varlen_workspace_size` (intfa.h): the device workspace of a packed batch.
+@_cdecl("intfa_varlen_workspace_size")
+public func intfa_varlen_workspace_size(
+    _ problem: UnsafePointer<intfa_problem>?, _ cuSeqlensQ: UnsafePointer<Int32>?, _ cuSeqlensK: UnsafePointer<Int32>?,
+    _ inputType: Int32, _ bytes: UnsafeMutablePointer<Int>?
+) -> intfa_status {
+    reporting { () throws(AttentionError) in
+        let packed = try VariableLengthBatch.from(problem, cuSeqlensQ, cuSeqlensK)
+        guard let bytes else { throw .missingArgument("bytes") }
+        bytes.pointee = try CUDAAttention.variableLengthWorkspaceByteCount(
+            packed.method, batch: packed.batch, inputType: ElementType(c: inputType, tensor: "input_dtype"))
+    }
+}
+
+/// `intfa_attention_varlen` (intfa.h): packed variable-length attention on the caller's stream.
+@_cdecl("intfa_attention_varlen")
+public func intfa_attention_varlen(
+    _ context: OpaquePointer?, _ problem: UnsafePointer<intfa_problem>?, _ options: UnsafePointer<intfa_options>?,
+    _ q: UnsafePointer<intfa_tensor>?, _ k: UnsafePointer<intfa_tensor>?, _ v: UnsafePointer<intfa_tensor>?,
+    _ out: UnsafePointer<intfa_tensor>?, _ cuSeqlensQ: UnsafePointer<Int32>?, _ cuSeqlensK: UnsafePointer<Int32>?,
+    _ workspace: UnsafeMutableRawPointer?, _ workspaceBytes: Int, _ stream: UnsafeMutableRawPointer?
+) -> intfa_status {
+    reporting { () throws(AttentionError) in
+        let packed = try VariableLengthBatch.from(problem, cuSeqlensQ, cuSeqlensK)
+        let options = try AttentionOptions.from(options)
+        let engine = try InterfaceContext.from(context)
+        try engine.attention.forwardVariableLength(
+            packed.method, batch: packed.batch, q: .from(q, name: "q"), k: .from(k, name: "k"), v: .from(v, name: "v"),
+            output: .from(out, name: "out"), causal: packed.causal, softmaxScale: packed.softmaxScale,
+            stream: engine.stream(stream),
+            workspace: DeviceWorkspace(address: UInt64(UInt(bitPattern: workspace)), byteCount: workspaceBytes), options: options)
+    }
+}

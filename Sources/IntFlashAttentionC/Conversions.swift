@@ -244,3 +244,27 @@ extension PagedKVCacheView {
             lengths: address(c.lengths))
     }
 }
+
+extension VariableLengthBatch {
+    /// The packed batch of an `intfa_problem` (query and key lengths 0) and its host offset
+    /// arrays, with the method, causality and softmax scale.
+    static func from(
+        _ pointer: UnsafePointer<intfa_problem>?, _ cuSeqlensQ: UnsafePointer<Int32>?, _ cuSeqlensK: UnsafePointer<Int32>?
+    ) throws(AttentionError) -> (batch: VariableLengthBatch, method: AttentionMethod, causal: Bool, softmaxScale: Float?) {
+        guard let p = pointer?.pointee else { throw .missingArgument("problem") }
+        guard p.reserved == 0 else { throw .invalidDimension(name: "problem.reserved", value: Int(p.reserved), requirement: "must be 0") }
+        guard p.query_length == 0, p.key_length == 0 else {
+            throw .invalidDimension(
+                name: "problem.query_length", value: Int(truncatingIfNeeded: p.query_length | p.key_length),
+                requirement: "query_length and key_length must be 0 for a packed batch (the offsets give the lengths)")
+        }
+        let count = try dimension(p.batch, "batch")
+        guard count >= 0, count < Int(Int32.max) else { throw .invalidDimension(name: "batch", value: count, requirement: "out of range") }
+        guard let cuSeqlensQ else { throw .missingArgument("cu_seqlens_q") }
+        guard let cuSeqlensK else { throw .missingArgument("cu_seqlens_k") }
+        let batch = try VariableLengthBatch(
+            cuSeqlensQ: (0...count).map { Int(cuSeqlensQ[$0]) }, cuSeqlensK: (0...count).map { Int(cuSeqlensK[$0]) },
+            heads: dimension(p.heads, "heads"), kvHeads: dimension(p.kv_heads, "kv_heads"), headDim: dimension(p.head_dim, "head_dim"))
+        return (batch, try AttentionMethod(c: p.method), p.causal != 0, p.softmax_scale > 0 ? p.softmax_scale : nil)
+    }
+}

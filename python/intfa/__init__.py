@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from . import _lib
 from ._lib import IntfaError, UnsupportedError
 from .kv_cache import KVCache, decode, _decode_cuda, _kv_append_cuda
+from .varlen import attention_varlen, _attention_varlen_cuda
 
-__all__ = ["attention", "quantize", "attention_quantized", "merge_partial", "QuantizedInputs", "KVCache", "decode",
-           "IntfaError", "UnsupportedError", "version", "__version__"]
+__all__ = ["attention", "attention_varlen", "quantize", "attention_quantized", "merge_partial", "QuantizedInputs",
+           "KVCache", "decode", "IntfaError", "UnsupportedError", "version", "__version__"]
 
 __version__ = "0.2.0"
 
@@ -145,6 +146,20 @@ def _view(x, name, layout, gpu):
     else:
         shape, element_strides = (x.shape[0], x.shape[2], x.shape[1], x.shape[3]), (strides[0], strides[2], strides[1])
     return _View(tuple(int(n) for n in shape), element_strides, pointer, dtype, size)
+
+
+def _c_tensor_3d(x, name):
+    """The C view of a packed [total tokens, heads, head dim] fp16/bf16 CUDA tensor (the batch
+    stride is unused)."""
+    torch = _torch()
+    codes = {torch.float16: _lib.DTYPE_FLOAT16, torch.bfloat16: _lib.DTYPE_BFLOAT16}
+    if x.dtype not in codes:
+        raise TypeError(f"{name} has dtype {x.dtype}; CUDA tensors must be float16 or bfloat16")
+    if x.stride(2) != 1 and x.shape[2] > 1:
+        raise ValueError(f"{name}'s last dimension (the head dim) must be contiguous")
+    if x.stride(0) < 0 or x.stride(1) < 0:
+        raise ValueError(f"{name} has a negative stride {tuple(x.stride())}")
+    return _lib.Tensor(x.data_ptr(), codes[x.dtype], 0, 0, x.stride(1), x.stride(0))
 
 
 def _shape(x):

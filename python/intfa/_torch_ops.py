@@ -21,8 +21,8 @@ def _heads_and_tokens(x, layout):
 
 def register(package):
     """Registers intfa::attention, intfa::merge_partial, intfa::quantize,
-    intfa::attention_quantized, intfa::kv_append and intfa::decode over `package`'s CUDA entry
-    points (idempotent)."""
+    intfa::attention_quantized, intfa::kv_append, intfa::decode and intfa::attention_varlen over
+    `package`'s CUDA entry points (idempotent)."""
     global _registered
     with _lock:
         if _registered:
@@ -99,5 +99,14 @@ def register(package):
               is_causal, scale, layout, return_lse):
             b, n, h = (q.shape[0], q.shape[1], q.shape[2]) if layout == "bnhd" else (q.shape[0], q.shape[2], q.shape[1])
             return q.new_empty(q.shape), q.new_empty((b, h, n) if return_lse else (0,), dtype=torch.float32)
+
+        @torch.library.custom_op("intfa::attention_varlen", mutates_args=(), device_types="cuda")
+        def attention_varlen(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: List[int], cu_seqlens_k: List[int],
+                             is_causal: bool, scale: Optional[float], method: str) -> Tensor:
+            return package._attention_varlen_cuda(q, k, v, cu_seqlens_q, cu_seqlens_k, is_causal, scale, method)
+
+        @attention_varlen.register_fake
+        def _(q, k, v, cu_seqlens_q, cu_seqlens_k, is_causal, scale, method):
+            return q.new_empty(q.shape)
 
         _registered = True

@@ -251,3 +251,22 @@ def test_kv_cache_entry_points_check_their_arguments():
     assert status == _lib.ERROR_INVALID_ARGUMENT
     status = lib.intfa_kv_append(None, None, None, None, 1, None)
     assert status == _lib.ERROR_INVALID_ARGUMENT and b"cache" in lib.intfa_last_error_message()
+
+
+def test_varlen_entry_points_check_their_arguments():
+    lib = _lib.library()
+    offsets = (ctypes.c_int32 * 3)(0, 5, 12)
+    size = ctypes.c_size_t()
+    problem = _lib.Problem(2, 4, 2, 0, 0, 64, 0.0, 1, _lib.METHODS["int8"], 0)
+    assert lib.intfa_varlen_workspace_size(ctypes.byref(problem), offsets, offsets, _lib.DTYPE_FLOAT16,
+                                           ctypes.byref(size)) == _lib.SUCCESS
+    with_lengths = _lib.Problem(2, 4, 2, 12, 12, 64, 0.0, 1, _lib.METHODS["int8"], 0)
+    assert lib.intfa_varlen_workspace_size(ctypes.byref(with_lengths), offsets, offsets, _lib.DTYPE_FLOAT16,
+                                           ctypes.byref(size)) == _lib.ERROR_INVALID_ARGUMENT
+    assert b"offsets give the lengths" in lib.intfa_last_error_message()
+    decreasing = (ctypes.c_int32 * 3)(0, 5, 4)
+    assert lib.intfa_varlen_workspace_size(ctypes.byref(problem), decreasing, offsets, _lib.DTYPE_FLOAT16,
+                                           ctypes.byref(size)) == _lib.ERROR_INVALID_ARGUMENT
+    status = lib.intfa_attention_varlen(None, ctypes.byref(problem), None, None, None, None, None, offsets, None,
+                                        None, 0, None)
+    assert status == _lib.ERROR_INVALID_ARGUMENT and b"cu_seqlens_k" in lib.intfa_last_error_message()

@@ -51,7 +51,7 @@
  * header it was built against. Version 2 moved the Hopper grid hint from intfa_problem into
  * intfa_options, which carries its own size so that later options extend it without a new
  * version. Version 3 added the paged INT8 KV cache (intfa_kv_cache, intfa_kv_append,
- * intfa_decode).
+ * intfa_decode) and packed variable-length attention (intfa_attention_varlen).
  *
  * Memory. intfa_attention_host asks for its whole host working set before it allocates and
  * fails with INTFA_ERROR_OUT_OF_MEMORY, naming the bytes, when the machine cannot give it; a
@@ -281,6 +281,25 @@ intfa_status intfa_merge_partial(
     intfa_context* context, int64_t batch, int64_t heads, int64_t tokens, int64_t head_dim,
     const intfa_tensor* out, const intfa_tensor* lse, const intfa_tensor* part, const intfa_tensor* part_lse,
     void* stream);
+
+/* Device memory intfa_attention_varlen needs as `workspace` for these offsets (see there). */
+intfa_status intfa_varlen_workspace_size(
+    const intfa_problem* problem, const int32_t* cu_seqlens_q, const int32_t* cu_seqlens_k, int32_t input_dtype,
+    size_t* bytes);
+
+/* Packed variable-length attention, as FlashAttention's varlen API takes a batch of prompts:
+   q and out [total_q, heads, head_dim], k and v [total_k, kv_heads, head_dim] (fp16/bf16;
+   their stride_head and stride_token are used, stride_batch is ignored); cu_seqlens_q and
+   cu_seqlens_k host arrays of problem->batch + 1 offsets from 0, never decreasing: sequence
+   b's queries q[cu_seqlens_q[b] …] attend to its keys k[cu_seqlens_k[b] …] only, as a dense
+   call on it would (bottom-right causal per sequence). problem->query_length and key_length
+   must be 0 (the offsets give the lengths). A pack of equal lengths runs as one dense call;
+   mixed lengths run one dense call per sequence on `stream`, views into the pack, sharing the
+   workspace. Allocates nothing and never waits. */
+intfa_status intfa_attention_varlen(
+    intfa_context* context, const intfa_problem* problem, const intfa_options* options,
+    const intfa_tensor* q, const intfa_tensor* k, const intfa_tensor* v, const intfa_tensor* out,
+    const int32_t* cu_seqlens_q, const int32_t* cu_seqlens_k, void* workspace, size_t workspace_bytes, void* stream);
 
 /* Buffer sizes of a paged KV cache of the shape `cache` gives (its pointers are not read). */
 intfa_status intfa_kv_cache_byte_counts(const intfa_kv_cache* cache, intfa_kv_cache_sizes* sizes);
