@@ -3,7 +3,6 @@
 backends, fp16) on the same configurations, printing the same JSON records.
 
     python3 bench/sdpa_baseline.py [--quick] > sdpa.json
-    python3 bench/sdpa_baseline.py --decode [--quick] > sdpa-decode.json   # for `intfa bench --decode`
 
 Timing: CUDA events around each call after warm-up, median of --repeats runs, inputs
 rotated among several sets so that the L2 cache does not flatter small sizes.
@@ -51,67 +50,6 @@ def time_kernel(fn, input_sets, repeats, warmup):
     return statistics.median(times)
 
 
-def decode_records(args):
-    """One decode step (q [B, 32, 1, 128] against contiguous fp16 K/V [B, 8, Nk, 128], GQA) on
-    each SDPA backend that takes it, the suite of `intfa bench --decode`; the fastest backend is
-    recorded as decode-sdpa-fp16 with the bytes it must read and its fraction of the copy
-    bandwidth measured here (1 GiB device copies, read plus written bytes). The L2 cache is
-    flushed before every timed run, outside the events."""
-    scratch = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
-    source, target = (torch.empty(1 << 30, dtype=torch.uint8, device="cuda") for _ in range(2))
-
-    def timed(fn):
-        for _ in range(args.warmup):
-            fn()
-        times = []
-        for _ in range(args.repeats):
-            scratch.zero_()
-            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            stop.record()
-            stop.synchronize()
-            times.append(start.elapsed_time(stop))
-        return statistics.median(times)
-
-    copy = 2 * source.numel() / (timed(lambda: target.copy_(source)) * 1e-3) / 1e9
-    del source, target
-    lengths = [8192, 131072] if args.quick else [1024, 8192, 32768, 131072]
-    backends = dict(flash=SDPBackend.FLASH_ATTENTION, efficient=SDPBackend.EFFICIENT_ATTENTION,
-                    cudnn=SDPBackend.CUDNN_ATTENTION)
-    records = []
-    for b in (1, 16, 64):
-        for n in lengths:
-            h, hkv, d = 32, 8, 128
-            q = torch.randn(b, h, 1, d, device="cuda", dtype=torch.float16)
-            k, v = (torch.randn(b, hkv, n, d, device="cuda", dtype=torch.float16) for _ in range(2))
-            best = None
-            for name, backend in backends.items():
-                def call(backend=backend):
-                    with sdpa_kernel(backend):
-                        return torch.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True)
-                try:
-                    ms = timed(call)
-                except RuntimeError as error:  # a backend that refuses this shape
-                    print(f"sdpa_baseline: decode {name} B={b} Nk={n}: {str(error).splitlines()[0]}", file=sys.stderr)
-                    continue
-                print(f"decode sdpa-{name:9s} B={b:2d} Nk={n:6d} {ms * 1e3:9.1f} us", file=sys.stderr)
-                if best is None or ms < best[1]:
-                    best = (name, ms)
-            del k, v
-            torch.cuda.empty_cache()
-            if best is None:
-                continue
-            bytes_read = 2 * b * hkv * n * d * 2 + b * h * d * 2
-            bandwidth = bytes_read / (best[1] * 1e-3) / 1e9
-            records.append(dict(backend="torch", kernel="decode-sdpa-fp16", sdpa_backend=best[0], batch=b, heads=h,
-                                kv_heads=hkv, seqlen_q=1, seqlen_k=n, head_dim=d, causal=False, ms=best[1],
-                                tops=4.0 * b * h * n * d / (best[1] * 1e-3) / 1e12, includes_quantization=False,
-                                bytes_read=bytes_read, bandwidth_gbs=bandwidth, copy_bandwidth_gbs=copy,
-                                bandwidth_fraction=bandwidth / copy))
-    return records
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 1k, 4k, 16k only")
@@ -119,13 +57,9 @@ def main():
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rotate-bytes", type=float, default=512e6,
                         help="input sets cover at least this many bytes (L2 is 60 MB)")
-    parser.add_argument("--decode", action="store_true", help="decode steps, the suite of `intfa bench --decode`")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("sdpa_baseline: no CUDA device")
-    if args.decode:
-        print(json.dumps(decode_records(args), indent=1))
-        return
 
     records = []
     for c in configurations(args.quick):

@@ -72,7 +72,8 @@ struct GPUBenchReport {
             }
             if !fp16.isEmpty {
                 let best = fp16.compactMap { row($0)?.ms }.min()
-                cells.append(best.flatMap { b in row("decode-int8").map { String(format: "%.2fx", b / $0.ms) } } ?? "-")
+                let int8 = kernels.first { $0.contains("int8") }.flatMap(row)
+                cells.append(best.flatMap { b in int8.map { String(format: "%.2fx", b / $0.ms) } } ?? "-")
             }
             table.append(cells)
         }

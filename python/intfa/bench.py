@@ -1,7 +1,15 @@
 """python -m intfa.bench: intfa and PyTorch SDPA (FlashAttention-2 and cuDNN backends) timed in
 one process on the same torch tensors: CUDA events, warm-up, median of repeats, inputs rotated
 over enough copies to defeat the L2 cache. Prints a table; --json prints the records in the
-format of `intfa bench --json`."""
+format of `intfa bench --json`.
+
+--decode: one decode step (q [B, 32, 1, 128]) on an intfa.KVCache (pages of 64, filled through
+its GPU append) and SDPA's fastest backend on contiguous fp16 K/V [B, 8, Nk, 128] (GQA), for
+B in {1, 16, 64} and Nk in {1k, 8k, 32k, 128k}: records named decode-… with the bytes a step
+must read, the bandwidth achieved and its fraction of the device-to-device copy bandwidth
+measured in the same process (1 GiB copies, read plus written bytes); the L2 cache is flushed
+before every timed run, outside the events. `intfa bench --decode --records … --peers …` puts
+them beside the Swift benchmark's."""
 
 import argparse
 import json
@@ -16,6 +24,74 @@ CONFIGS = [  # (B, H, N, D, causal): the paper's table and the 16k-token sweep a
 ]
 
 
+def decode_records(args):
+    """The --decode suite (see the module's docstring)."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    import torch.nn.functional as F
+
+    scratch = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
+
+    def timed(fn):
+        for _ in range(args.warmup):
+            fn()
+        samples = []
+        for _ in range(args.repeats):
+            scratch.zero_()
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            samples.append(start.elapsed_time(end))
+        return statistics.median(samples)
+
+    source, target = (torch.empty(1 << 30, dtype=torch.uint8, device="cuda") for _ in range(2))
+    copy = 2 * source.numel() / (timed(lambda: target.copy_(source)) * 1e-3) / 1e9
+    del source, target
+    backends = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+                "cudnn": SDPBackend.CUDNN_ATTENTION}
+    h, hkv, d, page = 32, 8, 128, 64
+    records = []
+
+    def record(kernel, b, n, ms, bytes_read, **extra):
+        bandwidth = bytes_read / (ms * 1e-3) / 1e9
+        records.append(dict(backend="torch", kernel=kernel, batch=b, heads=h, kv_heads=hkv, seqlen_q=1, seqlen_k=n,
+                            head_dim=d, causal=False, ms=ms, tops=4.0 * b * h * n * d / (ms * 1e-3) / 1e12,
+                            includes_quantization=False, bytes_read=bytes_read, bandwidth_gbs=bandwidth,
+                            copy_bandwidth_gbs=copy, bandwidth_fraction=bandwidth / copy, **extra))
+
+    for b in (1, 16, 64):
+        for n in ([8192, 131072] if args.quick else [1024, 8192, 32768, 131072]):
+            q = torch.randn(b, 1, h, d, device="cuda", dtype=torch.float16)
+            cache = intfa.KVCache(b, hkv, d, n, page_size=page)
+            chunk = min(n, 1024)
+            k, v = (torch.randn(b, chunk, hkv, d, device="cuda", dtype=torch.float16) for _ in range(2))
+            for first in range(0, n, chunk):
+                cache.append(k[:, :min(chunk, n - first)], v[:, :min(chunk, n - first)])
+            del k, v
+            ms = timed(lambda: intfa.decode(q, cache, is_causal=False))
+            record("decode-intfa-int8", b, n, ms, b * n * cache.bytes_per_token + b * -(-n // page) * 4 + q.numel() * 2)
+            del cache
+            qt = q.transpose(1, 2)
+            k, v = (torch.randn(b, hkv, n, d, device="cuda", dtype=torch.float16) for _ in range(2))
+            best = None
+            for name, backend in backends.items():
+                def call(backend=backend):
+                    with sdpa_kernel(backend):
+                        return F.scaled_dot_product_attention(qt, k, v, enable_gqa=True)
+                try:
+                    ms = timed(call)
+                except RuntimeError:  # a backend that refuses this shape
+                    continue
+                best = min(best or (ms, name), (ms, name))
+            del k, v
+            torch.cuda.empty_cache()
+            if best is not None:
+                record("decode-sdpa-fp16", b, n, best[0], 2 * b * hkv * n * d * 2 + q.numel() * 2, sdpa_backend=best[1])
+    return records
+
+
 def main():
     import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -25,7 +101,18 @@ def main():
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--decode", action="store_true", help="decode steps on the paged INT8 KV cache against SDPA")
+    parser.add_argument("--quick", action="store_true", help="with --decode: Nk = 8k and 128k only")
     args = parser.parse_args()
+    if args.decode:
+        records = decode_records(args)
+        if args.json:
+            print(json.dumps(records, indent=1))
+        else:
+            for r in records:
+                print(f"{r['kernel']:18s} B={r['batch']:2d} Nk={r['seqlen_k']:6d} {r['ms'] * 1e3:9.1f} us "
+                      f"{100 * r['bandwidth_fraction']:4.0f}% of copy bandwidth")
+        return
     device = torch.device("cuda")
     records = []
     for b, h, n, d, causal in CONFIGS:
