@@ -22,6 +22,21 @@ struct DecodePlanTests {
         #expect(CUDAAttention.decodeSplits(forced: 100, maxLength: 300).splits == 5)  // 64-key blocks
     }
 
+    /// A workspace sized for a length bound serves every shorter length: the splits are not
+    /// monotonic in the length (rounding), but never exceed min(target, blocks of the bound).
+    @Test func splitsStayWithinTheWorkspaceBound() {
+        for (batch, kvHeads) in [(3, 2), (1, 8), (5, 1)] {
+            let target = 132 / (batch * kvHeads)
+            for bound in [1, 64, 65, 1000, 5000] {
+                let blocks = (bound + PagedKVCache.decodeBlockKeys - 1) / PagedKVCache.decodeBlockKeys
+                for length in stride(from: 0, through: bound, by: 7) {
+                    let plan = CUDAAttention.decodeSplits(batch: batch, kvHeads: kvHeads, maxLength: length, multiprocessors: 132)
+                    #expect(plan.splits <= max(1, min(target, blocks)), "\(batch) \(kvHeads) \(length) ≤ \(bound)")
+                }
+            }
+        }
+    }
+
     @Test func kernelNamesAndRowCapacities() {
         let d = DecodeKernelDescriptor(stage: .attend, headDim: 128, rows: 16, query: .bfloat16, output: .float16, arch: "sm_90")
         #expect(d.kernelName == "intfa_decode_int8_d128_r16_bf16_f16")

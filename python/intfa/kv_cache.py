@@ -83,6 +83,7 @@ class KVCache:
         self._tables = [[] for _ in range(batch)]
         self._lengths = [0] * batch
         self._free = list(range(pages - 1, -1, -1))
+        self._decode_cache = {}
 
     @property
     def batch(self):
@@ -112,6 +113,23 @@ class KVCache:
     def sequence_lengths(self):
         """Tokens stored per sequence (the host's count of every append issued)."""
         return list(self._lengths)
+
+    def _decode_resources(self, heads, query_length):
+        """The cache's intfa_kv_cache (checked once) and a decode workspace for `heads` and
+        `query_length`, sized for max_length (the planner's splits only grow with the length),
+        kept for later steps: a decode step then costs one C call and its output."""
+        key = (heads, query_length)
+        resources = self._decode_cache.get(key)
+        if resources is None:
+            torch = _torch()
+            cache = _cache_struct(*self._tensors(), self.max_length)
+            size = ctypes.c_size_t()
+            _lib.check(_lib.library().intfa_decode_workspace_size(
+                _lib.context(self.device.index), ctypes.byref(cache), heads, query_length, ctypes.byref(size)))
+            workspace = torch.empty((max(size.value, 1),), dtype=torch.uint8, device=self.device)
+            resources = (cache, workspace, size.value)
+            self._decode_cache[key] = resources
+        return resources
 
     def _tensors(self, start=0, stop=None):
         stop = self.batch if stop is None else stop
@@ -207,7 +225,7 @@ def decode(q, cache, *, is_causal=True, scale=None, layout="bnhd", return_lse=Fa
     from . import _eager, _ops
     tensors = cache._tensors()
     if _eager(q):
-        return _decode_cuda(q, *tensors, max_length, bool(is_causal), scale, layout, bool(return_lse))
+        return _decode_launch(q, cache, max_length, bool(is_causal), scale, layout, bool(return_lse))
     out, lse = _ops().decode(q, *tensors, max_length, bool(is_causal), None if scale is None else float(scale),
                              layout, bool(return_lse))
     return (out, lse) if return_lse else out
@@ -257,6 +275,26 @@ def _kv_append_cuda(key_codes, value_codes, key_scales, value_scales, key_means,
     _lib.check(_lib.library().intfa_kv_append(
         _lib.context(k.device.index), ctypes.byref(cache), ctypes.byref(ck), ctypes.byref(cv), tokens,
         torch.cuda.current_stream(k.device).cuda_stream))
+
+
+def _decode_launch(q, cache, max_length, is_causal, scale, layout, return_lse):
+    """One decode step on a KVCache with its kept resources (the eager path)."""
+    torch = _torch()
+    b, heads, query_length = (q.shape[0], q.shape[2], q.shape[1]) if layout == "bnhd" else q.shape[:3]
+    if b != cache.batch or q.shape[3] != cache.head_dim:
+        raise ValueError(f"q has shape {tuple(q.shape)} ({layout}); the cache holds {cache.batch} sequences of head dim "
+                         f"{cache.head_dim}")
+    struct, workspace, workspace_bytes = cache._decode_resources(heads, query_length)
+    step = _lib.KVCache.from_buffer_copy(struct)
+    step.max_length = max_length
+    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    lse = torch.empty((b, heads, query_length), dtype=torch.float32, device=q.device) if return_lse else None
+    cq, cout = _c_tensor(q, "q", layout), _c_tensor(out, "out", layout)
+    _lib.check(_lib.library().intfa_decode(
+        _lib.context(q.device.index), ctypes.byref(step), heads, query_length, 0.0 if scale is None else float(scale),
+        int(is_causal), ctypes.byref(cq), ctypes.byref(cout), lse.data_ptr() if lse is not None else None,
+        workspace.data_ptr(), workspace_bytes, torch.cuda.current_stream(q.device).cuda_stream))
+    return (out, lse) if return_lse else out
 
 
 def _decode_cuda(q, key_codes, value_codes, key_scales, value_scales, key_means, block_table, lengths, max_length,

@@ -47,7 +47,7 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q=None, max
             raise ValueError(f"{name} must have 3 dimensions (total tokens, heads, head dim), not {x.ndim}")
     cq, ck = _offsets(cu_seqlens_q, "cu_seqlens_q"), _offsets(cu_seqlens_k, "cu_seqlens_k")
     for name, given, offsets in (("max_seqlen_q", max_seqlen_q, cq), ("max_seqlen_k", max_seqlen_k, ck)):
-        longest = max((b - a for a, b in zip(offsets, offsets[1:])), default=0)
+        longest = max([b - a for a, b in zip(offsets, offsets[1:])] + [0])
         if given is not None and int(given) < longest:
             raise ValueError(f"{name}={given} is less than the longest sequence's {longest} tokens")
     if cq and (cq[-1] != q.shape[0]):
@@ -71,7 +71,7 @@ def _attention_varlen_cuda(q, k, v, cu_seqlens_q, cu_seqlens_k, is_causal, scale
     problem = _lib.Problem(batch, q.shape[1], k.shape[1], 0, 0, q.shape[2], 0.0 if scale is None else float(scale),
                            int(is_causal), _lib.METHODS[method], 0)
     array = ctypes.c_int32 * (batch + 1)
-    if max(cu_seqlens_q + cu_seqlens_k) >= 2**31:
+    if max(cu_seqlens_q + cu_seqlens_k + [0]) >= 2**31:
         raise ValueError("offsets must fit in int32")
     cq, ck = array(*cu_seqlens_q), array(*cu_seqlens_k)
     views = [_c_tensor_3d(x, name) for x, name in ((q, "q"), (k, "k"), (v, "v"))]

@@ -19,6 +19,8 @@ public final class CUDAAttention: @unchecked Sendable {
     // `lock` guards everything below and serializes calls (they share the workspace).
     private let lock = NSLock()
     var loaded: [AnyHashable: (module: CUDAModule, function: CUDAFunction)] = [:]
+    /// Decode attention CTAs resident per SM, per kernel (from its compiled registers).
+    var decodeResidency: [DecodeKernelDescriptor: Int] = [:]
     let workspace: AttentionWorkspace<ContextWorkspaceMemory>
     var requestedFamily: AttentionKernelFamily?
     // Tuning overrides, read from the environment once (`INTFA_WGMMA_TILES`, `INTFA_WGMMA_GRID`,

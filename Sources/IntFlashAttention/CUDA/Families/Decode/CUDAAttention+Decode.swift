@@ -84,10 +84,15 @@ extension CUDAAttention {
         p.causal = causal ? 1 : 0
         p.softmaxScaleLog2 = scale * Self.log2e
         try serialized(stream: stream, workspace: workspace) { (call) throws(AttentionError) in
-            // The planner counts the CTAs that fit on an SM, by the compiled kernel's registers too.
-            let function = try function(kernel(.attend))
-            let registers = try cuda { () throws(CUDAError) in try function.registerCount }
-            let plan = decodePlan(cache: cache, splits: splits, resident: residentDecodeBlocks(headDim: d, registers: registers))
+            // The planner counts the CTAs that fit on an SM, by the compiled kernel's registers too
+            // (read once per kernel).
+            let attend = kernel(.attend)
+            if decodeResidency[attend] == nil {
+                let function = try function(attend)
+                let registers = try cuda { () throws(CUDAError) in try function.registerCount }
+                decodeResidency[attend] = residentDecodeBlocks(headDim: d, registers: registers)
+            }
+            let plan = decodePlan(cache: cache, splits: splits, resident: decodeResidency[attend])
             (p.splits, p.splitKeys) = (Int64(plan.splits), Int64(plan.splitKeys))
             let partials = Self.decodePartials(cache: cache, heads: heads, queryLength: queryLength, splits: plan.splits)
             let slots = try workspaceAddresses(plan.splits > 1 ? [(.decodePartials, partials.bytes)] : [], lent: call.workspace)
@@ -95,7 +100,7 @@ extension CUDAAttention {
             p.partialLse = p.partialOut + UInt64(partials.outputBytes)
             (p.keyCodes, p.valueCodes, p.keyScales, p.valueScales) = (cache.keyCodes, cache.valueCodes, cache.keyScales, cache.valueScales)
             (p.blockTable, p.lengths) = (cache.blockTable, cache.lengths)
-            let attend = kernel(.attend), combine = kernel(.combine)
+            let combine = kernel(.combine)
             try launch(attend, grid: LaunchDimensions(plan.splits, hkv, b), block: LaunchDimensions(attend.threadsPerBlock),
                        params: p, on: call.stream)
             // One split writes the output itself.
@@ -107,11 +112,22 @@ extension CUDAAttention {
     }
 
     /// Device memory ``decode(cache:queries:heads:queryLength:output:logSumExp:softmaxScale:causal:splits:stream:workspace:)``
-    /// needs as its workspace: the partials of `splits` splits (default: the planner's).
+    /// needs as its workspace: the partials of `splits` splits (default: the most the planner
+    /// gives for `cache.maxLength` or less, so that one workspace serves every later step of a
+    /// cache that grows to that bound).
     public func decodeWorkspaceByteCount(cache: PagedKVCacheView, heads: Int, queryLength: Int, splits: Int? = nil) -> Int {
-        let plan = decodePlan(cache: cache, splits: splits.map { max($0, 1) })
-        guard plan.splits > 1 else { return 0 }  // one split writes the output directly
-        let partials = Self.decodePartials(cache: cache, heads: heads, queryLength: queryLength, splits: plan.splits)
+        let bound: Int
+        if let splits {
+            bound = decodePlan(cache: cache, splits: max(splits, 1)).splits
+        } else {
+            let slices = max(cache.sequences * cache.layout.kvHeads, 1)
+            let resident = residentDecodeBlocks(headDim: cache.layout.headDim, registers: nil)
+            let blocks = (cache.maxLength + DecodeKernelDescriptor.blockKeys - 1) / DecodeKernelDescriptor.blockKeys
+            // The planner's splits never exceed its target nor the blocks (see decodeSplits).
+            bound = min(max(1, context.properties.multiprocessorCount * resident / slices), max(blocks, 1))
+        }
+        guard bound > 1 else { return 0 }  // one split writes the output directly
+        let partials = Self.decodePartials(cache: cache, heads: heads, queryLength: queryLength, splits: bound)
         return DeviceWorkspace.byteCount(for: [(.decodePartials, partials.bytes)])
     }
 

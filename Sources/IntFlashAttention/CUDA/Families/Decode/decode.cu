@@ -145,55 +145,6 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
     const int first = split * (int)p.splitKeys;
     const int last = min(first + (int)p.splitKeys, length);
 
-    // ---- Q: row r is token r % Nq of query head kvHead · G + r / Nq, coded per token; rows
-    // past `rows` (up to the mma's 16) are zeros that see no key.
-    for (int r = warp; r < 16; r += kWarps) {
-        intfa_s8* codes = (intfa_s8*)(queryWords + r * (kHeadDim / 4));
-        if (r >= rows) {
-            for (int c = lane; c < kHeadDim; c += 32) codes[c] = 0;
-            if (lane == 0) queryScale[r] = 0.0f, visibleKeys[r] = 0;
-            continue;
-        }
-        const int head = kvHead * group + r / queryLength, token = r % queryLength;
-        const intfa_u16* q = (const intfa_u16*)p.query + batch * p.qStrideBatch + token * p.qStrideToken + head * p.qStrideHead;
-        float values[kHeadDim / 32];
-        float amax = 0.0f;
-#pragma unroll
-        for (int i = 0; i < kHeadDim / 32; ++i) {
-            values[i] = input_to_float(q[lane + 32 * i]);
-            amax = fmaxf(amax, fabsf(values[i]));
-        }
-        for (int offset = 16; offset > 0; offset /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, offset));
-        const float inverse = intfa_inverse_scale(amax, 127.0f);
-#pragma unroll
-        for (int i = 0; i < kHeadDim / 32; ++i) codes[lane + 32 * i] = (intfa_s8)intfa_encode_s8(values[i], inverse);
-        if (lane == 0) {
-            queryScale[r] = __fmul_rn(__fdiv_rn(amax, 127.0f), p.softmaxScaleLog2);
-            // Causal: token i of Nq sees keys j <= n - Nq + i; else every cached key.
-            visibleKeys[r] = p.causal ? max(length - queryLength + token + 1, 0) : length;
-        }
-    }
-    __syncthreads();
-    // Q's A fragments: rows g and g + 8, channels 32s + 4·quad… and 32s + 16 + 4·quad….
-    intfa_u32 queryFragment[kScoreSteps][4];
-#pragma unroll
-    for (int s = 0; s < kScoreSteps; ++s) {
-        queryFragment[s][0] = queryWords[g * (kHeadDim / 4) + 8 * s + quad];
-        queryFragment[s][1] = queryWords[(g + 8) * (kHeadDim / 4) + 8 * s + quad];
-        queryFragment[s][2] = queryWords[g * (kHeadDim / 4) + 8 * s + 4 + quad];
-        queryFragment[s][3] = queryWords[(g + 8) * (kHeadDim / 4) + 8 * s + 4 + quad];
-    }
-    DecodeRow lower, upper;  // rows g and g + 8
-    lower.scale = queryScale[g], lower.visible = visibleKeys[g];
-    upper.scale = queryScale[g + 8], upper.visible = visibleKeys[g + 8];
-    float output[kChunks][2][4];  // [16-channel chunk][row g, g + 8][channels 16u + 4·quad + 0…3]
-#pragma unroll
-    for (int u = 0; u < kChunks; ++u)
-#pragma unroll
-        for (int h = 0; h < 2; ++h)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) output[u][h][e] = 0.0f;
-
     unsigned char* buffers = shared + warp * kWarpBytes;
     const intfa_u32 keyTile = intfa_smem_address(buffers), valueTile = keyTile + kTileBytes;
     float* keyScales = (float*)(buffers + 2 * kTileBytes);
@@ -249,12 +200,63 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
         intfa_cp_async_commit();
     };
 
+    // The first block's loads go out before Q is coded: they do not depend on it.
     const int stride = kBlock * kWarps;
     int key0 = first + kBlock * warp;
     if (key0 < last) {
         load_keys(key0);
         load_values();
     }
+
+    // ---- Q: row r is token r % Nq of query head kvHead · G + r / Nq, coded per token; rows
+    // past `rows` (up to the mma's 16) are zeros that see no key.
+    for (int r = warp; r < 16; r += kWarps) {
+        intfa_s8* codes = (intfa_s8*)(queryWords + r * (kHeadDim / 4));
+        if (r >= rows) {
+            for (int c = lane; c < kHeadDim; c += 32) codes[c] = 0;
+            if (lane == 0) queryScale[r] = 0.0f, visibleKeys[r] = 0;
+            continue;
+        }
+        const int head = kvHead * group + r / queryLength, token = r % queryLength;
+        const intfa_u16* q = (const intfa_u16*)p.query + batch * p.qStrideBatch + token * p.qStrideToken + head * p.qStrideHead;
+        float values[kHeadDim / 32];
+        float amax = 0.0f;
+#pragma unroll
+        for (int i = 0; i < kHeadDim / 32; ++i) {
+            values[i] = input_to_float(q[lane + 32 * i]);
+            amax = fmaxf(amax, fabsf(values[i]));
+        }
+        for (int offset = 16; offset > 0; offset /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, offset));
+        const float inverse = intfa_inverse_scale(amax, 127.0f);
+#pragma unroll
+        for (int i = 0; i < kHeadDim / 32; ++i) codes[lane + 32 * i] = (intfa_s8)intfa_encode_s8(values[i], inverse);
+        if (lane == 0) {
+            queryScale[r] = __fmul_rn(__fdiv_rn(amax, 127.0f), p.softmaxScaleLog2);
+            // Causal: token i of Nq sees keys j <= n - Nq + i; else every cached key.
+            visibleKeys[r] = p.causal ? max(length - queryLength + token + 1, 0) : length;
+        }
+    }
+    __syncthreads();
+    // Q's A fragments: rows g and g + 8, channels 32s + 4·quad… and 32s + 16 + 4·quad….
+    intfa_u32 queryFragment[kScoreSteps][4];
+#pragma unroll
+    for (int s = 0; s < kScoreSteps; ++s) {
+        queryFragment[s][0] = queryWords[g * (kHeadDim / 4) + 8 * s + quad];
+        queryFragment[s][1] = queryWords[(g + 8) * (kHeadDim / 4) + 8 * s + quad];
+        queryFragment[s][2] = queryWords[g * (kHeadDim / 4) + 8 * s + 4 + quad];
+        queryFragment[s][3] = queryWords[(g + 8) * (kHeadDim / 4) + 8 * s + 4 + quad];
+    }
+    DecodeRow lower, upper;  // rows g and g + 8
+    lower.scale = queryScale[g], lower.visible = visibleKeys[g];
+    upper.scale = queryScale[g + 8], upper.visible = visibleKeys[g + 8];
+    float output[kChunks][2][4];  // [16-channel chunk][row g, g + 8][channels 16u + 4·quad + 0…3]
+#pragma unroll
+    for (int u = 0; u < kChunks; ++u)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) output[u][h][e] = 0.0f;
+
     for (; key0 < last; key0 += stride) {
         const bool more = key0 + stride < last;
         intfa_cp_async_wait<1>();  // K and the scales of this block
