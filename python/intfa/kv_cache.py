@@ -169,9 +169,10 @@ class KVCache:
         if tokens == 0:
             return
         size = self.page_size
+        longest = max(self._lengths[s] for s in sequences) + tokens
+        if longest > self.max_length:
+            raise ValueError(f"{tokens} more tokens would take a sequence to {longest}, past max_length={self.max_length}")
         needed = [-(-(self._lengths[s] + tokens) // size) for s in sequences]
-        if max(needed) > self.max_pages:
-            raise ValueError(f"{tokens} more tokens would take a sequence past max_length={self.max_length}")
         missing = sum(max(0, n - len(self._tables[s])) for s, n in zip(sequences, needed))
         if missing > len(self._free):
             raise MemoryError(f"the cache needs {missing} more pages of {size} tokens; {len(self._free)} are free")

@@ -270,3 +270,16 @@ def test_varlen_entry_points_check_their_arguments():
     status = lib.intfa_attention_varlen(None, ctypes.byref(problem), None, None, None, None, None, offsets, None,
                                         None, 0, None)
     assert status == _lib.ERROR_INVALID_ARGUMENT and b"cu_seqlens_k" in lib.intfa_last_error_message()
+
+
+def test_transformers_integration_imports_without_transformers():
+    """The integration module imports anywhere; only its cache class, a transformers Cache
+    subclass, needs transformers, and says so when it is missing."""
+    import importlib.util
+    import intfa.integrations.transformers as integration
+    assert callable(integration.register) and callable(integration.attention_forward)
+    if importlib.util.find_spec("transformers") is None:
+        with pytest.raises(ImportError, match="needs transformers"):
+            getattr(integration, "Int8PagedCache")
+    with pytest.raises(AttributeError):
+        getattr(integration, "NoSuchName")
