@@ -10,12 +10,14 @@ extension CUDAAttention {
     /// token); `logSumExp`, when given, receives fp32 [B, H, Nq] natural-log values of the
     /// smoothed scores (as the oracle's). Each CTA reads one sequence's KV head for all
     /// `heads / kvHeads · queryLength` query rows that read it (at most 16), over one split of
-    /// the keys; the splits (`splits`, default from ``decodeSplits(batch:kvHeads:maxLength:multiprocessors:)``)
-    /// merge by their log-sum-exps in a second kernel. Issued on `stream` (default: ``stream``)
-    /// with the partials in `workspace` when given (``decodeWorkspaceByteCount(cache:heads:queryLength:splits:)``),
-    /// else in this instance's own. The cache holds only finite values (``PagedKVCache`` refuses
-    /// others); NaN or ±Inf in `queries` are not screened here, and the rows holding them come
-    /// back unspecified.
+    /// the keys; the splits (`splits`, default from
+    /// ``decodeSplits(batch:kvHeads:maxLength:multiprocessors:residentPerMultiprocessor:)``)
+    /// merge by their log-sum-exps in a second kernel (one split writes the output itself).
+    /// Issued on `stream` (default: ``stream``) with the partials in `workspace` when given
+    /// (``decodeWorkspaceByteCount(cache:heads:queryLength:splits:)``), else in this instance's
+    /// own. A token stored with NaN scales (its K or V held NaN or ±Inf) makes every row that
+    /// sees it NaN; NaN or ±Inf in `queries` are not screened here, and the rows holding them
+    /// come back unspecified.
     public func decode(
         cache: DevicePagedKVCache, queries: DeviceTensor, heads: Int, queryLength: Int, output: DeviceTensor,
         logSumExp: UInt64? = nil, softmaxScale: Float? = nil, causal: Bool = true, splits: Int? = nil,
