@@ -81,7 +81,7 @@ public struct DecodeKernelDescriptor: KernelVariant {
     /// The smallest row capacity that holds `rows`, or nil above the largest.
     public static func rowCapacity(for rows: Int) -> Int? { rowCapacities.first { $0 >= rows } }
 
-    /// Every decode kernel for `arch` (sm_80 and later: dp4a and the cp sizes they need).
+    /// Every decode kernel for `arch` (sm_80 and later: the int8 `mma.sync`, `ldmatrix` and `cp.async` they use).
     public static func allVariants(arch: String) -> [DecodeKernelDescriptor] {
         guard (MMAKernelDescriptor.smVersion(arch) ?? 0) >= 80 else { return [] }
         return [Stage.attend, .combine].flatMap { stage in
