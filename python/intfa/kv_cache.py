@@ -224,10 +224,9 @@ def decode(q, cache, *, is_causal=True, scale=None, layout="bnhd", return_lse=Fa
         raise ValueError(f"scale must be a finite positive number or None, not {scale!r}")
     max_length = max(cache.sequence_lengths())
     from . import _eager, _ops
-    tensors = cache._tensors()
     if _eager(q):
         return _decode_launch(q, cache, max_length, bool(is_causal), scale, layout, bool(return_lse))
-    out, lse = _ops().decode(q, *tensors, max_length, bool(is_causal), None if scale is None else float(scale),
+    out, lse = _ops().decode(q, *cache._tensors(), max_length, bool(is_causal), None if scale is None else float(scale),
                              layout, bool(return_lse))
     return (out, lse) if return_lse else out
 
