@@ -252,16 +252,10 @@ def _cache_struct(key_codes, value_codes, key_scales, value_scales, key_means, b
 
 
 def _c_tensor(x, name, layout):
-    """The intfa_tensor of a [B, N, H, D] or [B, H, N, D] float16/bfloat16 tensor."""
-    torch = _torch()
-    codes = {torch.float16: _lib.DTYPE_FLOAT16, torch.bfloat16: _lib.DTYPE_BFLOAT16}
-    if x.dtype not in codes:
-        raise TypeError(f"{name} has dtype {x.dtype}; it must be float16 or bfloat16")
-    s = x.stride()
-    if s[3] != 1 and x.shape[3] > 1:
-        raise ValueError(f"{name}'s last dimension (the head dim) must be contiguous")
-    strides = (s[0], s[2], s[1]) if layout == "bnhd" else (s[0], s[1], s[2])
-    return _lib.Tensor(x.data_ptr(), codes[x.dtype], 0, *strides)
+    """The intfa_tensor of a [B, N, H, D] or [B, H, N, D] float16/bfloat16 CUDA tensor (the
+    package's one view of a 4-D tensor)."""
+    from . import _view
+    return _view(x, name, layout, gpu=True).c()
 
 
 def _kv_append_cuda(key_codes, value_codes, key_scales, value_scales, key_means, block_table, lengths, k, v, layout):

@@ -45,10 +45,11 @@ public struct PagedKVCache: Sendable {
     }
 
     public let layout: Layout
+    private var pool: PagePool
     /// Per sequence, the pages it owns, in token order.
-    public private(set) var blockTables: [[Int]]
+    public var blockTables: [[Int]] { pool.blockTables }
     /// Per sequence, the tokens stored.
-    public private(set) var lengths: [Int]
+    public var lengths: [Int] { pool.lengths }
     /// Per sequence, K's channel means [kvHeads, headDim], fixed by its first append.
     public private(set) var keyMeans: [[Float]?]
     /// Page storage, page-major then head: codes [page, kvHead, slot, channel], scales
@@ -57,7 +58,6 @@ public struct PagedKVCache: Sendable {
     public private(set) var valueCodes: [Int8]
     public private(set) var keyScales: [Float]
     public private(set) var valueScales: [Float]
-    private var freePages: [Int]
 
     /// An empty cache for `sequences` sequences.
     public init(layout: Layout, sequences: Int) throws(AttentionError) {
@@ -65,19 +65,17 @@ public struct PagedKVCache: Sendable {
         let codes = CheckedSize.product(layout.pageCount, layout.kvHeads * layout.headCodes) ?? .max
         try HostMemory.reserve(CheckedSize.product(codes, 3) ?? .max, for: "a KV cache of \(layout.pageCount) pages")
         self.layout = layout
-        blockTables = Array(repeating: [], count: sequences)
-        lengths = Array(repeating: 0, count: sequences)
+        pool = PagePool(pageCount: layout.pageCount, pageSize: layout.pageSize, sequences: sequences)
         keyMeans = Array(repeating: nil, count: sequences)
         keyCodes = [Int8](repeating: 0, count: codes)
         valueCodes = [Int8](repeating: 0, count: codes)
         let scales = layout.pageCount * layout.kvHeads * layout.pageSize
         keyScales = [Float](repeating: 0, count: scales)
         valueScales = [Float](repeating: 0, count: scales)
-        freePages = Array((0..<layout.pageCount).reversed())
     }
 
     /// Pages not yet owned by a sequence.
-    public var freePageCount: Int { freePages.count }
+    public var freePageCount: Int { pool.freeCount }
 
     /// Quantizes `tokens` new tokens of `sequence` into the cache: `keys` and `values` are
     /// [kvHeads, tokens, headDim] (fp32). The first append of a sequence (its prefill) fixes
@@ -101,23 +99,17 @@ public struct PagedKVCache: Sendable {
         }
         guard tokens > 0 else { return }
         let start = lengths[sequence]
-        let pagesNeeded = (start + tokens + size - 1) / size - blockTables[sequence].count
-        guard pagesNeeded <= freePages.count else {
-            throw .invalidDimension(
-                name: "tokens", value: tokens,
-                requirement: "needs \(pagesNeeded) more pages of \(size) tokens; the pool has \(freePages.count) free")
-        }
-        for _ in 0..<pagesNeeded { blockTables[sequence].append(freePages.removeLast()) }
+        _ = try pool.reserve(tokens: tokens, sequences: sequence..<(sequence + 1))
         if keyMeans[sequence] == nil {
             keyMeans[sequence] = (0..<hkv).flatMap { h in
                 KeySmoothing.channelMeans(Array(keys[(h * tokens * d)..<((h + 1) * tokens * d)]), tokens: tokens, channels: d)
             }
         }
-        let means = keyMeans[sequence]!
+        let means = keyMeans[sequence]!, table = blockTables[sequence]
         for h in 0..<hkv {
             for t in 0..<tokens {
                 let position = start + t
-                let (page, slot) = (blockTables[sequence][position / size], position % size)
+                let (page, slot) = (table[position / size], position % size)
                 let scaleIndex = (page * hkv + h) * size + slot
                 let codeIndex = scaleIndex * d
                 let source = (h * tokens + t) * d
@@ -126,7 +118,7 @@ public struct PagedKVCache: Sendable {
                 valueScales[scaleIndex] = Self.quantize(values, first: source, count: d, into: &valueCodes, at: codeIndex)
             }
         }
-        lengths[sequence] += tokens
+        pool.advance(tokens: tokens, sequences: sequence..<(sequence + 1))
     }
 
     /// Codes the token row `row[first..<first + count]` by the symmetric INT8 rule into

@@ -89,12 +89,16 @@ extension CUDAAttention {
             // The planner counts the CTAs that fit on an SM, by the compiled kernel's registers too
             // (read once per kernel).
             let attend = kernel(.attend)
-            if decodeResidency[attend] == nil {
+            let resident: Int
+            if let known = decodeResidency[attend] {
+                resident = known
+            } else {
                 let function = try function(attend)
                 let registers = try cuda { () throws(CUDAError) in try function.registerCount }
-                decodeResidency[attend] = residentDecodeBlocks(headDim: d, registers: registers)
+                resident = residentDecodeBlocks(headDim: d, registers: registers)
+                decodeResidency[attend] = resident
             }
-            let plan = decodePlan(cache: cache, splits: splits, resident: decodeResidency[attend])
+            let plan = decodePlan(cache: cache, splits: splits, resident: resident)
             (p.splits, p.splitKeys) = (Int64(plan.splits), Int64(plan.splitKeys))
             let partials = Self.decodePartials(cache: cache, heads: heads, queryLength: queryLength, splits: plan.splits)
             let slots = try workspaceAddresses(plan.splits > 1 ? [(.decodePartials, partials.bytes)] : [], lent: call.workspace)
@@ -118,32 +122,26 @@ extension CUDAAttention {
     /// gives for `cache.maxLength` or less, so that one workspace serves every later step of a
     /// cache that grows to that bound).
     public func decodeWorkspaceByteCount(cache: PagedKVCacheView, heads: Int, queryLength: Int, splits: Int? = nil) -> Int {
-        let bound: Int
-        if let splits {
-            bound = decodePlan(cache: cache, splits: max(splits, 1)).splits
-        } else {
-            let slices = max(cache.sequences * cache.layout.kvHeads, 1)
-            let resident = residentDecodeBlocks(headDim: cache.layout.headDim, registers: nil)
-            let blocks = (cache.maxLength + DecodeKernelDescriptor.blockKeys - 1) / DecodeKernelDescriptor.blockKeys
-            // The planner's splits never exceed its target nor the blocks (see decodeSplits).
-            bound = min(max(1, context.properties.multiprocessorCount * resident / slices), max(blocks, 1))
-        }
+        let bound = splits.map { Self.decodeSplits(forced: max($0, 1), maxLength: cache.maxLength).splits }
+            ?? min(decodeSplitTarget(cache: cache, resident: residentDecodeBlocks(headDim: cache.layout.headDim, registers: nil)),
+                   Self.decodeBlocks(cache.maxLength))
         guard bound > 1 else { return 0 }  // one split writes the output directly
         let partials = Self.decodePartials(cache: cache, heads: heads, queryLength: queryLength, splits: bound)
         return DeviceWorkspace.byteCount(for: [(.decodePartials, partials.bytes)])
     }
 
     /// The splits of a decode call on `cache`: `splits` when given, else the planner's for
-    /// this device with `resident` attention CTAs per SM (default: as many as their shared
-    /// memory allows, an upper bound that sizes the workspace).
-    func decodePlan(cache: PagedKVCacheView, splits: Int?, resident: Int? = nil) -> (splits: Int, splitKeys: Int) {
-        let maxLength = cache.maxLength
-        if let splits { return Self.decodeSplits(forced: splits, maxLength: maxLength) }
-        let properties = context.properties
-        return Self.decodeSplits(
-            batch: cache.sequences, kvHeads: cache.layout.kvHeads, maxLength: maxLength,
-            multiprocessors: properties.multiprocessorCount,
-            residentPerMultiprocessor: resident ?? residentDecodeBlocks(headDim: cache.layout.headDim, registers: nil))
+    /// this device with `resident` attention CTAs per SM.
+    func decodePlan(cache: PagedKVCacheView, splits: Int?, resident: Int) -> (splits: Int, splitKeys: Int) {
+        Self.decodeSplits(forced: splits ?? decodeSplitTarget(cache: cache, resident: resident), maxLength: cache.maxLength)
+    }
+
+    /// The planner's splits for `cache` before they are fitted to its length (an upper bound
+    /// of them, as are its blocks: ``decodeSplits(forced:maxLength:)`` never exceeds either).
+    func decodeSplitTarget(cache: PagedKVCacheView, resident: Int) -> Int {
+        Self.decodeSplitTarget(
+            slices: cache.sequences * cache.layout.kvHeads, multiprocessors: context.properties.multiprocessorCount,
+            resident: resident)
     }
 
     /// Attention CTAs of head dim `headDim` that fit on one SM by their shared memory and,
@@ -177,14 +175,26 @@ extension CUDAAttention {
     public static func decodeSplits(
         batch: Int, kvHeads: Int, maxLength: Int, multiprocessors: Int, residentPerMultiprocessor: Int = 1
     ) -> (splits: Int, splitKeys: Int) {
-        let slices = max(batch * kvHeads, 1)
-        return decodeSplits(forced: max(1, multiprocessors * max(residentPerMultiprocessor, 1) / slices), maxLength: maxLength)
+        decodeSplits(
+            forced: decodeSplitTarget(slices: batch * kvHeads, multiprocessors: multiprocessors, resident: residentPerMultiprocessor),
+            maxLength: maxLength)
     }
 
-    /// At most `splits` splits of whole key blocks covering `maxLength` keys.
+    /// ⌊SMs · resident / slices⌋ splits, at least one.
+    static func decodeSplitTarget(slices: Int, multiprocessors: Int, resident: Int) -> Int {
+        max(1, multiprocessors * max(resident, 1) / max(slices, 1))
+    }
+
+    /// Key blocks covering `maxLength` keys, at least one.
+    static func decodeBlocks(_ maxLength: Int) -> Int {
+        max(1, (maxLength + DecodeKernelDescriptor.blockKeys - 1) / DecodeKernelDescriptor.blockKeys)
+    }
+
+    /// At most `splits` splits of whole key blocks covering `maxLength` keys (so never more
+    /// than the blocks).
     static func decodeSplits(forced splits: Int, maxLength: Int) -> (splits: Int, splitKeys: Int) {
         let block = DecodeKernelDescriptor.blockKeys
-        let blocks = max(1, (maxLength + block - 1) / block)
+        let blocks = decodeBlocks(maxLength)
         let perSplit = (blocks + min(splits, blocks) - 1) / min(splits, blocks)
         let splitKeys = perSplit * block
         return (max(1, (maxLength + splitKeys - 1) / splitKeys), splitKeys)

@@ -24,14 +24,10 @@ public final class DevicePagedKVCache: @unchecked Sendable {
     let blockTable: DeviceBuffer
     let lengthBuffer: DeviceBuffer
 
-    /// Host bookkeeping; every access holds `lock` (hence `@unchecked Sendable`).
-    private struct Pages {
-        var blockTables: [[Int]]
-        var lengths: [Int]
-        var free: [Int]
-    }
+    /// Host bookkeeping (the same allocator as ``PagedKVCache``'s); every access holds
+    /// `lock` (hence `@unchecked Sendable`).
     private let lock = NSLock()
-    private var pages: Pages
+    private var pages: PagePool
 
     /// An empty cache for `sequences` sequences of at most `maxLength` tokens each (default:
     /// the whole pool) on `engine`'s device.
@@ -60,16 +56,14 @@ public final class DevicePagedKVCache: @unchecked Sendable {
             try buffers[6].fill(byte: 0)
             return (buffers[0], buffers[1], buffers[2], buffers[3], buffers[4], buffers[5], buffers[6])
         }
-        pages = Pages(
-            blockTables: Array(repeating: [], count: sequences), lengths: Array(repeating: 0, count: sequences),
-            free: Array((0..<layout.pageCount).reversed()))
+        pages = PagePool(pageCount: layout.pageCount, pageSize: layout.pageSize, sequences: sequences)
     }
 
     /// Tokens of each sequence (the host's copy, counting every append issued).
     public var lengths: [Int] { lock.withLock { pages.lengths } }
 
     /// Pages not yet owned by a sequence.
-    public var freePageCount: Int { lock.withLock { pages.free.count } }
+    public var freePageCount: Int { lock.withLock { pages.freeCount } }
 
     /// Bytes of device memory the pool takes per token, over all KV heads (see
     /// ``PagedKVCache/Layout/bytesPerToken``).
@@ -101,24 +95,9 @@ public final class DevicePagedKVCache: @unchecked Sendable {
     ) throws(AttentionError) {
         lock.lock()
         defer { lock.unlock() }
-        let size = layout.pageSize
-        let needed = range.map { (pages.lengths[$0] + tokens + size - 1) / size }
-        if let longest = needed.max(), longest > maxPages {
-            throw .invalidDimension(
-                name: "tokens", value: tokens, requirement: "a sequence would need \(longest) pages; its block-table row holds \(maxPages)")
-        }
-        let missing = zip(needed, range).reduce(0) { $0 + max(0, $1.0 - pages.blockTables[$1.1].count) }
-        guard missing <= pages.free.count else {
-            throw .invalidDimension(
-                name: "tokens", value: tokens,
-                requirement: "needs \(missing) more pages of \(size) tokens; the pool has \(pages.free.count) free")
-        }
-        for (sequence, count) in zip(range, needed) where count > pages.blockTables[sequence].count {
-            let first = pages.blockTables[sequence].count
-            let added = (first..<count).map { _ in pages.free.removeLast() }
-            pages.blockTables[sequence] += added
+        for taken in try pages.reserve(tokens: tokens, sequences: range, maxPages: maxPages) {
             try cuda { () throws(CUDAError) in
-                try stream.copy(added.map { Int32($0) }, to: blockTable, byteOffset: (sequence * maxPages + first) * 4)
+                try stream.copy(taken.pages.map { Int32($0) }, to: blockTable, byteOffset: (taken.sequence * maxPages + taken.first) * 4)
             }
         }
         var view = try view(maxLength: (range.map { pages.lengths[$0] }.max() ?? 0) + tokens)
@@ -128,7 +107,7 @@ public final class DevicePagedKVCache: @unchecked Sendable {
         view.blockTable += start * UInt64(maxPages * 4)
         view.lengths += start * 4
         try issue(view)
-        for sequence in range { pages.lengths[sequence] += tokens }
+        pages.advance(tokens: tokens, sequences: range)
     }
 
     /// The pool, block tables and K means read back to the host (after the stream's work):
