@@ -175,9 +175,49 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
             intfa_cp_async_16(tile + decode_swizzle(key * kHeadDim + 16 * piece), source, at >= 0 ? 16 : 0);
         }
     };
+    // A block that lies in one page with its page in the pool is a run of kBlock slots from
+    // `run`: its codes are one contiguous kTileBytes (lane + 32i copies piece lane + 32i, a
+    // coalesced 512 bytes per i) and its scales 64 floats (lanes 0…15 K's, 16…31 V's, 16 bytes
+    // each, zeros past the split). That holds for every block when the page size is a multiple
+    // of the block and the scales are 16-byte aligned; other blocks take the per-key path.
+    const bool pagedRuns = pageSize % kBlock == 0 && ((p.keyScales | p.valueScales) & 15u) == 0;
+    intfa_i64 run = -1;
+    // Piece lane + 32i lands at 512i plus one of two lane offsets: the swizzle's line index
+    // (lane / 8 + 4i) mod 8 depends on i only through its parity.
+    const intfa_u32 runOffset[2] = {decode_swizzle(16 * lane), decode_swizzle(16 * lane + 512) - 512};
+    auto load_run = [&](intfa_u32 tile, const intfa_s8* codes) {
+        const intfa_s8* source = codes + run * kHeadDim + 16 * lane;
+#pragma unroll
+        for (int i = 0; i < kBlock * kChunks / 32; ++i) {
+            intfa_cp_async_16(tile + runOffset[i % 2] + 512 * i, source + 512 * i, 16);
+        }
+    };
+    // The block table entry and page offset of the warp's next block, advanced by the warps'
+    // stride without a division per block, and its page, read a block ahead (the first before
+    // the sequence's length is known) so that no table read waits in front of a block's loads.
+    const int stridePages = kBlock * kWarps / pageSize, strideRest = kBlock * kWarps % pageSize;
+    int runEntry = (first + kBlock * warp) / pageSize, runOffsetKeys = (first + kBlock * warp) % pageSize;
+    int runPage = pagedRuns && runEntry < p.maxPages ? blockTable[runEntry] : -1;
     // Queues K's codes and both scales (a key outside the pool gets NaN scales: the rows that
     // would see it become NaN), then V's codes, as two groups.
     auto load_keys = [&](int key0) {
+        run = -1;
+        if (pagedRuns) {
+            if (runPage >= 0 && runPage < p.pageCount) run = ((intfa_i64)runPage * p.kvHeads + kvHead) * pageSize + runOffsetKeys;
+            runEntry += stridePages;
+            runOffsetKeys += strideRest;
+            if (runOffsetKeys >= pageSize) runOffsetKeys -= pageSize, ++runEntry;
+            runPage = runEntry < p.maxPages ? blockTable[runEntry] : -1;
+        }
+        if (run >= 0) {
+            load_run(keyTile, keyCodes);
+            const int k = 4 * (lane % 16);
+            const float* source = (const float*)(lane < 16 ? p.keyScales : p.valueScales) + run + k;
+            const intfa_u32 bytes = (intfa_u32)min(max(last - key0 - k, 0), 4) * 4;
+            intfa_cp_async_16(intfa_smem_address((lane < 16 ? keyScales : valueScales) + k), source, bytes);
+            intfa_cp_async_commit();
+            return;
+        }
         find_slots(key0);
         load_codes(keyTile, keyCodes);
 #pragma unroll
@@ -196,7 +236,7 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
         intfa_cp_async_commit();
     };
     auto load_values = [&]() {
-        load_codes(valueTile, valueCodes);
+        if (run >= 0) load_run(valueTile, valueCodes); else load_codes(valueTile, valueCodes);
         intfa_cp_async_commit();
     };
 
@@ -405,47 +445,64 @@ extern "C" __global__ void __launch_bounds__(128) INTFA_DECODE_NAME(intfa_decode
     const intfa_i64 rows = p.batch * p.heads * p.queryLength;
     const intfa_i64 row = (intfa_i64)blockIdx.x * 4 + threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
-    if (row >= rows) return;
+    if (row >= rows) return;  // whole warps: the shuffles below see all 32 lanes
     const int splits = (int)p.splits;
     const intfa_i64 splitStride = rows;
-    // A split that saw a token stored with NaN scales (kv_append.cu) has a NaN log-sum-exp:
-    // the row becomes NaN rather than losing it to fmaxf.
+    const float* partialLse = (const float*)p.partialLse + row;
+    // The splits' log-sum-exps, 32 at a time across the lanes. A split that saw a token
+    // stored with NaN scales (kv_append.cu) has a NaN log-sum-exp: the row becomes NaN rather
+    // than losing it to fmaxf.
     float m = kNegativeInfinity;
     bool poisoned = false;
-    for (int s = 0; s < splits; ++s) {
-        const float lse = ((const float*)p.partialLse)[s * splitStride + row];
+    for (int s = lane; s < splits; s += 32) {
+        const float lse = partialLse[s * splitStride];
         poisoned |= lse != lse;
         m = fmaxf(m, lse);
     }
+    for (int offset = 16; offset > 0; offset /= 2) m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, offset));
+    poisoned = __any_sync(0xFFFFFFFFu, poisoned);
+    // Lane l holds channels kPerLane·l…: eight splits' partials are loaded before any is used.
+    constexpr int kPerLane = kHeadDim / 32, kBatch = 8;
     float total = 0.0f;
-    float values[(kHeadDim + 31) / 32];
+    float values[kPerLane];
 #pragma unroll
-    for (int i = 0; i < (kHeadDim + 31) / 32; ++i) values[i] = 0.0f;
+    for (int i = 0; i < kPerLane; ++i) values[i] = 0.0f;
     if (m != kNegativeInfinity) {
-        for (int s = 0; s < splits; ++s) {
-            const float weight = expf(((const float*)p.partialLse)[s * splitStride + row] - m);
-            total += weight;
-            const float* part = (const float*)p.partialOut + (s * splitStride + row) * kHeadDim;
+        for (int s0 = 0; s0 < splits; s0 += kBatch) {
+            float lse[kBatch], part[kBatch][kPerLane];
 #pragma unroll
-            for (int i = 0; i < (kHeadDim + 31) / 32; ++i) {
-                const int c = lane + 32 * i;
-                if (c < kHeadDim) values[i] += weight * part[c];
+            for (int j = 0; j < kBatch; ++j) {
+                const int s = min(s0 + j, splits - 1);
+                lse[j] = s0 + j < splits ? partialLse[s * splitStride] : kNegativeInfinity;
+                const float* source = (const float*)p.partialOut + (s * splitStride + row) * kHeadDim + kPerLane * lane;
+                if constexpr (kPerLane == 4) {
+                    const float4 v = *(const float4*)source;
+                    part[j][0] = v.x, part[j][1] = v.y, part[j][2] = v.z, part[j][3] = v.w;
+                } else {
+                    const float2 v = *(const float2*)source;
+                    part[j][0] = v.x, part[j][1] = v.y;
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < kBatch; ++j) {
+                const float weight = lse[j] == kNegativeInfinity ? 0.0f : expf(lse[j] - m);
+                total += weight;
+#pragma unroll
+                for (int i = 0; i < kPerLane; ++i) values[i] += weight * part[j][i];
             }
         }
     }
     const intfa_i64 token = row % p.queryLength, bh = row / p.queryLength;
     const intfa_i64 head = bh % p.heads, batch = bh / p.heads;
-    intfa_u16* out = (intfa_u16*)p.out + batch * p.oStrideBatch + token * p.oStrideToken + head * p.oStrideHead;
+    intfa_u16* out = (intfa_u16*)p.out + batch * p.oStrideBatch + token * p.oStrideToken + head * p.oStrideHead + kPerLane * lane;
     const float inverse = total > 0.0f ? 1.0f / total : 0.0f;
 #pragma unroll
-    for (int i = 0; i < (kHeadDim + 31) / 32; ++i) {
-        const int c = lane + 32 * i;
-        if (c >= kHeadDim) continue;
+    for (int i = 0; i < kPerLane; ++i) {
         const float value = poisoned ? kQuietNaN : values[i] * inverse;
 #if INTFA_OUT_BF16
-        out[c] = (intfa_u16)(intfa_pack_bf162(value, 0.0f) & 0xFFFFu);
+        out[i] = (intfa_u16)(intfa_pack_bf162(value, 0.0f) & 0xFFFFu);
 #else
-        out[c] = intfa_float_to_half(value);
+        out[i] = intfa_float_to_half(value);
 #endif
     }
     if (lane == 0 && p.lse != 0) ((float*)p.lse)[row] = poisoned ? kQuietNaN : m == kNegativeInfinity ? m : m + logf(total);
