@@ -76,6 +76,9 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("page-size"), parsing: .unconditional, help: "With --decode: tokens per cache page.")
     var pageSize = 64
 
+    @Option(help: "With --decode: how the L2 is emptied before each timed step (clean: a zero fill then a read, so no dirty lines are left for the step to write back; dirty: the zero fill alone).")
+    var flush: CacheFlushMode = .clean
+
     @Option(help: "JSON records of peer kernels (bench/sdpa_baseline.py) to show beside ours.")
     var peers: String?
 
@@ -170,7 +173,7 @@ struct Bench: ParsableCommand {
                 config.pageSize = pageSize
                 return config
             }
-        let benchmark = DecodeBenchmark(engine: engine, repeats: repeats ?? 30, warmup: warmup)
+        let benchmark = DecodeBenchmark(engine: engine, repeats: repeats ?? 30, warmup: warmup, flush: flush)
         let progress = ProgressLine()
         progress.update("bench decode: copy bandwidth")
         let copy = try benchmark.copyBandwidth()

@@ -22,13 +22,15 @@ struct BenchRecord: Codable, Sendable {
     var bandwidthGBs: Double?
     var copyBandwidthGBs: Double?
     var bandwidthFraction: Double?
+    /// Decode rows: how the L2 was emptied before each timed step (`clean` or `dirty`).
+    var l2Flush: String?
 
     enum CodingKeys: String, CodingKey {
         case backend, kernel, batch, heads, causal, ms, gops, tops
         case kvHeads = "kv_heads", seqlenQ = "seqlen_q", seqlenK = "seqlen_k", headDim = "head_dim"
         case includesQuantization = "includes_quantization"
         case bytesRead = "bytes_read", bandwidthGBs = "bandwidth_gbs", copyBandwidthGBs = "copy_bandwidth_gbs"
-        case bandwidthFraction = "bandwidth_fraction"
+        case bandwidthFraction = "bandwidth_fraction", l2Flush = "l2_flush"
     }
 
     init(backend: String, kernel: String, problem: AttentionProblem, ms: Double, includesQuantization: Bool? = nil) {

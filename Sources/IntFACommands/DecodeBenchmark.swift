@@ -24,13 +24,14 @@ struct DecodeBenchConfig: Sendable {
 
 /// What `intfa bench --decode` times: one decode step on a paged INT8 cache and on
 /// contiguous fp16 K/V, each counted by the bytes it must read, against the device's
-/// measured copy bandwidth. The L2 cache is flushed (a 256 MiB write) before every timed run,
+/// measured copy bandwidth. The L2 cache is flushed before every timed run (``CacheFlushMode``),
 /// outside the timed region, so that each step reads its cache from device memory as it would
 /// in serving.
 struct DecodeBenchmark {
     var engine: CUDAAttention
     var repeats: Int
     var warmup: Int
+    var flush: CacheFlushMode
     /// Tokens per append while filling a cache.
     var fillChunk = 512
 
@@ -123,6 +124,7 @@ struct DecodeBenchmark {
         record.bandwidthGBs = bandwidth
         record.copyBandwidthGBs = copyBandwidth
         record.bandwidthFraction = bandwidth / copyBandwidth
+        record.l2Flush = flush.rawValue
         return record
     }
 
@@ -130,16 +132,13 @@ struct DecodeBenchmark {
     /// after an L2 flush that the CUDA events leave out.
     private func timed(_ body: () throws(AttentionError) -> Void) throws(AttentionError) -> Double {
         let context = engine.context, stream = engine.stream
-        let (start, end, scratch) = try cuda { () throws(CUDAError) in
-            (try CUDAEvent(context: context), try CUDAEvent(context: context), try DeviceBuffer(context: context, byteCount: 256 << 20))
-        }
+        let (start, end) = try cuda { () throws(CUDAError) in (try CUDAEvent(context: context), try CUDAEvent(context: context)) }
+        let cacheFlush = try CacheFlush(mode: flush, engine: engine)
         for _ in 0..<warmup { try body() }
         var samples: [Double] = []
         for _ in 0..<repeats {
-            try cuda { () throws(CUDAError) in
-                try stream.fill(scratch, byte: 0)
-                try start.record(on: stream)
-            }
+            try cacheFlush.run()
+            try cuda { () throws(CUDAError) in try start.record(on: stream) }
             try body()
             samples.append(try cuda { () throws(CUDAError) in
                 try end.record(on: stream)
