@@ -66,9 +66,14 @@ public final class CUDAStream: @unchecked Sendable {
     ///   - sharedMemoryBytes: dynamic shared memory per block; above 48 KiB call
     ///     ``CUDAFunction/setMaxDynamicSharedMemory(bytes:)`` first.
     ///   - arguments: one per kernel parameter, in order; their bytes are copied now.
+    ///   - programmaticDependency: launch as a programmatic dependent of the kernel before it
+    ///     on this stream (sm_90+): its CTAs may start while that kernel runs, once every CTA
+    ///     of it has executed `griddepcontrol.launch_dependents` or exited, and must execute
+    ///     `griddepcontrol.wait` before they read what it writes. Drivers without
+    ///     `cuLaunchKernelEx` launch ordinarily, which the same kernel code also runs under.
     public func launch(
         _ function: CUDAFunction, grid: LaunchDimensions, block: LaunchDimensions,
-        sharedMemoryBytes: Int = 0, arguments: [any KernelArgument]
+        sharedMemoryBytes: Int = 0, arguments: [any KernelArgument], programmaticDependency: Bool = false
     ) throws(CUDAError) {
         let dimensions = [grid.x, grid.y, grid.z, block.x, block.y, block.z]
         guard dimensions.allSatisfy({ $0 >= 1 && $0 <= Int(UInt32.max) }),
@@ -87,7 +92,12 @@ public final class CUDAStream: @unchecked Sendable {
         let api = context.api
         let stream = handle
         let result = withKernelParameterArray(arguments) { parameters in
-            api.launchKernel(
+            if programmaticDependency, let launchKernelEx = api.launchKernelEx {
+                return Self.withDependentLaunchConfig(grid: grid, block: block, sharedMemoryBytes: sharedMemoryBytes, stream: stream) {
+                    launchKernelEx($0, function.handle, parameters, nil)
+                }
+            }
+            return api.launchKernel(
                 function.handle,
                 UInt32(grid.x), UInt32(grid.y), UInt32(grid.z),
                 UInt32(block.x), UInt32(block.y), UInt32(block.z),
@@ -99,6 +109,33 @@ public final class CUDAStream: @unchecked Sendable {
                 + "block \(block.x)x\(block.y)x\(block.z), \(sharedMemoryBytes) bytes dynamic shared memory)"
             throw error
         }
+    }
+
+    /// A `CUlaunchConfig` (56 bytes: grid, block, shared bytes, stream, attributes, their count)
+    /// with one `CUlaunchAttribute` (72 bytes: id, padding, value union),
+    /// `CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION` (6) set to 1, written at the
+    /// C structs' offsets.
+    private static func withDependentLaunchConfig<R>(
+        grid: LaunchDimensions, block: LaunchDimensions, sharedMemoryBytes: Int, stream: OpaquePointer?,
+        _ body: (UnsafeRawPointer) -> R
+    ) -> R {
+        let attribute = UnsafeMutableRawPointer.allocate(byteCount: 72, alignment: 8)
+        let config = UnsafeMutableRawPointer.allocate(byteCount: 56, alignment: 8)
+        defer {
+            attribute.deallocate()
+            config.deallocate()
+        }
+        attribute.initializeMemory(as: UInt8.self, repeating: 0, count: 72)
+        attribute.storeBytes(of: UInt32(6), toByteOffset: 0, as: UInt32.self)
+        attribute.storeBytes(of: Int32(1), toByteOffset: 8, as: Int32.self)
+        config.initializeMemory(as: UInt8.self, repeating: 0, count: 56)
+        for (index, value) in [grid.x, grid.y, grid.z, block.x, block.y, block.z, sharedMemoryBytes].enumerated() {
+            config.storeBytes(of: UInt32(value), toByteOffset: 4 * index, as: UInt32.self)
+        }
+        config.storeBytes(of: UInt(bitPattern: stream.map { Int(bitPattern: UnsafeRawPointer($0)) } ?? 0), toByteOffset: 32, as: UInt.self)
+        config.storeBytes(of: UInt(bitPattern: Int(bitPattern: attribute)), toByteOffset: 40, as: UInt.self)
+        config.storeBytes(of: UInt32(1), toByteOffset: 48, as: UInt32.self)
+        return body(UnsafeRawPointer(config))
     }
 
     /// Queues a host-to-device copy; `source` must be pinned for the copy to be truly

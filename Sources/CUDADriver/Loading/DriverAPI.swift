@@ -65,6 +65,13 @@ struct DriverAPI: @unchecked Sendable {
     ) -> Int32
     let tensorMapEncodeTiled: TensorMapEncodeTiled?
 
+    /// `cuLaunchKernelEx` (CUDA 11.8+): a launch with attributes (a `CUlaunchConfig`); nil on
+    /// older drivers, which launch without them.
+    typealias LaunchKernelEx = @convention(c) (
+        UnsafeRawPointer?, Handle?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+    ) -> Int32
+    let launchKernelEx: LaunchKernelEx?
+
     init(resolving lib: DynamicLibrary) throws(MissingSymbol) {
         initialize = try lib.require("cuInit")
         driverGetVersion = try lib.require("cuDriverGetVersion")
@@ -110,6 +117,7 @@ struct DriverAPI: @unchecked Sendable {
         // CUDA 12.8 added a _v2 with the same signature; older drivers only have the plain one.
         eventElapsedTime = try lib.requireAny(["cuEventElapsedTime_v2", "cuEventElapsedTime"])
         tensorMapEncodeTiled = lib.function("cuTensorMapEncodeTiled", as: TensorMapEncodeTiled.self)
+        launchKernelEx = lib.function("cuLaunchKernelEx", as: LaunchKernelEx.self)
     }
 
     /// The driver's symbolic name and message for `code`.

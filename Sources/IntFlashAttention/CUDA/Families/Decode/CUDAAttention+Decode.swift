@@ -109,11 +109,13 @@ extension CUDAAttention {
             let combine = kernel(.combine)
             try launch(attend, grid: LaunchDimensions(plan.splits, hkv, b), block: LaunchDimensions(attend.threadsPerBlock),
                        params: p, on: call.stream)
-            // One split writes the output itself.
+            // One split writes the output itself. On sm_90 and later the combine is the attention
+            // kernel's programmatic dependent: its launch overlaps that kernel's run.
             guard plan.splits > 1 else { return }
             let outputRows = b * heads * queryLength, perBlock = DecodeKernelDescriptor.combineRowsPerBlock
             try launch(combine, grid: LaunchDimensions((outputRows + perBlock - 1) / perBlock),
-                       block: LaunchDimensions(combine.threadsPerBlock), params: p, on: call.stream)
+                       block: LaunchDimensions(combine.threadsPerBlock), params: p, on: call.stream,
+                       programmaticDependency: (MMAKernelDescriptor.smVersion(architecture) ?? 0) >= 90)
         }
     }
 

@@ -62,6 +62,7 @@ constexpr int kQueryBytes = 16 * kHeadDim;      // s8 Q codes of 16 rows (the mm
 static_assert(kBlock % 32 == 0 && kBlock <= 128, "whole 32-key steps, one key per lane per 32");
 static_assert(kHeadDim == 64 || kHeadDim == 128, "head dims 64 and 128");
 static_assert(kMaxRows == 8 || kMaxRows == 16, "8 or 16 query rows per CTA");
+static_assert(16 % kWarps == 0, "the warps code the 16 Q rows alike");
 static_assert(16 * kHeadDim * 4 + 2 * 16 * 4 <= kWarpBytes, "the warps' merge fits their buffers");
 }  // namespace
 
@@ -123,7 +124,9 @@ static INTFA_DEVICE void block_softmax(DecodeRow& row, float (&x)[kKeyTiles][2],
     reference = quad_max(reference);
     row.sum = __fadd_rn(__fmul_rn(row.sum, row.alpha), sum);
     row.weight = __fdiv_rn(reference, 255.0f);
-    const float inverse = reference > 0.0f ? __fdiv_rn(255.0f, reference) : 0.0f;
+    // A row that sees none of the block's keys (a padding row of the tile) divides by 1, not 0:
+    // a zero divisor sends the IEEE division down its slow path, once per block for every such lane.
+    const float inverse = reference > 0.0f ? __fdiv_rn(255.0f, reference > 0.0f ? reference : 1.0f) : 0.0f;
 #pragma unroll
     for (int t = 0; t < kKeyTiles; ++t) {
 #pragma unroll
@@ -137,10 +140,28 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
     float* queryScale = (float*)(shared + kWarps * kWarpBytes + kQueryBytes);
     int* visibleKeys = (int*)(queryScale + 16);
 
+#if __CUDA_ARCH__ >= 900
+    // The combine kernel, launched as a programmatic dependent, may be scheduled now: its CTAs
+    // wait for this grid's completion (griddepcontrol.wait) before they read the partials.
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
     const int split = blockIdx.x, kvHead = blockIdx.y, batch = blockIdx.z;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, quad = lane % 4;
     const int queryLength = (int)p.queryLength, group = (int)(p.heads / p.kvHeads);
     const int rows = group * queryLength;
+    // Q's elements for the rows this warp codes (rows warp, warp + kWarps, …), read first: they
+    // depend on nothing, and their latency then overlaps the length's, the block table's and
+    // the first blocks'.
+    constexpr int kRowsPerWarp = 16 / kWarps;
+    intfa_u16 queryBits[kRowsPerWarp][kHeadDim / 32];
+#pragma unroll
+    for (int k = 0; k < kRowsPerWarp; ++k) {
+        const int r = warp + kWarps * k;
+        const int head = kvHead * group + r / queryLength, token = r % queryLength;
+        const intfa_u16* q = (const intfa_u16*)p.query + batch * p.qStrideBatch + token * p.qStrideToken + head * p.qStrideHead;
+#pragma unroll
+        for (int i = 0; i < kHeadDim / 32; ++i) queryBits[k][i] = r < rows ? q[lane + 32 * i] : (intfa_u16)0;
+    }
     const int length = ((const int*)p.lengths)[batch];
     const int first = split * (int)p.splitKeys;
     const int last = min(first + (int)p.splitKeys, length);
@@ -250,20 +271,21 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
 
     // ---- Q: row r is token r % Nq of query head kvHead · G + r / Nq, coded per token; rows
     // past `rows` (up to the mma's 16) are zeros that see no key.
-    for (int r = warp; r < 16; r += kWarps) {
+#pragma unroll
+    for (int k = 0; k < kRowsPerWarp; ++k) {
+        const int r = warp + kWarps * k;
         intfa_s8* codes = (intfa_s8*)(queryWords + r * (kHeadDim / 4));
         if (r >= rows) {
             for (int c = lane; c < kHeadDim; c += 32) codes[c] = 0;
             if (lane == 0) queryScale[r] = 0.0f, visibleKeys[r] = 0;
             continue;
         }
-        const int head = kvHead * group + r / queryLength, token = r % queryLength;
-        const intfa_u16* q = (const intfa_u16*)p.query + batch * p.qStrideBatch + token * p.qStrideToken + head * p.qStrideHead;
+        const int token = r % queryLength;
         float values[kHeadDim / 32];
         float amax = 0.0f;
 #pragma unroll
         for (int i = 0; i < kHeadDim / 32; ++i) {
-            values[i] = input_to_float(q[lane + 32 * i]);
+            values[i] = input_to_float(queryBits[k][i]);
             amax = fmaxf(amax, fabsf(values[i]));
         }
         for (int offset = 16; offset > 0; offset /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, offset));
@@ -442,6 +464,11 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
 // One warp per query row (b, h, i): out = Σ_s e^(lse_s − m) · O_s / Σ_s e^(lse_s − m), lse =
 // m + log Σ_s e^(lse_s − m) with m the largest; a row no split saw gives 0 and −∞.
 extern "C" __global__ void __launch_bounds__(128) INTFA_DECODE_NAME(intfa_decode_combine_d)(const DecodeParams p) {
+#if __CUDA_ARCH__ >= 900
+    // Launched after the attention kernel as its programmatic dependent: the partials are
+    // complete and visible once this returns (a no-op for an ordinary launch).
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
     const intfa_i64 rows = p.batch * p.heads * p.queryLength;
     const intfa_i64 row = (intfa_i64)blockIdx.x * 4 + threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
