@@ -11,7 +11,12 @@ measured in the same process (1 GiB copies, read plus written bytes); the L2 cac
 before every timed run, outside the events (--flush clean: a 256 MiB zero fill then a read of
 it, so that the timed step does not pay for writing back the fill's dirty lines; dirty: the fill
 alone). Every SDPA backend's time is kept in the record beside the fastest. `intfa bench
---decode --records … --peers …` puts them beside the Swift benchmark's."""
+--decode --records … --peers …` puts them beside the Swift benchmark's.
+
+--varlen: intfa.attention_varlen (int8, causal, H = 32, Hkv = 8, D = 128) on packs of equal
+lengths against intfa.attention on the same tokens as one dense [B, N, H, D] batch, and on packs
+of mixed lengths against the dense batch padded to the longest sequence: records named
+varlen-int8, dense-int8 and padded-int8 with the pack's lengths."""
 
 import argparse
 import json
@@ -100,6 +105,51 @@ def decode_records(args):
     return records
 
 
+def varlen_records(args):
+    """The --varlen suite (see the module's docstring)."""
+    import torch
+
+    def timed(fn):
+        for _ in range(args.warmup):
+            fn()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        samples = []
+        for _ in range(args.repeats):
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            samples.append(start.elapsed_time(end))
+        return statistics.median(samples)
+
+    h, hkv, d = 32, 8, 128
+    packs = [[2048] * 8, [8192] * 4, [1, 17, 1000, 4096, 333, 2048, 64, 1500], [4096, 4096, 4096, 128]]
+    records = []
+    for lengths in packs:
+        total, b, longest = sum(lengths), len(lengths), max(lengths)
+        q = torch.randn(total, h, d, device="cuda", dtype=torch.float16)
+        k, v = (torch.randn(total, hkv, d, device="cuda", dtype=torch.float16) for _ in range(2))
+        offsets = [0]
+        for n in lengths:
+            offsets.append(offsets[-1] + n)
+        times = {"varlen-int8": timed(lambda: intfa.attention_varlen(q, k, v, offsets, offsets, is_causal=True))}
+        if len(set(lengths)) == 1:
+            views = [t.view(b, lengths[0], t.shape[1], d) for t in (q, k, v)]
+            times["dense-int8"] = timed(lambda: intfa.attention(*views, is_causal=True, layout="bnhd"))
+        else:
+            padded = [torch.zeros(b, longest, t.shape[1], d, device="cuda", dtype=torch.float16) for t in (q, k, v)]
+            for i, n in enumerate(lengths):
+                for dense, packed in zip(padded, (q, k, v)):
+                    dense[i, :n] = packed[offsets[i]:offsets[i + 1]]
+            times["padded-int8"] = timed(lambda: intfa.attention(*padded, is_causal=True, layout="bnhd"))
+        for kernel, ms in times.items():
+            records.append(dict(backend="torch", kernel=kernel, batch=b, heads=h, kv_heads=hkv, lengths=lengths,
+                                total_tokens=total, head_dim=d, causal=True, ms=ms))
+        del q, k, v
+        torch.cuda.empty_cache()
+    return records
+
+
 def main():
     import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -113,7 +163,16 @@ def main():
     parser.add_argument("--quick", action="store_true", help="with --decode: Nk = 8k and 128k only")
     parser.add_argument("--flush", choices=["clean", "dirty"], default="clean",
                         help="with --decode: how the L2 is emptied before each timed step (see above)")
+    parser.add_argument("--varlen", action="store_true", help="packed variable-length prefill against dense calls")
     args = parser.parse_args()
+    if args.varlen:
+        records = varlen_records(args)
+        if args.json:
+            print(json.dumps(records, indent=1))
+        else:
+            for r in records:
+                print(f"{r['kernel']:12s} lengths={r['lengths']} {r['ms'] * 1e3:9.1f} us")
+        return
     if args.decode:
         records = decode_records(args)
         if args.json:
