@@ -4,8 +4,8 @@ import IntFlashAttention
 /// One decode case of `intfa check`: a paged INT8 cache filled by the CPU oracle
 /// (``PagedKVCache``) and by the GPU append kernels from the same tokens, which must store the
 /// same bits, then decode attention on the GPU cache against the oracle's decode: odd
-/// lengths, partial pages, several page sizes, GQA, several new tokens, forced splits, an
-/// empty sequence.
+/// lengths, partial pages, several page sizes, GQA, several new tokens (a chunk of a prompt
+/// in several query tiles too), forced splits, an empty sequence.
 struct DecodeCheckCase {
     var headDim: Int
     var pageSize: Int
@@ -30,7 +30,14 @@ struct DecodeCheckCase {
                                causal: true, input: .bfloat16, output: .bfloat16, splits: 3))
             cases.append(.init(headDim: d, pageSize: 7, heads: 16, kvHeads: 4, queryLength: 2, lengths: [0, 63, 65, 2049],
                                causal: false, input: .float16, output: .float16, splits: 5))
+            // A chunk of a prompt on the cache's pages: 37 new tokens in ten query tiles of 4.
+            cases.append(.init(headDim: d, pageSize: 64, heads: 8, kvHeads: 2, queryLength: 37, lengths: [37, 300, 1000],
+                               causal: true, input: .float16, output: .float16))
             if quick { continue }
+            cases.append(.init(headDim: d, pageSize: 16, heads: 16, kvHeads: 1, queryLength: 5, lengths: [5, 700],
+                               causal: true, input: .bfloat16, output: .bfloat16))
+            cases.append(.init(headDim: d, pageSize: 48, heads: 4, kvHeads: 4, queryLength: 50, lengths: [50, 129],
+                               causal: false, input: .float16, output: .float16, splits: 2))
             cases.append(.init(headDim: d, pageSize: 256, heads: 2, kvHeads: 2, queryLength: 3, lengths: [5000],
                                causal: true, input: .float16, output: .bfloat16))
             cases.append(.init(headDim: d, pageSize: 128, heads: 4, kvHeads: 4, queryLength: 16, lengths: [16, 127],

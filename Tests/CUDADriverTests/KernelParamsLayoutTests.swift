@@ -76,6 +76,7 @@ struct KernelParamsLayoutTests {
         "qStrideToken": \.qStrideToken, "qStrideHead": \.qStrideHead, "oStrideBatch": \.oStrideBatch,
         "oStrideToken": \.oStrideToken, "oStrideHead": \.oStrideHead, "causal": \.causal,
         "softmaxScaleLog2": \.softmaxScaleLog2, "reserved0": \.reserved0, "pageCount": \.pageCount,
+        "tokensPerTile": \.tokensPerTile,
     ] }
 
     static var appendFields: [String: PartialKeyPath<KVAppendParams>] { [

@@ -193,11 +193,14 @@ class KVCache:
 
 
 def decode(q, cache, *, is_causal=True, scale=None, layout="bnhd", return_lse=False):
-    """Attention of a few new query tokens per sequence on ``cache`` (their keys and values
-    appended already): ``q`` a float16/bfloat16 CUDA tensor [B, Nq, H, D] (``layout="bnhd"``)
-    or [B, H, Nq, D] (``"bhnd"``) with B the cache's batch, H a multiple of its KV heads and
-    H / Hkv * Nq <= 16, D 64 or 128. With ``is_causal``, query i of a sequence of n tokens
-    sees keys j <= n - Nq + i (the new tokens see each other causally); else every cached key.
+    """Attention of new query tokens per sequence on ``cache`` (their keys and values appended
+    already): ``q`` a float16/bfloat16 CUDA tensor [B, Nq, H, D] (``layout="bnhd"``) or
+    [B, H, Nq, D] (``"bhnd"``) with B the cache's batch, H a multiple of its KV heads with
+    H / Hkv <= 16, D 64 or 128. Nq is a decode step (one token, or a few for speculative
+    decoding) or a chunk of a prompt (chunked prefill): the kernel takes the tokens in tiles of
+    16 / (H / Hkv), each reading the keys its tokens see, so a step of up to that many tokens
+    reads the cache once. With ``is_causal``, query i of a sequence of n tokens sees keys
+    j <= n - Nq + i (the new tokens see each other causally); else every cached key.
     Returns the output in q's layout and dtype, and with ``return_lse`` the log-sum-exp
     [B, H, Nq] (float32, natural log) of the scores with K's prefill means subtracted, which
     merges exactly with other pieces of the same sequence. Runs on torch's current stream,

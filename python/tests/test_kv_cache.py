@@ -60,6 +60,28 @@ def test_decode_matches_attention_on_the_same_tokens(d, page_size, dtype):
         assert error < 0.03
 
 
+@pytest.mark.parametrize("d,page_size,group", [(128, 64, 4), (64, 16, 16), (128, 48, 1)])
+def test_a_chunk_of_a_prompt_decodes_in_query_tiles(d, page_size, group):
+    """Chunked prefill: the second chunk of a prompt (37 tokens: several query tiles of
+    16 / group tokens) attends causally to the pages, as the prefill attention does on the whole
+    sequence's last 37 rows."""
+    hkv, nq, lengths = 2, 37, [300, 37]
+    h = hkv * group
+    cache = intfa.KVCache(len(lengths), hkv, d, 512, page_size=page_size)
+    full = [tokens(1, n, hkv, d, seed=n + group) for n in lengths]
+    for s, (k, v) in enumerate(full):
+        cache.append(k[:, :-nq], v[:, :-nq], sequences=range(s, s + 1))
+    cache.append(torch.cat([k[:, -nq:] for k, _ in full]), torch.cat([v[:, -nq:] for _, v in full]))
+    q = torch.randn(len(lengths), nq, h, d, device="cuda", dtype=torch.float16)
+    out = intfa.decode(q, cache)
+    assert torch.isfinite(out).all()
+    for s, (k, v) in enumerate(full):
+        ref = reference(q[s:s + 1], k, v, causal=True)
+        prefill = intfa.attention(q[s:s + 1], k, v, is_causal=True, layout="bnhd")
+        error = rel_l1(out[s:s + 1], ref)
+        assert error < 1.3 * rel_l1(prefill, ref) + 1e-3, (s, error, rel_l1(prefill, ref))
+
+
 def test_layouts_views_and_non_causal():
     b, h, hkv, d, n = 2, 4, 4, 64, 300
     cache = intfa.KVCache(b, hkv, d, 512, page_size=32)

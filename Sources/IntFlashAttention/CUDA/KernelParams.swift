@@ -223,12 +223,14 @@ public struct DecodeParams: Sendable, Equatable, BitwiseCopyable {
     public var reserved0: Float = 0
     /// Pages in the pool: block-table entries outside 0..<pageCount are not read.
     public var pageCount: Int64 = 0
+    /// New tokens per CTA: the grid's x is splits × ⌈Nq / tokensPerTile⌉.
+    public var tokensPerTile: Int64 = 0
 
     /// A block with every field zero.
     public init() {}
 
     /// Size of the C struct in bytes.
-    public static let cSize = 232
+    public static let cSize = 240
 }
 
 /// Parameter block of the cache append kernels (`KVAppendParams` in `params.cuh`,

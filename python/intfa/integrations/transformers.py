@@ -20,9 +20,10 @@ and no fp16 copy of the past is kept. The prompt (the first forward, the cache e
 intfa's prefill attention on its own fp16 keys and values, which are quantized into the cache
 on the way. With this cache every step must run through the "intfa" attention implementation,
 and what a paged decode cannot express is an error rather than an SDPA fallback (the fp16 keys
-are gone): a padding or custom attention mask after the prefill, a later forward of more than
-16 query rows per KV head (chunked prefill), beam search, cropping, offloading, head dims other
-than 64 and 128. It needs transformers (and torch); the rest of this module does not.
+are gone): a padding or custom attention mask after the prefill, beam search, cropping,
+offloading, more than 16 query heads per KV head, head dims other than 64 and 128. A later
+forward of several tokens (a speculative step, or the next chunk of a prompt fed in pieces)
+attends to the pages like a decode step. It needs transformers (and torch); the rest of this module does not.
 """
 
 # Written against transformers 5.23.0 (the newest release, read from its wheel) and checked
@@ -53,9 +54,9 @@ NAME = "intfa"
 _warned = set()
 
 # What intfa.decode's kernels take (see its docstring): head dims 64 and 128, and up to 16 query
-# rows per KV head (GQA group size x new tokens).
+# heads per KV head (any number of new tokens).
 _DECODE_HEAD_DIMS = (64, 128)
-_DECODE_MAX_ROWS = 16
+_DECODE_MAX_GROUP = 16
 
 
 def _fallback(reason, module, query, key, value, attention_mask, **kwargs):
@@ -211,8 +212,8 @@ def _attention_geometry(config):
         raise ValueError(f"{heads} attention heads are not a multiple of {kv_heads} KV heads")
     if head_dim not in _DECODE_HEAD_DIMS:
         raise intfa.UnsupportedError(f"intfa.decode has kernels for head dims {list(_DECODE_HEAD_DIMS)}, not {head_dim}")
-    if heads // kv_heads > _DECODE_MAX_ROWS:
-        raise intfa.UnsupportedError(f"intfa.decode takes up to {_DECODE_MAX_ROWS} query heads per KV head, not "
+    if heads // kv_heads > _DECODE_MAX_GROUP:
+        raise intfa.UnsupportedError(f"intfa.decode takes up to {_DECODE_MAX_GROUP} query heads per KV head, not "
                                      f"{heads // kv_heads}")
     return layers, heads, kv_heads, head_dim
 
@@ -269,11 +270,6 @@ def _define_cache_classes():
             if tokens == 0:
                 return key_states, value_states
             prefill = self.get_seq_length() == 0
-            if not prefill and self.group * tokens > _DECODE_MAX_ROWS:
-                raise NotImplementedError(
-                    f"Int8PagedCache takes the prompt in one forward; a later forward of {tokens} tokens "
-                    f"({self.group} query heads per KV head x {tokens} = {self.group * tokens} rows) exceeds the "
-                    f"{_DECODE_MAX_ROWS} query rows per KV head of a paged decode (chunked prefill is not supported)")
             self.cache.append(key_states, value_states, layout="bhnd")
             if not prefill:
                 _set_pending(_DecodeStep(self, self.layer_idx, key_states))

@@ -182,7 +182,9 @@ struct DecodeParams {
     float reserved0;             // 220
     // Pages in the pool: a block-table entry outside 0..<pageCount is not read.
     intfa_i64 pageCount;         // 224
-};                               // size 232
+    // New tokens per CTA (a query tile; the grid's x is splits × ceil(Nq / tokensPerTile)).
+    intfa_i64 tokensPerTile;     // 232
+};                               // size 240
 
 // Appending new tokens to the paged INT8 KV cache (Families/Decode/kv_append.cu).
 struct KVAppendParams {

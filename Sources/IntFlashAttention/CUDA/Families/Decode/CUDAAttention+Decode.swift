@@ -8,9 +8,11 @@ extension CUDAAttention {
     /// docs/SCHEMES.md ("The INT8 KV cache"). `queries` and `output` are fp16/bf16 device tensors
     /// [B, Nq, H, D] (B = the cache's sequences; strides in `TensorStrides` terms: batch, head,
     /// token); `logSumExp`, when given, receives fp32 [B, H, Nq] natural-log values of the
-    /// smoothed scores (as the oracle's). Each CTA reads one sequence's KV head for all
-    /// `heads / kvHeads · queryLength` query rows that read it (at most 16), over one split of
-    /// the keys; the splits (`splits`, default from
+    /// smoothed scores (as the oracle's). Each CTA reads one sequence's KV head for the query
+    /// rows of one tile of new tokens that read it (`heads / kvHeads` heads × up to
+    /// `16 / (heads / kvHeads)` tokens: a decode step of a few tokens is one tile; a chunk of a
+    /// prompt appended to the cache is several, each reading the keys its tokens see), over one
+    /// split of the keys; the splits (`splits`, default from
     /// ``decodeSplits(batch:kvHeads:maxLength:multiprocessors:residentPerMultiprocessor:)``)
     /// merge by their log-sum-exps in a second kernel (one split writes the output itself).
     /// Issued on `stream` (default: ``stream``) with the partials in `workspace` when given
@@ -50,12 +52,15 @@ extension CUDAAttention {
         }
         guard heads >= 1, heads % hkv == 0 else { throw .headsNotDivisible(heads: heads, kvHeads: hkv) }
         guard queryLength >= 1 else { throw .invalidDimension(name: "queryLength", value: queryLength, requirement: "must be at least 1") }
-        let rows = heads / hkv * queryLength
-        guard let capacity = DecodeKernelDescriptor.rowCapacity(for: rows) else {
+        // A query tile: every head of the group, as many tokens as the largest row capacity holds.
+        let group = heads / hkv, maxRows = DecodeKernelDescriptor.maxRows
+        guard group <= maxRows else {
             throw .unsupportedMethod(
-                method: "decode", backend: "cuda",
-                reason: "\(rows) query rows per KV head (heads / kvHeads × queryLength); at most \(DecodeKernelDescriptor.rowCapacities.last!)")
+                method: "decode", backend: "cuda", reason: "\(group) query heads per KV head (heads / kvHeads); at most \(maxRows)")
         }
+        let tokensPerTile = min(queryLength, maxRows / group)
+        let tiles = (queryLength + tokensPerTile - 1) / tokensPerTile
+        let capacity = DecodeKernelDescriptor.rowCapacity(for: group * tokensPerTile) ?? maxRows  // group · tokensPerTile ≤ maxRows
         guard hkv <= 65_535 else {
             throw .invalidDimension(name: "kvHeads", value: hkv, requirement: "at most 65535 KV heads per decode call")
         }
@@ -85,6 +90,7 @@ extension CUDAAttention {
         (p.oStrideBatch, p.oStrideToken, p.oStrideHead) = (Int64(output.strides.batch), Int64(output.strides.token), Int64(output.strides.head))
         p.causal = causal ? 1 : 0
         p.softmaxScaleLog2 = scale * Self.log2e
+        p.tokensPerTile = Int64(tokensPerTile)
         try serialized(stream: stream, workspace: workspace) { (call) throws(AttentionError) in
             // The planner counts the CTAs that fit on an SM, by the compiled kernel's registers too
             // (read once per kernel).
@@ -98,7 +104,7 @@ extension CUDAAttention {
                 resident = residentDecodeBlocks(headDim: d, registers: registers)
                 decodeResidency[attend] = resident
             }
-            let plan = decodePlan(cache: cache, splits: splits, resident: resident)
+            let plan = decodePlan(cache: cache, splits: splits, resident: resident, tiles: tiles)
             (p.splits, p.splitKeys) = (Int64(plan.splits), Int64(plan.splitKeys))
             let partials = Self.decodePartials(cache: cache, heads: heads, queryLength: queryLength, splits: plan.splits)
             let slots = try workspaceAddresses(plan.splits > 1 ? [(.decodePartials, partials.bytes)] : [], lent: call.workspace)
@@ -107,7 +113,10 @@ extension CUDAAttention {
             (p.keyCodes, p.valueCodes, p.keyScales, p.valueScales) = (cache.keyCodes, cache.valueCodes, cache.keyScales, cache.valueScales)
             (p.blockTable, p.lengths) = (cache.blockTable, cache.lengths)
             let combine = kernel(.combine)
-            try launch(attend, grid: LaunchDimensions(plan.splits, hkv, b), block: LaunchDimensions(attend.threadsPerBlock),
+            guard plan.splits * tiles <= Int(Int32.max) else {
+                throw .invalidDimension(name: "queryLength", value: queryLength, requirement: "too many query tiles × splits for one grid")
+            }
+            try launch(attend, grid: LaunchDimensions(plan.splits * tiles, hkv, b), block: LaunchDimensions(attend.threadsPerBlock),
                        params: p, on: call.stream)
             // One split writes the output itself. On sm_90 and later the combine is the attention
             // kernel's programmatic dependent: its launch overlaps that kernel's run.
@@ -132,17 +141,18 @@ extension CUDAAttention {
         return DeviceWorkspace.byteCount(for: [(.decodePartials, partials.bytes)])
     }
 
-    /// The splits of a decode call on `cache`: `splits` when given, else the planner's for
-    /// this device with `resident` attention CTAs per SM.
-    func decodePlan(cache: PagedKVCacheView, splits: Int?, resident: Int) -> (splits: Int, splitKeys: Int) {
-        Self.decodeSplits(forced: splits ?? decodeSplitTarget(cache: cache, resident: resident), maxLength: cache.maxLength)
+    /// The splits of a decode call on `cache` with `tiles` query tiles: `splits` when given,
+    /// else the planner's for this device with `resident` attention CTAs per SM.
+    func decodePlan(cache: PagedKVCacheView, splits: Int?, resident: Int, tiles: Int) -> (splits: Int, splitKeys: Int) {
+        Self.decodeSplits(forced: splits ?? decodeSplitTarget(cache: cache, resident: resident, tiles: tiles), maxLength: cache.maxLength)
     }
 
     /// The planner's splits for `cache` before they are fitted to its length (an upper bound
     /// of them, as are its blocks: ``decodeSplits(forced:maxLength:)`` never exceeds either).
-    func decodeSplitTarget(cache: PagedKVCacheView, resident: Int) -> Int {
+    /// More query tiles fill the device with fewer splits; one tile gives the most.
+    func decodeSplitTarget(cache: PagedKVCacheView, resident: Int, tiles: Int = 1) -> Int {
         Self.decodeSplitTarget(
-            slices: cache.sequences * cache.layout.kvHeads, multiprocessors: context.properties.multiprocessorCount,
+            slices: cache.sequences * cache.layout.kvHeads * tiles, multiprocessors: context.properties.multiprocessorCount,
             resident: resident)
     }
 

@@ -71,12 +71,15 @@ public struct DecodeKernelDescriptor: KernelVariant {
     }
 
     /// The attention kernel's dynamic shared memory: per warp a block's K and V codes and
-    /// scales, then 16 rows of Q codes, their scales and visible keys (`decode.cu`); none for
+    /// scales, then 16 rows of Q codes, their scales, visible keys and output rows (`decode.cu`); none for
     /// the combine.
     public var sharedMemoryBytes: Int {
         guard stage == .attend else { return 0 }
-        return Self.warps(arch: arch) * (2 * Self.blockKeys * headDim + 2 * Self.blockKeys * 4) + 16 * headDim + 2 * 16 * 4
+        return Self.warps(arch: arch) * (2 * Self.blockKeys * headDim + 2 * Self.blockKeys * 4) + 16 * headDim + 3 * 16 * 4
     }
+
+    /// Query rows of the largest capacity: the most a CTA holds.
+    public static var maxRows: Int { rowCapacities.last ?? 16 }
 
     /// The smallest row capacity that holds `rows`, or nil above the largest.
     public static func rowCapacity(for rows: Int) -> Int? { rowCapacities.first { $0 >= rows } }

@@ -3,11 +3,13 @@
 // as the CPU oracle (PagedKVCache.decode) computes them.
 //
 // Two kernels, one module:
-//   intfa_decode_int8_…    grid (splits, Hkv, B), INTFA_DECODE_WARPS warps. A CTA takes one
-//                          sequence's KV head and one split of its keys (splitKeys keys, a
-//                          multiple of the block) with every query row that reads that KV head (the
-//                          G = H / Hkv query heads × Nq tokens, at most INTFA_DECODE_ROWS): each
-//                          page is read once for all of them. Its warps take the split's
+//   intfa_decode_int8_…    grid (splits × query tiles, Hkv, B), INTFA_DECODE_WARPS warps. A CTA
+//                          takes one sequence's KV head and one split of its keys (splitKeys keys,
+//                          a multiple of the block) with the query rows of one tile that read that
+//                          KV head (the G = H / Hkv query heads × tokensPerTile new tokens, at most
+//                          INTFA_DECODE_ROWS): each page is read once for all of them. A decode
+//                          step is one tile; more new tokens (a chunk of a prompt on the cache's
+//                          pages) are several, each reading the keys its tokens see. Its warps take the split's
 //                          key blocks in turn, each warp on its own: cp.async brings the
 //                          block's K, V and scales into the warp's shared buffers (K of the
 //                          next block loads during this block's P·V, V during its Q·Kᵀ), Q·Kᵀ
@@ -27,7 +29,7 @@
 //
 // Compile-time options (NVRTC -D), all required:
 //   INTFA_HEAD_DIM      64 or 128
-//   INTFA_DECODE_ROWS   query rows per CTA at most (G · Nq): 8 or 16
+//   INTFA_DECODE_ROWS   query rows per CTA at most (G · tokensPerTile): 8 or 16
 //   INTFA_DECODE_BLOCK  keys per P block (64)
 //   INTFA_DECODE_WARPS  warps per CTA
 //   INTFA_INPUT_BF16    Q: 0 fp16, 1 bf16;  INTFA_OUT_BF16  output: 0 fp16, 1 bf16
@@ -139,32 +141,48 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
     int* queryWords = (int*)(shared + kWarps * kWarpBytes);  // [16][kHeadDim / 4], four s8 codes per word
     float* queryScale = (float*)(shared + kWarps * kWarpBytes + kQueryBytes);
     int* visibleKeys = (int*)(queryScale + 16);
+    int* rowOutput = visibleKeys + 16;  // the row's head · Nq + token, −1 for padding: for the merge
 
 #if __CUDA_ARCH__ >= 900
     // The combine kernel, launched as a programmatic dependent, may be scheduled now: its CTAs
     // wait for this grid's completion (griddepcontrol.wait) before they read the partials.
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
-    const int split = blockIdx.x, kvHead = blockIdx.y, batch = blockIdx.z;
+    const int split = blockIdx.x % (int)p.splits, tile = blockIdx.x / (int)p.splits;
+    const int kvHead = blockIdx.y, batch = blockIdx.z;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, quad = lane % 4;
     const int queryLength = (int)p.queryLength, group = (int)(p.heads / p.kvHeads);
-    const int rows = group * queryLength;
-    // Q's elements for the rows this warp codes (rows warp, warp + kWarps, …), read first: they
-    // depend on nothing, and their latency then overlaps the length's, the block table's and
-    // the first blocks'.
+    // The CTA's query tile: tokens tile · T … (T = tokensPerTile) of the G heads, row r being
+    // token tile · T + r % T of head kvHead · G + r / T; rows past the last token are padding.
+    const int tokensPerTile = (int)p.tokensPerTile, firstToken = tile * tokensPerTile;
+    const int rows = group * tokensPerTile;
+    auto row_head = [&](int r) { return kvHead * group + r / tokensPerTile; };
+    auto row_token = [&](int r) { return firstToken + r % tokensPerTile; };
+    auto row_valid = [&](int r) { return r < rows && row_token(r) < queryLength; };
+    auto query_row = [&](int r) {
+        return (const intfa_u16*)p.query + batch * p.qStrideBatch + row_token(r) * p.qStrideToken + row_head(r) * p.qStrideHead;
+    };
+    // The warp codes Q rows warp, warp + kWarps, …. With two rows a warp (8 warps) their
+    // elements are read first: they depend on nothing, and their latency then overlaps the
+    // length's, the block table's and the first blocks'. Four rows a warp (4 warps) held that
+    // long spill (sm_120); those are read where they are coded.
     constexpr int kRowsPerWarp = 16 / kWarps;
+    constexpr bool kQueryFirst = kRowsPerWarp <= 2;
     intfa_u16 queryBits[kRowsPerWarp][kHeadDim / 32];
+    if constexpr (kQueryFirst) {
 #pragma unroll
-    for (int k = 0; k < kRowsPerWarp; ++k) {
-        const int r = warp + kWarps * k;
-        const int head = kvHead * group + r / queryLength, token = r % queryLength;
-        const intfa_u16* q = (const intfa_u16*)p.query + batch * p.qStrideBatch + token * p.qStrideToken + head * p.qStrideHead;
+        for (int k = 0; k < kRowsPerWarp; ++k) {
+            const int r = warp + kWarps * k;
+            const intfa_u16* q = query_row(r);
 #pragma unroll
-        for (int i = 0; i < kHeadDim / 32; ++i) queryBits[k][i] = r < rows ? q[lane + 32 * i] : (intfa_u16)0;
+            for (int i = 0; i < kHeadDim / 32; ++i) queryBits[k][i] = row_valid(r) ? q[lane + 32 * i] : (intfa_u16)0;
+        }
     }
     const int length = ((const int*)p.lengths)[batch];
     const int first = split * (int)p.splitKeys;
-    const int last = min(first + (int)p.splitKeys, length);
+    // Causal: no row of the tile sees past its last token's keys.
+    const int tileKeys = p.causal ? length - queryLength + min(firstToken + tokensPerTile, queryLength) : length;
+    const int last = min(first + (int)p.splitKeys, tileKeys);
 
     unsigned char* buffers = shared + warp * kWarpBytes;
     const intfa_u32 keyTile = intfa_smem_address(buffers), valueTile = keyTile + kTileBytes;
@@ -208,7 +226,9 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
     const intfa_u32 runOffset[2] = {decode_swizzle(16 * lane), decode_swizzle(16 * lane + 512) - 512};
     auto load_run = [&](intfa_u32 tile, const intfa_s8* codes) {
         const intfa_s8* source = codes + run * kHeadDim + 16 * lane;
-#pragma unroll
+        // Unrolled by 4, not fully: Blackwell's ptxas (sm_100, sm_120) otherwise keeps the 16
+        // addresses live across the loop and spills at D = 128.
+#pragma unroll 4
         for (int i = 0; i < kBlock * kChunks / 32; ++i) {
             intfa_cp_async_16(tile + runOffset[i % 2] + 512 * i, source + 512 * i, 16);
         }
@@ -269,23 +289,22 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
         load_values();
     }
 
-    // ---- Q: row r is token r % Nq of query head kvHead · G + r / Nq, coded per token; rows
-    // past `rows` (up to the mma's 16) are zeros that see no key.
+    // ---- Q, coded per token; padding rows (up to the mma's 16) are zeros that see no key.
 #pragma unroll
     for (int k = 0; k < kRowsPerWarp; ++k) {
         const int r = warp + kWarps * k;
         intfa_s8* codes = (intfa_s8*)(queryWords + r * (kHeadDim / 4));
-        if (r >= rows) {
+        if (!row_valid(r)) {
             for (int c = lane; c < kHeadDim; c += 32) codes[c] = 0;
-            if (lane == 0) queryScale[r] = 0.0f, visibleKeys[r] = 0;
+            if (lane == 0) queryScale[r] = 0.0f, visibleKeys[r] = 0, rowOutput[r] = -1;
             continue;
         }
-        const int token = r % queryLength;
+        const int token = row_token(r);
         float values[kHeadDim / 32];
         float amax = 0.0f;
 #pragma unroll
         for (int i = 0; i < kHeadDim / 32; ++i) {
-            values[i] = input_to_float(queryBits[k][i]);
+            values[i] = input_to_float(kQueryFirst ? queryBits[k][i] : query_row(r)[lane + 32 * i]);
             amax = fmaxf(amax, fabsf(values[i]));
         }
         for (int offset = 16; offset > 0; offset /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, offset));
@@ -296,6 +315,7 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
             queryScale[r] = __fmul_rn(__fdiv_rn(amax, 127.0f), p.softmaxScaleLog2);
             // Causal: token i of Nq sees keys j <= n - Nq + i; else every cached key.
             visibleKeys[r] = p.causal ? max(length - queryLength + token + 1, 0) : length;
+            rowOutput[r] = row_head(r) * queryLength + token;
         }
     }
     __syncthreads();
@@ -428,6 +448,8 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
     const intfa_i64 slice = ((intfa_i64)split * p.batch + batch) * p.heads;
     for (int index = threadIdx.x; index < rows * kHeadDim; index += kThreads) {
         const int r = index / kHeadDim, c = index % kHeadDim;
+        const int headToken = rowOutput[r];
+        if (headToken < 0) continue;
         float m = kNegativeInfinity;
 #pragma unroll
         for (int w = 0; w < kWarps; ++w) m = intfa_max_nan(m, ((const float*)(shared + w * kWarpBytes))[16 * kHeadDim + r]);
@@ -445,7 +467,7 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
         const float value = l > 0.0f ? o / l : (m != m ? kQuietNaN : 0.0f);
         // Natural log; −∞ for a row that sees no key.
         const float lse = m == kNegativeInfinity ? m : __fdiv_rn(m + log2f(l), INTFA_LOG2E);
-        const int head = kvHead * group + r / queryLength, token = r % queryLength;
+        const int head = headToken / queryLength, token = headToken % queryLength;
         if (single) {
             intfa_u16* out = (intfa_u16*)p.out + batch * p.oStrideBatch + token * p.oStrideToken + head * p.oStrideHead;
 #if INTFA_OUT_BF16
