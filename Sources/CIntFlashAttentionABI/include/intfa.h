@@ -319,8 +319,9 @@ intfa_status intfa_decode_workspace_size(
     intfa_context* context, const intfa_kv_cache* cache, int64_t heads, int64_t query_length, size_t* bytes);
 
 /* Decode attention on the cache: q and out fp16/bf16 [sequences, heads, query_length,
-   head_dim] (intfa_tensor strides), heads a multiple of kv_heads with heads / kv_heads *
-   query_length <= 16; lse fp32 [sequences, heads, query_length] (NULL for none), of the
+   head_dim] (intfa_tensor strides), heads a multiple of kv_heads with heads / kv_heads <= 16;
+   query_length new tokens, a decode step or a chunk of a prompt (taken in tiles of
+   16 / (heads / kv_heads) tokens, each reading the keys its tokens see); lse fp32 [sequences, heads, query_length] (NULL for none), of the
    smoothed scores (the exact value minus softmax_scale * q . key_means). With `causal`, query
    i of a sequence of n cached tokens (its own keys appended already) sees keys j <= n -
    query_length + i; else every cached key. softmax_scale <= 0 selects 1/sqrt(head_dim).
