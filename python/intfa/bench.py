@@ -31,6 +31,25 @@ CONFIGS = [  # (B, H, N, D, causal): the paper's table and the 16k-token sweep a
 ]
 
 
+def _median_ms(fn, warmup, repeats, before=None):
+    """Median milliseconds of `repeats` calls of `fn` timed by CUDA events after `warmup`
+    untimed ones; `before` runs ahead of each timed call, outside the events."""
+    import torch
+    for _ in range(warmup):
+        fn()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    samples = []
+    for _ in range(repeats):
+        if before is not None:
+            before()
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        samples.append(start.elapsed_time(end))
+    return statistics.median(samples)
+
+
 def decode_records(args):
     """The --decode suite (see the module's docstring)."""
     import torch
@@ -45,18 +64,7 @@ def decode_records(args):
             torch.amax(scratch.view(torch.int64))  # reads every line; writes one value
 
     def timed(fn):
-        for _ in range(args.warmup):
-            fn()
-        samples = []
-        for _ in range(args.repeats):
-            flush()
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            samples.append(start.elapsed_time(end))
-        return statistics.median(samples)
+        return _median_ms(fn, args.warmup, args.repeats, before=flush)
 
     source, target = (torch.empty(1 << 30, dtype=torch.uint8, device="cuda") for _ in range(2))
     copy = 2 * source.numel() / (timed(lambda: target.copy_(source)) * 1e-3) / 1e9
@@ -110,17 +118,7 @@ def varlen_records(args):
     import torch
 
     def timed(fn):
-        for _ in range(args.warmup):
-            fn()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        samples = []
-        for _ in range(args.repeats):
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            samples.append(start.elapsed_time(end))
-        return statistics.median(samples)
+        return _median_ms(fn, args.warmup, args.repeats)
 
     h, hkv, d = 32, 8, 128
     packs = [[2048] * 8, [8192] * 4, [1, 17, 1000, 4096, 333, 2048, 64, 1500], [4096, 4096, 4096, 128]]
@@ -165,23 +163,16 @@ def main():
                         help="with --decode: how the L2 is emptied before each timed step (see above)")
     parser.add_argument("--varlen", action="store_true", help="packed variable-length prefill against dense calls")
     args = parser.parse_args()
-    if args.varlen:
-        records = varlen_records(args)
-        if args.json:
-            print(json.dumps(records, indent=1))
-        else:
-            for r in records:
-                print(f"{r['kernel']:12s} lengths={r['lengths']} {r['ms'] * 1e3:9.1f} us")
-        return
-    if args.decode:
-        records = decode_records(args)
-        if args.json:
-            print(json.dumps(records, indent=1))
-        else:
-            for r in records:
-                print(f"{r['kernel']:18s} B={r['batch']:2d} Nk={r['seqlen_k']:6d} {r['ms'] * 1e3:9.1f} us "
-                      f"{100 * r['bandwidth_fraction']:4.0f}% of copy bandwidth")
-        return
+    suites = {
+        "varlen": (varlen_records, lambda r: f"{r['kernel']:12s} lengths={r['lengths']} {r['ms'] * 1e3:9.1f} us"),
+        "decode": (decode_records, lambda r: f"{r['kernel']:18s} B={r['batch']:2d} Nk={r['seqlen_k']:6d} "
+                                             f"{r['ms'] * 1e3:9.1f} us {100 * r['bandwidth_fraction']:4.0f}% of copy bandwidth"),
+    }
+    for name, (suite, line) in suites.items():
+        if getattr(args, name):
+            records = suite(args)
+            print(json.dumps(records, indent=1) if args.json else "\n".join(map(line, records)))
+            return
     device = torch.device("cuda")
     records = []
     for b, h, n, d, causal in CONFIGS:
