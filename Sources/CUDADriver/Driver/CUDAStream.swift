@@ -132,8 +132,8 @@ public final class CUDAStream: @unchecked Sendable {
         for (index, value) in [grid.x, grid.y, grid.z, block.x, block.y, block.z, sharedMemoryBytes].enumerated() {
             config.storeBytes(of: UInt32(value), toByteOffset: 4 * index, as: UInt32.self)
         }
-        config.storeBytes(of: UInt(bitPattern: stream.map { Int(bitPattern: UnsafeRawPointer($0)) } ?? 0), toByteOffset: 32, as: UInt.self)
-        config.storeBytes(of: UInt(bitPattern: Int(bitPattern: attribute)), toByteOffset: 40, as: UInt.self)
+        config.storeBytes(of: stream, toByteOffset: 32, as: OpaquePointer?.self)
+        config.storeBytes(of: UnsafeRawPointer(attribute), toByteOffset: 40, as: UnsafeRawPointer.self)
         config.storeBytes(of: UInt32(1), toByteOffset: 48, as: UInt32.self)
         return body(UnsafeRawPointer(config))
     }
