@@ -53,6 +53,14 @@ struct DecodePlanTests {
             .sharedMemoryBytes <= 99 * 1024)
         #expect(combine.sharedMemoryBytes == 0)
         #expect(DecodeKernelDescriptor.rowCapacity(for: 17) == nil)
+        // Query tiles: a decode step is one tile; a chunk of a prompt is several of 16 / G tokens.
+        for (group, tokens, expected) in [(4, 1, (1, 1, 4)), (4, 4, (4, 1, 16)), (4, 37, (4, 10, 16)), (16, 5, (1, 5, 16)),
+                                          (1, 50, (16, 4, 16)), (3, 7, (5, 2, 15)), (2, 3, (3, 1, 6))] {
+            let tile = DecodeKernelDescriptor.queryTile(group: group, queryLength: tokens)
+            #expect(tile?.tokensPerTile == expected.0 && tile?.tiles == expected.1 && tile?.rows == expected.2, "\(group) \(tokens)")
+        }
+        #expect(DecodeKernelDescriptor.queryTile(group: 17, queryLength: 1) == nil)
+        #expect(DecodeKernelDescriptor.queryTile(group: 4, queryLength: 0) == nil)
         #expect(DecodeKernelDescriptor.allVariants(arch: "sm_75").isEmpty)
         #expect(DecodeKernelDescriptor.allVariants(arch: "sm_80").count == 32)
     }

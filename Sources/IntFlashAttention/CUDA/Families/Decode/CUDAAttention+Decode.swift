@@ -52,15 +52,12 @@ extension CUDAAttention {
         }
         guard heads >= 1, heads % hkv == 0 else { throw .headsNotDivisible(heads: heads, kvHeads: hkv) }
         guard queryLength >= 1 else { throw .invalidDimension(name: "queryLength", value: queryLength, requirement: "must be at least 1") }
-        // A query tile: every head of the group, as many tokens as the largest row capacity holds.
         let group = heads / hkv, maxRows = DecodeKernelDescriptor.maxRows
-        guard group <= maxRows else {
+        guard let (tokensPerTile, tiles, rows) = DecodeKernelDescriptor.queryTile(group: group, queryLength: queryLength) else {
             throw .unsupportedMethod(
                 method: "decode", backend: "cuda", reason: "\(group) query heads per KV head (heads / kvHeads); at most \(maxRows)")
         }
-        let tokensPerTile = min(queryLength, maxRows / group)
-        let tiles = (queryLength + tokensPerTile - 1) / tokensPerTile
-        let capacity = DecodeKernelDescriptor.rowCapacity(for: group * tokensPerTile) ?? maxRows  // group · tokensPerTile ≤ maxRows
+        let capacity = DecodeKernelDescriptor.rowCapacity(for: rows) ?? maxRows  // rows ≤ maxRows
         guard hkv <= 65_535 else {
             throw .invalidDimension(name: "kvHeads", value: hkv, requirement: "at most 65535 KV heads per decode call")
         }

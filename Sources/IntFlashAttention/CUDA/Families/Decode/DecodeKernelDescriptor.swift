@@ -81,6 +81,16 @@ public struct DecodeKernelDescriptor: KernelVariant {
     /// Query rows of the largest capacity: the most a CTA holds.
     public static var maxRows: Int { rowCapacities.last ?? 16 }
 
+    /// The query tile of a decode call with `group` query heads per KV head: all of them, with
+    /// as many of the `queryLength` new tokens as the largest capacity holds; a step that fits
+    /// is one tile, a longer chunk several. Nil when the group alone exceeds ``maxRows`` (or a
+    /// count is below 1).
+    public static func queryTile(group: Int, queryLength: Int) -> (tokensPerTile: Int, tiles: Int, rows: Int)? {
+        guard group >= 1, group <= maxRows, queryLength >= 1 else { return nil }
+        let tokens = min(queryLength, maxRows / group)
+        return (tokens, (queryLength + tokens - 1) / tokens, group * tokens)
+    }
+
     /// The smallest row capacity that holds `rows`, or nil above the largest.
     public static func rowCapacity(for rows: Int) -> Int? { rowCapacities.first { $0 >= rows } }
 
