@@ -1,6 +1,6 @@
-// Decode attention on the paged INT8 KV cache (docs/SCHEMES.md, "The INT8 KV cache"): a few
-// new query tokens per sequence against its cached keys and values, in blocks of 64 keys
-// as the CPU oracle (PagedKVCache.decode) computes them.
+// Decode attention on the paged INT8 KV cache (docs/SCHEMES.md, "The INT8 KV cache"): new
+// query tokens per sequence (a decode step, or a chunk of a prompt) against its cached keys and
+// values, in blocks of 64 keys as the CPU oracle (PagedKVCache.decode) computes them.
 //
 // Two kernels, one module:
 //   intfa_decode_int8_…    grid (splits × query tiles, Hkv, B), INTFA_DECODE_WARPS warps. A CTA
@@ -9,8 +9,8 @@
 //                          KV head (the G = H / Hkv query heads × tokensPerTile new tokens, at most
 //                          INTFA_DECODE_ROWS): each page is read once for all of them. A decode
 //                          step is one tile; more new tokens (a chunk of a prompt on the cache's
-//                          pages) are several, each reading the keys its tokens see. Its warps take the split's
-//                          key blocks in turn, each warp on its own: cp.async brings the
+//                          pages) are several, each reading the keys its tokens see. Its warps
+//                          take the split's key blocks in turn, each on its own: cp.async brings the
 //                          block's K, V and scales into the warp's shared buffers (K of the
 //                          next block loads during this block's P·V, V during its Q·Kᵀ), Q·Kᵀ
 //                          and P·V run on the tensor cores (mma.sync m16n8k32, the query rows
@@ -18,7 +18,8 @@
 //                          sum and output. At the end the warps merge by their maxima; with one
 //                          split that is the output, else the split's fp32 partials.
 //   intfa_decode_combine_… one warp per query row: merges the splits' partials by their
-//                          log-sum-exps into the output and the log-sum-exp.
+//                          log-sum-exps into the output and the log-sum-exp. Launched as the
+//                          attention kernel's programmatic dependent on sm_90+.
 // A block's P codes do not depend on the running maximum it is coded under (u / r cancels
 // it), so the result is the oracle's up to fp32 rounding whichever warp or split takes a block.
 //
@@ -281,7 +282,8 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
         intfa_cp_async_commit();
     };
 
-    // The first block's loads go out before Q is coded: they do not depend on it.
+    // The first block's loads go out before Q is coded: they do not depend on it (Q's elements,
+    // read first of all on 8-warp CTAs, are in flight meanwhile).
     const int stride = kBlock * kWarps;
     int key0 = first + kBlock * warp;
     if (key0 < last) {
