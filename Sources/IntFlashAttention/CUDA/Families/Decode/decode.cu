@@ -234,10 +234,12 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
             intfa_cp_async_16(tile + runOffset[i % 2] + 512 * i, source + 512 * i, 16);
         }
     };
-    // The block table entry and page offset of the warp's next block, advanced by the warps'
-    // stride without a division per block, and its page, read a block ahead (the first before
-    // the sequence's length is known) so that no table read waits in front of a block's loads.
-    const int stridePages = kBlock * kWarps / pageSize, strideRest = kBlock * kWarps % pageSize;
+    // The warps take the split's blocks in turn: a warp's next block is `stride` keys on.
+    const int stride = kBlock * kWarps;
+    // The block table entry and page offset of the warp's next block, advanced by the stride
+    // without a division per block, and its page, read a block ahead (the first before the
+    // sequence's length is known) so that no table read waits in front of a block's loads.
+    const int stridePages = stride / pageSize, strideRest = stride % pageSize;
     int runEntry = (first + kBlock * warp) / pageSize, runOffsetKeys = (first + kBlock * warp) % pageSize;
     int runPage = pagedRuns && runEntry < p.maxPages ? blockTable[runEntry] : -1;
     // Queues K's codes and both scales (a key outside the pool gets NaN scales: the rows that
@@ -284,7 +286,6 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
 
     // The first block's loads go out before Q is coded: they do not depend on it (Q's elements,
     // read first of all on 8-warp CTAs, are in flight meanwhile).
-    const int stride = kBlock * kWarps;
     int key0 = first + kBlock * warp;
     if (key0 < last) {
         load_keys(key0);
