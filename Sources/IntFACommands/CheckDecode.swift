@@ -33,6 +33,9 @@ struct DecodeCheckCase {
             // A chunk of a prompt on the cache's pages: 37 new tokens in ten query tiles of 4.
             cases.append(.init(headDim: d, pageSize: 64, heads: 8, kvHeads: 2, queryLength: 37, lengths: [37, 300, 1000],
                                causal: true, input: .float16, output: .float16))
+            // Nine query tiles in one split: each CTA writes its tile's output and log-sum-exp itself.
+            cases.append(.init(headDim: d, pageSize: 32, heads: 8, kvHeads: 2, queryLength: 33, lengths: [40, 33, 500],
+                               causal: true, input: .bfloat16, output: .float16, splits: 1))
             if quick { continue }
             cases.append(.init(headDim: d, pageSize: 16, heads: 16, kvHeads: 1, queryLength: 5, lengths: [5, 700],
                                causal: true, input: .bfloat16, output: .bfloat16))

@@ -137,6 +137,131 @@ static INTFA_DEVICE void block_softmax(DecodeRow& row, float (&x)[kKeyTiles][2],
     }
 }
 
+// S = Q·Kᵀ of one block: n-tiles 2t2 and 2t2 + 1 (keys 16t2…16t2 + 15) from one ldmatrix.x4.
+static INTFA_DEVICE void block_scores(intfa_s32 (&score)[kKeyTiles][4], const intfa_u32 (&queryFragment)[kScoreSteps][4],
+                                      intfa_u32 keyTile, int lane) {
+#pragma unroll
+    for (int t = 0; t < kKeyTiles; ++t) score[t][0] = score[t][1] = score[t][2] = score[t][3] = 0;
+#pragma unroll
+    for (int t2 = 0; t2 < kKeyTiles / 2; ++t2) {
+#pragma unroll
+        for (int s = 0; s < kScoreSteps; ++s) {
+            const int key = 16 * t2 + 8 * (lane / 16) + lane % 8, byte = 32 * s + 16 * ((lane / 8) % 2);
+            intfa_u32 b[4];
+            intfa_ldmatrix_x4(b, keyTile + decode_swizzle(key * kHeadDim + byte));
+            intfa_mma_s8s8(score[2 * t2], queryFragment[s], b[0], b[1]);
+            intfa_mma_s8s8(score[2 * t2 + 1], queryFragment[s], b[2], b[3]);
+        }
+    }
+}
+
+// x = S · (qs · sK) for rows g and g + 8, −∞ where the row does not see the key; the lane's
+// keys' V scales beside them.
+static INTFA_DEVICE void block_logits(float (&x)[2][kKeyTiles][2], float2 (&valueScale)[kKeyTiles], const intfa_s32 (&score)[kKeyTiles][4],
+                                      const float* keyScales, const float* valueScales, int key0, int quad,
+                                      const DecodeRow& lower, const DecodeRow& upper) {
+#pragma unroll
+    for (int t = 0; t < kKeyTiles; ++t) {
+        const int k = 8 * t + 2 * quad, key = key0 + k;
+        const float2 keyScale = *(const float2*)(keyScales + k);
+        valueScale[t] = *(const float2*)(valueScales + k);
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const float sk = e == 0 ? keyScale.x : keyScale.y;
+            x[0][t][e] = key + e < lower.visible
+                ? __fmul_rn(intfa_small_int_to_float(score[t][e]), __fmul_rn(lower.scale, sk)) : kNegativeInfinity;
+            x[1][t][e] = kUpperRows && key + e < upper.visible
+                ? __fmul_rn(intfa_small_int_to_float(score[t][2 + e]), __fmul_rn(upper.scale, sk)) : kNegativeInfinity;
+        }
+    }
+}
+
+// The block's softmax for both rows, and P's A fragments: k-step s covers n-tiles 4s…4s + 3
+// (keys 2q, 2q+1, 8+2q, 9+2q, … of 32s).
+static INTFA_DEVICE void block_probabilities(intfa_u32 (&probability)[kValueSteps][4], DecodeRow& lower, DecodeRow& upper,
+                                             float (&x)[2][kKeyTiles][2], const float2 (&valueScale)[kKeyTiles]) {
+    intfa_u32 code[2][kKeyTiles][2];
+    block_softmax(lower, x[0], valueScale, code[0]);
+    if (kUpperRows) block_softmax(upper, x[1], valueScale, code[1]);
+#pragma unroll
+    for (int s = 0; s < kValueSteps; ++s) {
+        probability[s][0] = intfa_pack_low_bytes(code[0][4 * s][0], code[0][4 * s][1], code[0][4 * s + 1][0], code[0][4 * s + 1][1]);
+        probability[s][2] = intfa_pack_low_bytes(code[0][4 * s + 2][0], code[0][4 * s + 2][1], code[0][4 * s + 3][0], code[0][4 * s + 3][1]);
+        probability[s][1] = kUpperRows
+            ? intfa_pack_low_bytes(code[1][4 * s][0], code[1][4 * s][1], code[1][4 * s + 1][0], code[1][4 * s + 1][1]) : 0u;
+        probability[s][3] = kUpperRows
+            ? intfa_pack_low_bytes(code[1][4 * s + 2][0], code[1][4 * s + 2][1], code[1][4 * s + 3][0], code[1][4 * s + 3][1]) : 0u;
+    }
+}
+
+// o = o · alpha + (r / 255) · P·V per 16-channel chunk: even and odd channels.
+static INTFA_DEVICE void block_values(float (&output)[kChunks][2][4], const intfa_u32 (&probability)[kValueSteps][4], intfa_u32 valueTile,
+                                      int lane, const DecodeRow& lower, const DecodeRow& upper) {
+#pragma unroll
+    for (int u = 0; u < kChunks; ++u) {
+        intfa_s32 even[4] = {0, 0, 0, 0}, odd[4] = {0, 0, 0, 0};
+#pragma unroll
+        for (int s = 0; s < kValueSteps; ++s) {
+            const int key = 32 * s + 8 * (lane / 8) + lane % 8;
+            intfa_u32 v[4];
+            intfa_ldmatrix_x4_trans(v, valueTile + decode_swizzle(key * kHeadDim + 16 * u));
+            intfa_mma_u8s8(even, probability[s], __byte_perm(v[0], v[1], 0x6420), __byte_perm(v[2], v[3], 0x6420));
+            intfa_mma_u8s8(odd, probability[s], __byte_perm(v[0], v[1], 0x7531), __byte_perm(v[2], v[3], 0x7531));
+        }
+        const intfa_s32 sums[2][4] = {{even[0], odd[0], even[1], odd[1]}, {even[2], odd[2], even[3], odd[3]}};
+#pragma unroll
+        for (int h = 0; h < (kUpperRows ? 2 : 1); ++h) {
+            const DecodeRow& row = h == 0 ? lower : upper;
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                output[u][h][e] = __fadd_rn(__fmul_rn(output[u][h][e], row.alpha),
+                                            __fmul_rn(row.weight, intfa_small_int_to_float(sums[h][e])));
+            }
+        }
+    }
+}
+
+// One Q row coded as s8 with its absolute maximum: lane l holds elements l + 32i. Returns
+// the maximum (the row's scale is it over 127).
+static INTFA_DEVICE float code_query_row(const float (&values)[kHeadDim / 32], intfa_s8* codes, int lane) {
+    float amax = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kHeadDim / 32; ++i) amax = fmaxf(amax, fabsf(values[i]));
+    for (int offset = 16; offset > 0; offset /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, offset));
+    const float inverse = intfa_inverse_scale(amax, 127.0f);
+#pragma unroll
+    for (int i = 0; i < kHeadDim / 32; ++i) codes[lane + 32 * i] = (intfa_s8)intfa_encode_s8(values[i], inverse);
+    return amax;
+}
+
+// Q's A fragments of 16 coded rows: rows g and g + 8, channels 32s + 4·quad… and 32s + 16 + 4·quad….
+static INTFA_DEVICE void query_fragments(intfa_u32 (&fragment)[kScoreSteps][4], const int* queryWords, int g, int quad) {
+#pragma unroll
+    for (int s = 0; s < kScoreSteps; ++s) {
+        fragment[s][0] = queryWords[g * (kHeadDim / 4) + 8 * s + quad];
+        fragment[s][1] = queryWords[(g + 8) * (kHeadDim / 4) + 8 * s + quad];
+        fragment[s][2] = queryWords[g * (kHeadDim / 4) + 8 * s + 4 + quad];
+        fragment[s][3] = queryWords[(g + 8) * (kHeadDim / 4) + 8 * s + 4 + quad];
+    }
+}
+
+// A row's output element from its unnormalized sum o, its sum of p l and its maximum m (log2
+// domain): o / l, 0 for a row that saw no key, NaN for one that saw a NaN.
+static INTFA_DEVICE float row_value(float o, float l, float m) { return l > 0.0f ? o / l : (m != m ? kQuietNaN : 0.0f); }
+
+// A row's natural-log log-sum-exp; −∞ for a row that sees no key.
+static INTFA_DEVICE float row_lse(float m, float l) { return m == kNegativeInfinity ? m : __fdiv_rn(m + log2f(l), INTFA_LOG2E); }
+
+// Writes one output element of a row (token, head) of sequence `batch`.
+static INTFA_DEVICE void store_output(const DecodeParams& p, int batch, int token, int head, int channel, float value) {
+    intfa_u16* out = (intfa_u16*)p.out + batch * p.oStrideBatch + token * p.oStrideToken + head * p.oStrideHead;
+#if INTFA_OUT_BF16
+    out[channel] = (intfa_u16)(intfa_pack_bf162(value, 0.0f) & 0xFFFFu);
+#else
+    out[channel] = intfa_float_to_half(value);
+#endif
+}
+
 extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_decode_int8_d)(const DecodeParams p) {
     extern __shared__ __align__(128) unsigned char shared[];
     int* queryWords = (int*)(shared + kWarps * kWarpBytes);  // [16][kHeadDim / 4], four s8 codes per word
@@ -304,16 +429,9 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
         }
         const int token = row_token(r);
         float values[kHeadDim / 32];
-        float amax = 0.0f;
 #pragma unroll
-        for (int i = 0; i < kHeadDim / 32; ++i) {
-            values[i] = input_to_float(kQueryFirst ? queryBits[k][i] : query_row(r)[lane + 32 * i]);
-            amax = fmaxf(amax, fabsf(values[i]));
-        }
-        for (int offset = 16; offset > 0; offset /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, offset));
-        const float inverse = intfa_inverse_scale(amax, 127.0f);
-#pragma unroll
-        for (int i = 0; i < kHeadDim / 32; ++i) codes[lane + 32 * i] = (intfa_s8)intfa_encode_s8(values[i], inverse);
+        for (int i = 0; i < kHeadDim / 32; ++i) values[i] = input_to_float(kQueryFirst ? queryBits[k][i] : query_row(r)[lane + 32 * i]);
+        const float amax = code_query_row(values, codes, lane);
         if (lane == 0) {
             queryScale[r] = __fmul_rn(__fdiv_rn(amax, 127.0f), p.softmaxScaleLog2);
             // Causal: token i of Nq sees keys j <= n - Nq + i; else every cached key.
@@ -322,15 +440,8 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
         }
     }
     __syncthreads();
-    // Q's A fragments: rows g and g + 8, channels 32s + 4·quad… and 32s + 16 + 4·quad….
     intfa_u32 queryFragment[kScoreSteps][4];
-#pragma unroll
-    for (int s = 0; s < kScoreSteps; ++s) {
-        queryFragment[s][0] = queryWords[g * (kHeadDim / 4) + 8 * s + quad];
-        queryFragment[s][1] = queryWords[(g + 8) * (kHeadDim / 4) + 8 * s + quad];
-        queryFragment[s][2] = queryWords[g * (kHeadDim / 4) + 8 * s + 4 + quad];
-        queryFragment[s][3] = queryWords[(g + 8) * (kHeadDim / 4) + 8 * s + 4 + quad];
-    }
+    query_fragments(queryFragment, queryWords, g, quad);
     DecodeRow lower, upper;  // rows g and g + 8
     lower.scale = queryScale[g], lower.visible = visibleKeys[g];
     upper.scale = queryScale[g + 8], upper.visible = visibleKeys[g + 8];
@@ -346,81 +457,18 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
         const bool more = key0 + stride < last;
         intfa_cp_async_wait<1>();  // K and the scales of this block
         __syncwarp();
-
-        // ---- S = Q·Kᵀ: n-tiles 2t2 and 2t2 + 1 (keys 16t2…16t2 + 15) from one ldmatrix.x4.
         intfa_s32 score[kKeyTiles][4];
-#pragma unroll
-        for (int t = 0; t < kKeyTiles; ++t) score[t][0] = score[t][1] = score[t][2] = score[t][3] = 0;
-#pragma unroll
-        for (int t2 = 0; t2 < kKeyTiles / 2; ++t2) {
-#pragma unroll
-            for (int s = 0; s < kScoreSteps; ++s) {
-                const int key = 16 * t2 + 8 * (lane / 16) + lane % 8, byte = 32 * s + 16 * ((lane / 8) % 2);
-                intfa_u32 b[4];
-                intfa_ldmatrix_x4(b, keyTile + decode_swizzle(key * kHeadDim + byte));
-                intfa_mma_s8s8(score[2 * t2], queryFragment[s], b[0], b[1]);
-                intfa_mma_s8s8(score[2 * t2 + 1], queryFragment[s], b[2], b[3]);
-            }
-        }
-        // ---- x = S · (qs · sK), −∞ where the row does not see the key; softmax and P codes.
+        block_scores(score, queryFragment, keyTile, lane);
         float2 valueScale[kKeyTiles];
         float x[2][kKeyTiles][2];
-#pragma unroll
-        for (int t = 0; t < kKeyTiles; ++t) {
-            const int k = 8 * t + 2 * quad, key = key0 + k;
-            const float2 keyScale = *(const float2*)(keyScales + k);
-            valueScale[t] = *(const float2*)(valueScales + k);
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-                const float sk = e == 0 ? keyScale.x : keyScale.y;
-                x[0][t][e] = key + e < lower.visible
-                    ? __fmul_rn(intfa_small_int_to_float(score[t][e]), __fmul_rn(lower.scale, sk)) : kNegativeInfinity;
-                x[1][t][e] = kUpperRows && key + e < upper.visible
-                    ? __fmul_rn(intfa_small_int_to_float(score[t][2 + e]), __fmul_rn(upper.scale, sk)) : kNegativeInfinity;
-            }
-        }
+        block_logits(x, valueScale, score, keyScales, valueScales, key0, quad, lower, upper);
         __syncwarp();  // every lane has read the block's scales and K
         if (more) load_keys(key0 + stride); else intfa_cp_async_commit();
-        intfa_u32 code[2][kKeyTiles][2];
-        block_softmax(lower, x[0], valueScale, code[0]);
-        if (kUpperRows) block_softmax(upper, x[1], valueScale, code[1]);
-        // P's A fragments: k-step s covers n-tiles 4s…4s + 3 (keys 2q, 2q+1, 8+2q, 9+2q, … of 32s).
         intfa_u32 probability[kValueSteps][4];
-#pragma unroll
-        for (int s = 0; s < kValueSteps; ++s) {
-            probability[s][0] = intfa_pack_low_bytes(code[0][4 * s][0], code[0][4 * s][1], code[0][4 * s + 1][0], code[0][4 * s + 1][1]);
-            probability[s][2] = intfa_pack_low_bytes(code[0][4 * s + 2][0], code[0][4 * s + 2][1], code[0][4 * s + 3][0], code[0][4 * s + 3][1]);
-            probability[s][1] = kUpperRows
-                ? intfa_pack_low_bytes(code[1][4 * s][0], code[1][4 * s][1], code[1][4 * s + 1][0], code[1][4 * s + 1][1]) : 0u;
-            probability[s][3] = kUpperRows
-                ? intfa_pack_low_bytes(code[1][4 * s + 2][0], code[1][4 * s + 2][1], code[1][4 * s + 3][0], code[1][4 * s + 3][1]) : 0u;
-        }
-
+        block_probabilities(probability, lower, upper, x, valueScale);
         intfa_cp_async_wait<1>();  // V of this block
         __syncwarp();
-        // ---- o = o · alpha + (r / 255) · P·V per 16-channel chunk: even and odd channels.
-#pragma unroll
-        for (int u = 0; u < kChunks; ++u) {
-            intfa_s32 even[4] = {0, 0, 0, 0}, odd[4] = {0, 0, 0, 0};
-#pragma unroll
-            for (int s = 0; s < kValueSteps; ++s) {
-                const int key = 32 * s + 8 * (lane / 8) + lane % 8;
-                intfa_u32 v[4];
-                intfa_ldmatrix_x4_trans(v, valueTile + decode_swizzle(key * kHeadDim + 16 * u));
-                intfa_mma_u8s8(even, probability[s], __byte_perm(v[0], v[1], 0x6420), __byte_perm(v[2], v[3], 0x6420));
-                intfa_mma_u8s8(odd, probability[s], __byte_perm(v[0], v[1], 0x7531), __byte_perm(v[2], v[3], 0x7531));
-            }
-            const intfa_s32 sums[2][4] = {{even[0], odd[0], even[1], odd[1]}, {even[2], odd[2], even[3], odd[3]}};
-#pragma unroll
-            for (int h = 0; h < (kUpperRows ? 2 : 1); ++h) {
-                const DecodeRow& row = h == 0 ? lower : upper;
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    output[u][h][e] = __fadd_rn(__fmul_rn(output[u][h][e], row.alpha),
-                                                __fmul_rn(row.weight, intfa_small_int_to_float(sums[h][e])));
-                }
-            }
-        }
+        block_values(output, probability, valueTile, lane, lower, upper);
         __syncwarp();  // every lane has read the block's V
         if (more) load_values(); else intfa_cp_async_commit();
     }
@@ -467,17 +515,10 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
                 o += scale * state[r * kHeadDim + c];
             }
         }
-        const float value = l > 0.0f ? o / l : (m != m ? kQuietNaN : 0.0f);
-        // Natural log; −∞ for a row that sees no key.
-        const float lse = m == kNegativeInfinity ? m : __fdiv_rn(m + log2f(l), INTFA_LOG2E);
+        const float value = row_value(o, l, m), lse = row_lse(m, l);
         const int head = headToken / queryLength, token = headToken % queryLength;
         if (single) {
-            intfa_u16* out = (intfa_u16*)p.out + batch * p.oStrideBatch + token * p.oStrideToken + head * p.oStrideHead;
-#if INTFA_OUT_BF16
-            out[c] = (intfa_u16)(intfa_pack_bf162(value, 0.0f) & 0xFFFFu);
-#else
-            out[c] = intfa_float_to_half(value);
-#endif
+            store_output(p, batch, token, head, c, value);
             if (c == 0 && p.lse != 0) ((float*)p.lse)[((intfa_i64)batch * p.heads + head) * queryLength + token] = lse;
         } else {
             ((float*)p.partialOut)[((slice + head) * queryLength + token) * kHeadDim + c] = value;
@@ -487,8 +528,10 @@ extern "C" __global__ void __launch_bounds__(kThreads) INTFA_DECODE_NAME(intfa_d
 }
 
 // One warp per query row (b, h, i): out = Σ_s e^(lse_s − m) · O_s / Σ_s e^(lse_s − m), lse =
-// m + log Σ_s e^(lse_s − m) with m the largest; a row no split saw gives 0 and −∞.
-extern "C" __global__ void __launch_bounds__(128) INTFA_DECODE_NAME(intfa_decode_combine_d)(const DecodeParams p) {
+// m + log Σ_s e^(lse_s − m) with m the largest; a row no split saw gives 0 and −∞. Four CTAs
+// per SM bound the registers at 128, which the batch of partials needs (sm_120's ptxas
+// otherwise settles on 72 at D = 64 and spills).
+extern "C" __global__ void __launch_bounds__(128, 4) INTFA_DECODE_NAME(intfa_decode_combine_d)(const DecodeParams p) {
 #if __CUDA_ARCH__ >= 900
     // Launched after the attention kernel as its programmatic dependent: the partials are
     // complete and visible once this returns (a no-op for an ordinary launch).
@@ -501,40 +544,46 @@ extern "C" __global__ void __launch_bounds__(128) INTFA_DECODE_NAME(intfa_decode
     const int splits = (int)p.splits;
     const intfa_i64 splitStride = rows;
     const float* partialLse = (const float*)p.partialLse + row;
+    // Lane l holds channels kPerLane·l…. The first kBatch splits' partials and log-sum-exps are
+    // loaded with the lanes' log-sum-exps for the maximum, before any of them is used: the
+    // partials then cost one round trip to L2, not three (the maximum, then each batch).
+    constexpr int kPerLane = kHeadDim / 32, kBatch = 16;
+    float lse[kBatch], part[kBatch][kPerLane];
+    auto load_batch = [&](int s0) {
+#pragma unroll
+        for (int j = 0; j < kBatch; ++j) {
+            const int s = min(s0 + j, splits - 1);
+            lse[j] = s0 + j < splits ? partialLse[s * splitStride] : kNegativeInfinity;
+            const float* source = (const float*)p.partialOut + (s * splitStride + row) * kHeadDim + kPerLane * lane;
+            if constexpr (kPerLane == 4) {
+                const float4 v = *(const float4*)source;
+                part[j][0] = v.x, part[j][1] = v.y, part[j][2] = v.z, part[j][3] = v.w;
+            } else {
+                const float2 v = *(const float2*)source;
+                part[j][0] = v.x, part[j][1] = v.y;
+            }
+        }
+    };
+    load_batch(0);
     // The splits' log-sum-exps, 32 at a time across the lanes. A split that saw a token
     // stored with NaN scales (kv_append.cu) has a NaN log-sum-exp: the row becomes NaN rather
     // than losing it to fmaxf.
     float m = kNegativeInfinity;
     bool poisoned = false;
     for (int s = lane; s < splits; s += 32) {
-        const float lse = partialLse[s * splitStride];
-        poisoned |= lse != lse;
-        m = fmaxf(m, lse);
+        const float value = partialLse[s * splitStride];
+        poisoned |= value != value;
+        m = fmaxf(m, value);
     }
     for (int offset = 16; offset > 0; offset /= 2) m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, offset));
     poisoned = __any_sync(0xFFFFFFFFu, poisoned);
-    // Lane l holds channels kPerLane·l…: eight splits' partials are loaded before any is used.
-    constexpr int kPerLane = kHeadDim / 32, kBatch = 8;
     float total = 0.0f;
     float values[kPerLane];
 #pragma unroll
     for (int i = 0; i < kPerLane; ++i) values[i] = 0.0f;
     if (m != kNegativeInfinity) {
         for (int s0 = 0; s0 < splits; s0 += kBatch) {
-            float lse[kBatch], part[kBatch][kPerLane];
-#pragma unroll
-            for (int j = 0; j < kBatch; ++j) {
-                const int s = min(s0 + j, splits - 1);
-                lse[j] = s0 + j < splits ? partialLse[s * splitStride] : kNegativeInfinity;
-                const float* source = (const float*)p.partialOut + (s * splitStride + row) * kHeadDim + kPerLane * lane;
-                if constexpr (kPerLane == 4) {
-                    const float4 v = *(const float4*)source;
-                    part[j][0] = v.x, part[j][1] = v.y, part[j][2] = v.z, part[j][3] = v.w;
-                } else {
-                    const float2 v = *(const float2*)source;
-                    part[j][0] = v.x, part[j][1] = v.y;
-                }
-            }
+            if (s0 > 0) load_batch(s0);
 #pragma unroll
             for (int j = 0; j < kBatch; ++j) {
                 const float weight = lse[j] == kNegativeInfinity ? 0.0f : expf(lse[j] - m);
