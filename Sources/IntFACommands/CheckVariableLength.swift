@@ -18,6 +18,8 @@ struct VariableLengthCheckCase {
         return "H\(heads)/\(kvHeads) lengths \(lengths)"
     }
 
+    static let shortPrompts = [40, 17, 33, 64, 1, 50, 0, 29, 63, 45, 8, 58, 36]
+
     static func all(methods: [AttentionMethod]) -> [VariableLengthCheckCase] {
         methods.filter { [.int8, .fp16].contains($0) }.flatMap { method in
             [
@@ -27,6 +29,11 @@ struct VariableLengthCheckCase {
                       keyLengths: [256, 256, 256], causal: false),
                 .init(method: method, headDim: 64, heads: 8, kvHeads: 1, queryLengths: [3, 1, 64], keyLengths: [700, 65, 64],
                       causal: true),
+                // Many short causal prompts: one padded dense batch (an empty sequence among them).
+                .init(method: method, headDim: 128, heads: 4, kvHeads: 2, queryLengths: shortPrompts, keyLengths: shortPrompts,
+                      causal: true),
+                .init(method: method, headDim: 64, heads: 8, kvHeads: 1, queryLengths: [100, 90, 120, 77, 128, 111, 95, 101, 126],
+                      keyLengths: [100, 90, 120, 77, 128, 111, 95, 101, 126], causal: true),
             ]
         }
     }

@@ -87,6 +87,16 @@ struct KernelParamsLayoutTests {
         "kStrideHead": \.kStrideHead, "vStrideBatch": \.vStrideBatch, "vStrideToken": \.vStrideToken, "vStrideHead": \.vStrideHead,
     ] }
 
+    static var variableLengthFields: [String: PartialKeyPath<VariableLengthParams>] { [
+        "query": \.query, "key": \.key, "value": \.value, "out": \.out, "paddedQuery": \.paddedQuery,
+        "paddedKey": \.paddedKey, "paddedValue": \.paddedValue, "paddedOut": \.paddedOut, "keyMean": \.keyMean,
+        "valueAmax": \.valueAmax, "starts": \.starts, "sequences": \.sequences, "paddedLength": \.paddedLength,
+        "heads": \.heads, "kvHeads": \.kvHeads, "headDim": \.headDim, "qStrideToken": \.qStrideToken,
+        "qStrideHead": \.qStrideHead, "kStrideToken": \.kStrideToken, "kStrideHead": \.kStrideHead,
+        "vStrideToken": \.vStrideToken, "vStrideHead": \.vStrideHead, "oStrideToken": \.oStrideToken,
+        "oStrideHead": \.oStrideHead,
+    ] }
+
     /// Every field of the C struct at its C offset in the Swift mirror, and the same size.
     static func expectLayout<T>(_ type: T.Type, named structName: String, fields mirror: [String: PartialKeyPath<T>], cSize: Int) throws {
         let fields = try cOffsets(of: structName)
@@ -118,6 +128,11 @@ struct KernelParamsLayoutTests {
     @Test func decodeParamsMatchTheHeader() throws {
         try Self.expectLayout(DecodeParams.self, named: "DecodeParams", fields: Self.decodeFields, cSize: DecodeParams.cSize)
         try Self.expectLayout(KVAppendParams.self, named: "KVAppendParams", fields: Self.appendFields, cSize: KVAppendParams.cSize)
+    }
+
+    @Test func variableLengthParamsMatchTheHeader() throws {
+        try Self.expectLayout(
+            VariableLengthParams.self, named: "VariableLengthParams", fields: Self.variableLengthFields, cSize: VariableLengthParams.cSize)
     }
 
     @Test func restoreParamsMatchTheHeader() throws {
@@ -163,6 +178,7 @@ struct KernelParamsLayoutTests {
         try assertions(RestoreLogSumExpParams.self, named: "RestoreLogSumExpParams", fields: Self.restoreFields)
         try assertions(DecodeParams.self, named: "DecodeParams", fields: Self.decodeFields)
         try assertions(KVAppendParams.self, named: "KVAppendParams", fields: Self.appendFields)
+        try assertions(VariableLengthParams.self, named: "VariableLengthParams", fields: Self.variableLengthFields)
         try assertions(HopperAttentionParams.self, named: "HopperAttentionParams", fields: [
             "keys": \HopperAttentionParams.keys, "values": \.values, "attention": \.attention,
         ])

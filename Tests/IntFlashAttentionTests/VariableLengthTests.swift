@@ -56,4 +56,43 @@ struct VariableLengthTests {
             _ = try CPUAttention.runVariableLength(.int8, batch: batch, q: [Float](repeating: 0, count: 15), k: [], v: [])
         }
     }
+
+    /// How the device runs a pack: one dense call for equal lengths, one padded batch for many
+    /// short causal prompts, else a call per sequence with queries.
+    @Test func devicePlans() throws {
+        func offsets(_ lengths: [Int]) -> [Int] { lengths.reduce(into: [0]) { $0.append($0.last! + $1) } }
+        func plan(_ lengths: [Int], keys: [Int]? = nil, method: AttentionMethod = .int8, causal: Bool = true,
+                  aligned: Bool = true) throws -> [CUDAAttention.VariableLengthCall] {
+            let batch = try VariableLengthBatch(
+                cuSeqlensQ: offsets(lengths), cuSeqlensK: offsets(keys ?? lengths), heads: 4, kvHeads: 2, headDim: 64)
+            return try CUDAAttention.variableLengthCalls(batch, method: method, causal: causal, softmaxScale: nil, aligned: aligned)
+        }
+        func padded(_ calls: [CUDAAttention.VariableLengthCall]) -> AttentionProblem? {
+            guard calls.count == 1, case .padded(let problem) = calls[0] else { return nil }
+            return problem
+        }
+        let short = [40, 17, 33, 64, 1, 50, 0, 29, 63, 45, 8, 58, 36]
+        let problem = try #require(padded(plan(short)))
+        #expect(problem.batch == 13 && problem.queryLength == 64 && problem.keyLength == 64 && problem.causal)
+        #expect(padded(try plan(short, method: .fp16)) != nil)
+        // Not where padding would be wrong or would not pay: a sequence with more keys than
+        // queries, full attention, another method, unaligned tensors, fewer than 8 sequences,
+        // or more than twice the tokens once padded.
+        #expect(try plan(short, keys: short.map { $0 + 1 }).count == 12)
+        #expect(try plan(short, causal: false).count == 12)
+        #expect(try plan(short, method: .int8Paper).count == 12)
+        #expect(try plan(short, aligned: false).count == 12)
+        #expect(try plan(Array(short.prefix(7))).count == 6)
+        #expect(try plan([1, 17, 1000, 4096, 333, 2048, 64, 1500]).count == 8)
+        // Equal lengths: one dense call over the pack.
+        guard case .dense(let dense, 0, 0) = try #require(try plan([256, 256, 256]).first) else {
+            Issue.record("equal lengths should run as one dense call")
+            return
+        }
+        #expect(dense.batch == 3 && dense.queryLength == 256)
+        // The workspace bound holds the padded batch's buffers and its dense call's.
+        let batch = try VariableLengthBatch(cuSeqlensQ: offsets(short), cuSeqlensK: offsets(short), heads: 4, kvHeads: 2, headDim: 64)
+        #expect(try CUDAAttention.variableLengthWorkspaceByteCount(.int8, batch: batch, inputType: .float16)
+            >= CUDAAttention.paddedBatchBytes(problem) + CUDAAttention.workspaceByteCount(.int8, problem: problem, inputType: .float16))
+    }
 }

@@ -121,8 +121,8 @@ def varlen_records(args):
         return _median_ms(fn, args.warmup, args.repeats)
 
     h, hkv, d = 32, 8, 128
-    # Equal lengths; mixed lengths; and a batch of many short prompts (64 of 96-415 tokens),
-    # where the dense call per sequence that mixed packs take costs the most.
+    # Equal lengths; mixed lengths; and a batch of many short prompts (64 of 96-414 tokens),
+    # which runs as one padded batch.
     packs = [[2048] * 8, [8192] * 4, [1, 17, 1000, 4096, 333, 2048, 64, 1500], [4096, 4096, 4096, 128],
              [96 + 53 * i % 320 for i in range(64)]]
     records = []

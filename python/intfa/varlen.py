@@ -33,11 +33,11 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q=None, max
     offsets when given. ``method``: "int8" or "fp16" (or another of ``intfa.attention``'s CUDA
     methods). Returns the output like q.
 
-    A pack whose sequences all have the same lengths runs as one dense call; mixed lengths run
-    one dense call per sequence on torch's current stream (views, no copies), so that many
-    short sequences pay a call each (docs/PERFORMANCE.md measures 64 prompts of 96-414 tokens
-    at 3.5x one dense call on them padded). Offsets given as CUDA tensors are copied to the host
-    first, which waits for the stream.
+    A pack whose sequences all have the same lengths runs as one dense call; many short causal
+    prompts (as many queries as keys each, at least 8, padding to at most twice their tokens)
+    as one padded dense call, each sequence quantized with its own statistics; other mixed
+    lengths as one dense call per sequence on torch's current stream (views, no copies).
+    Offsets given as CUDA tensors are copied to the host first, which waits for the stream.
     """
     import torch
     from . import _check_options, _eager, _ops

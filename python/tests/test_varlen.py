@@ -1,6 +1,7 @@
 """intfa.attention_varlen on the GPU: every sequence of a packed batch as intfa.attention on
-that sequence alone (the same kernels, bit for bit), under torch.compile, with the caller's
-errors. Skipped without CUDA."""
+that sequence alone (the same kernels, bit for bit; many short causal prompts, which run as
+one padded batch, within rounding), under torch.compile, with the caller's errors. Skipped
+without CUDA."""
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -29,6 +30,24 @@ def test_each_sequence_as_a_dense_call(method, lengths_q, lengths_k):
         qs, ks, vs = q[cq[b]:cq[b + 1]][None], k[ck[b]:ck[b + 1]][None], v[ck[b]:ck[b + 1]][None]
         dense = intfa.attention(qs, ks, vs, is_causal=True, method=method, layout="bnhd")
         assert torch.equal(out[cq[b]:cq[b + 1]], dense[0]), b
+
+
+@pytest.mark.parametrize("method", ["int8", "fp16"])
+def test_short_prompts_as_one_padded_batch(method):
+    # 13 causal prompts of up to 64 tokens (one empty): padded into one dense batch, each
+    # sequence's int8 statistics its own. The same codes as alone; the sums may run in
+    # another order.
+    lengths = [40, 17, 33, 64, 1, 50, 0, 29, 63, 45, 8, 58, 36]
+    q, k, v, cq, ck = packed(lengths, lengths, 8, 2, 128, seed=7)
+    k[:, :, 3] += 4.0  # an outlier channel: a K mean far from 0
+    out = intfa.attention_varlen(q, k, v, cq, ck, is_causal=True, method=method)
+    for b, n in enumerate(lengths):
+        if n == 0:
+            continue
+        qs, ks, vs = q[cq[b]:cq[b + 1]][None], k[ck[b]:ck[b + 1]][None], v[ck[b]:ck[b + 1]][None]
+        dense = intfa.attention(qs, ks, vs, is_causal=True, method=method, layout="bnhd")[0].float()
+        mine = out[cq[b]:cq[b + 1]].float()
+        assert ((mine - dense).abs().sum() / dense.abs().sum()).item() < 1e-3, b
 
 
 def test_compiles_and_refuses_bad_offsets():

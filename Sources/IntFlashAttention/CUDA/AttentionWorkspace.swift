@@ -29,6 +29,9 @@ enum WorkspaceSlot: CaseIterable {
     case rowMarks, keyMarks
     /// Decode's fp32 partial outputs and log-sum-exps, one set per split of the keys.
     case decodePartials
+    /// A packed variable-length batch padded into a dense one: its inputs, output, channel
+    /// statistics and sequence offsets.
+    case paddedBatch
 }
 
 /// Device memory an attention call needs besides its inputs and output: the quantized

@@ -256,3 +256,32 @@ public struct KVAppendParams: Sendable, Equatable, BitwiseCopyable {
     public static let cSize = 176
 }
 
+
+/// Parameter block of the padding kernels of packed variable-length batches
+/// (`VariableLengthParams` in `params.cuh`, `Kernels/varlen_pad.cu`).
+public struct VariableLengthParams: Sendable, Equatable, BitwiseCopyable {
+    /// The pack: fp16 / bf16 Q [total, H, D], K and V [total, Hkv, D], and the output like Q.
+    public var query: UInt64 = 0, key: UInt64 = 0, value: UInt64 = 0, out: UInt64 = 0
+    /// The padded batch, contiguous [G, L, H or Hkv, D]: inputs and output.
+    public var paddedQuery: UInt64 = 0, paddedKey: UInt64 = 0, paddedValue: UInt64 = 0, paddedOut: UInt64 = 0
+    /// fp32 [G, Hkv, D]: K's channel mean and V's channel max |v| over each sequence's tokens
+    /// (a zero `keyMean` pads K with zeros).
+    public var keyMean: UInt64 = 0, valueAmax: UInt64 = 0
+    /// s32 [G + 1]: sequence g is the pack's tokens starts[g] ..< starts[g + 1].
+    public var starts: UInt64 = 0
+    /// Sequences in the group (G) and the padded length (L).
+    public var sequences: Int64 = 0, paddedLength: Int64 = 0
+    /// Heads of Q (H) and of K and V (Hkv), and the head dim (D).
+    public var heads: Int64 = 0, kvHeads: Int64 = 0, headDim: Int64 = 0
+    /// Element strides of the pack's tensors (token, head).
+    public var qStrideToken: Int64 = 0, qStrideHead: Int64 = 0
+    public var kStrideToken: Int64 = 0, kStrideHead: Int64 = 0
+    public var vStrideToken: Int64 = 0, vStrideHead: Int64 = 0
+    public var oStrideToken: Int64 = 0, oStrideHead: Int64 = 0
+
+    /// A block with every field zero.
+    public init() {}
+
+    /// Size of the C struct in bytes.
+    public static let cSize = 192
+}

@@ -22,7 +22,8 @@ extension MMAKernelDescriptor: KernelVariant {}
 
 /// Every kernel the library can launch on `arch`: each family's of ``AttentionFamilies``
 /// (those added at run time too), the quantizers, the merge, the row poisoning, the
-/// `int8` log-sum-exp restore, decode on the paged cache and appends to it. The one
+/// `int8` log-sum-exp restore, decode on the paged cache and appends to it, the padding of
+/// packed variable-length batches. The one
 /// list that `intfa compile` and the compile-without-spills tests iterate.
 public enum KernelRegistry {
     public static func allVariants(arch: String) -> [any KernelVariant] {
@@ -30,6 +31,7 @@ public enum KernelRegistry {
         let helpers: [any KernelVariant] = QuantizationKernelDescriptor.allVariants(arch: arch) + MergeKernelDescriptor.allVariants(arch: arch)
             + PoisonKernelDescriptor.allVariants(arch: arch) + RestoreLogSumExpKernelDescriptor.allVariants(arch: arch)
             + DecodeKernelDescriptor.allVariants(arch: arch) + KVAppendKernelDescriptor.allVariants(arch: arch)
+            + VariableLengthKernelDescriptor.allVariants(arch: arch)
         return attention + helpers
     }
 }

@@ -224,3 +224,36 @@ INTFA_DEVICE int intfa_first_offending_key(const AttentionParams& p) {
     const int kvHead = (int)head / (int)(p.heads / p.kvHeads);
     return ((const intfa_s32*)p.keyMarks)[(intfa_i64)batch * p.kvHeads + kvHead];
 }
+
+// Parameters of Kernels/varlen_pad.cu (VariableLengthParams in KernelParams.swift): a group of
+// a packed variable-length batch copied into a padded dense batch and its output back.
+struct VariableLengthParams {
+    // The pack: fp16 or bf16 [total, H or Hkv, D] at the strides below, and its output.
+    intfa_u64 query;             //   0
+    intfa_u64 key;               //   8
+    intfa_u64 value;             //  16
+    intfa_u64 out;               //  24
+    // The padded batch, contiguous [G, L, H or Hkv, D]: inputs and output.
+    intfa_u64 paddedQuery;       //  32
+    intfa_u64 paddedKey;         //  40
+    intfa_u64 paddedValue;       //  48
+    intfa_u64 paddedOut;         //  56
+    // fp32 [G, Hkv, D]: K's mean and V's max |v| over each sequence's own tokens.
+    intfa_u64 keyMean;           //  64
+    intfa_u64 valueAmax;         //  72
+    // s32 [G + 1]: sequence g is the pack's tokens starts[g] ..< starts[g + 1].
+    intfa_u64 starts;            //  80
+    intfa_i64 sequences;         //  88
+    intfa_i64 paddedLength;      //  96
+    intfa_i64 heads;             // 104
+    intfa_i64 kvHeads;           // 112
+    intfa_i64 headDim;           // 120
+    intfa_i64 qStrideToken;      // 128
+    intfa_i64 qStrideHead;       // 136
+    intfa_i64 kStrideToken;      // 144
+    intfa_i64 kStrideHead;       // 152
+    intfa_i64 vStrideToken;      // 160
+    intfa_i64 vStrideHead;       // 168
+    intfa_i64 oStrideToken;      // 176
+    intfa_i64 oStrideHead;       // 184
+};                               // size 192

@@ -1,0 +1,43 @@
+import CUDADriver
+
+/// A kernel of `Kernels/varlen_pad.cu`: a group of a packed variable-length batch measured
+/// and copied into a padded dense batch, or the padded output copied back into the pack.
+public struct VariableLengthKernelDescriptor: KernelVariant {
+    /// The three kernels; one module holds them.
+    public enum Stage: String, Hashable, Sendable, CaseIterable {
+        /// K's channel mean and V's channel max |v| over each sequence's own tokens.
+        case statistics
+        /// The padded batch: each sequence's tokens, then padding.
+        case pad
+        /// The padded output's real rows back into the pack.
+        case unpad
+    }
+
+    public var stage: Stage
+    /// Element type of the pack's inputs.
+    public var input: KernelFloatType
+    /// NVRTC architecture, e.g. `sm_90`.
+    public var arch: String
+
+    /// Creates a descriptor from its fields.
+    public init(stage: Stage, input: KernelFloatType, arch: String) {
+        self.stage = stage
+        self.input = input
+        self.arch = arch
+    }
+
+    public var sourceFile: String { "varlen_pad.cu" }
+    /// The `extern "C"` name, as `varlen_pad.cu` builds it.
+    public var kernelName: String { "intfa_varlen_\(stage.rawValue)_\(input.rawValue)" }
+    /// NVRTC options: the architecture, C++17 and the input type.
+    public var compileOptions: [String] { ["-arch=\(arch)", "-std=c++17", "-DINTFA_INPUT_BF16=\(input == .bfloat16 ? 1 : 0)"] }
+    /// Zero: the kernels need no dynamic shared memory.
+    public var sharedMemoryBytes: Int { 0 }
+    /// Threads per CTA: (32, 8) for the statistics, 128 for the copies.
+    public var block: LaunchDimensions { stage == .statistics ? LaunchDimensions(32, 8) : LaunchDimensions(128) }
+
+    /// Every stage for both input types on `arch`.
+    public static func allVariants(arch: String) -> [VariableLengthKernelDescriptor] {
+        Stage.allCases.flatMap { stage in KernelFloatType.allCases.map { VariableLengthKernelDescriptor(stage: stage, input: $0, arch: arch) } }
+    }
+}
