@@ -90,7 +90,7 @@ struct KernelParamsLayoutTests {
     static var variableLengthFields: [String: PartialKeyPath<VariableLengthParams>] { [
         "query": \.query, "key": \.key, "value": \.value, "out": \.out, "paddedQuery": \.paddedQuery,
         "paddedKey": \.paddedKey, "paddedValue": \.paddedValue, "paddedOut": \.paddedOut, "keyMean": \.keyMean,
-        "valueAmax": \.valueAmax, "starts": \.starts, "sequences": \.sequences, "paddedLength": \.paddedLength,
+        "valueAmax": \.valueAmax, "sequences": \.sequences, "paddedLength": \.paddedLength,
         "heads": \.heads, "kvHeads": \.kvHeads, "headDim": \.headDim, "qStrideToken": \.qStrideToken,
         "qStrideHead": \.qStrideHead, "kStrideToken": \.kStrideToken, "kStrideHead": \.kStrideHead,
         "vStrideToken": \.vStrideToken, "vStrideHead": \.vStrideHead, "oStrideToken": \.oStrideToken,

@@ -60,6 +60,11 @@ import Testing
         let params = KernelStruct(Params(pointer: 0xABCD, count: 3, scale: 0.5))
         #expect(params.kernelArgumentBytes.bytes.count == MemoryLayout<Params>.size)
         #expect(params.kernelArgumentBytes.alignment == 8)
+        // A fixed-size array: the elements, then zeros; never more than `count`.
+        let offsets = KernelArray([Int32(0), 3, 7], count: 5).kernelArgumentBytes
+        #expect(offsets.bytes == [0, 0, 0, 0, 3, 0, 0, 0, 7, 0, 0, 0] + [UInt8](repeating: 0, count: 8))
+        #expect(offsets.alignment == 4)
+        #expect(KernelArray([Int32(1), 2, 3], count: 2).kernelArgumentBytes.bytes == [1, 0, 0, 0, 2, 0, 0, 0])
     }
 
     @Test func parameterArrayPointsAtAlignedCopies() {

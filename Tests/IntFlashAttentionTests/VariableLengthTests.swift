@@ -68,7 +68,7 @@ struct VariableLengthTests {
             return try CUDAAttention.variableLengthCalls(batch, method: method, causal: causal, softmaxScale: nil, aligned: aligned)
         }
         func padded(_ calls: [CUDAAttention.VariableLengthCall]) -> AttentionProblem? {
-            guard calls.count == 1, case .padded(let problem) = calls[0] else { return nil }
+            guard calls.count == 1, case .padded(let problem, let sequences) = calls[0], sequences == 0..<problem.batch else { return nil }
             return problem
         }
         let short = [40, 17, 33, 64, 1, 50, 0, 29, 63, 45, 8, 58, 36]
@@ -90,6 +90,13 @@ struct VariableLengthTests {
             return
         }
         #expect(dense.batch == 3 && dense.queryLength == 256)
+        // Groups of at most 512 sequences (their offsets travel in the kernels' parameters).
+        let many = (0..<600).map { 20 + $0 % 7 }
+        let groups = try plan(many).map { call -> (Int, Range<Int>)? in
+            guard case .padded(let problem, let sequences) = call else { return nil }
+            return (problem.queryLength, sequences)
+        }
+        #expect(groups.count == 2 && groups[0]?.1 == 0..<512 && groups[1]?.1 == 512..<600 && groups[0]?.0 == 26)
         // The workspace bound holds the padded batch's buffers and its dense call's.
         let batch = try VariableLengthBatch(cuSeqlensQ: offsets(short), cuSeqlensK: offsets(short), heads: 4, kvHeads: 2, headDim: 64)
         #expect(try CUDAAttention.variableLengthWorkspaceByteCount(.int8, batch: batch, inputType: .float16)

@@ -294,8 +294,10 @@ intfa_status intfa_varlen_workspace_size(
    b's queries q[cu_seqlens_q[b] …] attend to its keys k[cu_seqlens_k[b] …] only, as a dense
    call on it would (bottom-right causal per sequence). problem->query_length and key_length
    must be 0 (the offsets give the lengths). A pack of equal lengths runs as one dense call;
-   mixed lengths run one dense call per sequence on `stream`, views into the pack, sharing the
-   workspace. Allocates nothing and never waits. */
+   many short causal prompts (as many queries as keys each) run as padded dense batches of up
+   to 512 sequences, each sequence quantized with its own statistics; other mixed lengths run
+   one dense call per sequence on `stream`, views into the pack; all share the workspace.
+   Allocates nothing and never waits. */
 intfa_status intfa_attention_varlen(
     intfa_context* context, const intfa_problem* problem, const intfa_options* options,
     const intfa_tensor* q, const intfa_tensor* k, const intfa_tensor* v, const intfa_tensor* out,

@@ -166,17 +166,6 @@ public final class CUDAStream: @unchecked Sendable {
         try api.check(result, "cuMemcpyHtoDAsync_v2")
     }
 
-    /// Queues a copy of `array` to `address`, device memory the caller owns (a lent workspace,
-    /// say) with room for it. From pageable memory the driver stages the bytes before
-    /// returning, so the array may change or go away at once.
-    public func copy<T: BitwiseCopyable>(_ array: [T], toAddress address: UInt64) throws(CUDAError) {
-        guard !array.isEmpty else { return }
-        try context.makeCurrent()
-        let api = context.api, stream = handle
-        let result = array.withUnsafeBytes { api.memcpyHtoDAsync(address, $0.baseAddress, $0.count, stream) }
-        try api.check(result, "cuMemcpyHtoDAsync_v2")
-    }
-
     /// Queues a device-to-host copy into pinned memory; read it after synchronising.
     public func copy(_ source: DeviceBuffer, to destination: PinnedHostBuffer, byteCount: Int? = nil) throws(CUDAError) {
         let count = byteCount ?? source.byteCount

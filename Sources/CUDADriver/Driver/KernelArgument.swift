@@ -22,6 +22,35 @@ public struct KernelArgumentBytes: Sendable, Equatable {
         bytes = Swift.withUnsafeBytes(of: value) { Array($0) }
         alignment = MemoryLayout<T>.alignment
     }
+
+    /// The given bytes, with their alignment.
+    public init(bytes: [UInt8], alignment: Int) {
+        self.bytes = bytes
+        self.alignment = alignment
+    }
+}
+
+/// A C struct of one fixed-size array (`struct { T value[count]; }`) passed by value: the
+/// given elements, then zeros up to `count`. How a kernel takes a short table (a batch's
+/// offsets, say) in its parameters, with no device memory to fill first.
+public struct KernelArray<Element: BitwiseCopyable>: KernelArgument {
+    /// The elements; at most `count` of them are passed.
+    public var elements: [Element]
+    /// The array's length in the kernel's struct.
+    public var count: Int
+
+    /// `elements`, zero-filled to `count`.
+    public init(_ elements: [Element], count: Int) {
+        self.elements = elements
+        self.count = count
+    }
+
+    public var kernelArgumentBytes: KernelArgumentBytes {
+        let size = count * MemoryLayout<Element>.stride
+        var bytes = elements.prefix(count).withUnsafeBytes { Array($0) }
+        bytes += [UInt8](repeating: 0, count: size - bytes.count)
+        return KernelArgumentBytes(bytes: bytes, alignment: MemoryLayout<Element>.alignment)
+    }
 }
 
 extension KernelArgument where Self: BitwiseCopyable {

@@ -35,15 +35,16 @@ extension CUDAAttention {
 
     /// Launches `variant` on `stream` with one by-value parameter block, compiling and
     /// loading it on first use: what a family's ``AttentionFamily/launch(_:on:)`` calls.
+    /// Arguments after the parameter block (`more`) follow it in the kernel's signature.
     public func launch<Params: BitwiseCopyable>(
         _ variant: some KernelVariant, grid: LaunchDimensions, block: LaunchDimensions, params: Params, on stream: CUDAStream,
-        programmaticDependency: Bool = false
+        programmaticDependency: Bool = false, more: [any KernelArgument] = []
     ) throws(AttentionError) {
         let function = try function(variant)
         try cuda { () throws(CUDAError) in
             try stream.launch(
                 function, grid: grid, block: block, sharedMemoryBytes: variant.sharedMemoryBytes,
-                arguments: [KernelStruct(params)], programmaticDependency: programmaticDependency)
+                arguments: [KernelStruct(params)] + more, programmaticDependency: programmaticDependency)
         }
     }
 

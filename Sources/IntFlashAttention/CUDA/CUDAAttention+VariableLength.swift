@@ -10,11 +10,13 @@ extension CUDAAttention {
     ///
     /// A pack of equal lengths runs as one dense call over a [B, N, H, D] view of the packed
     /// tensors, at the dense kernel's speed. A causal pack of many short prompts (each with as
-    /// many queries as keys; ``paddedGroupLength(_:method:causal:)``) is copied into one padded
-    /// dense batch, its `int8` channel statistics measured per sequence so that each
-    /// quantizes as it would alone, and its output copied back. Other mixed lengths run one
-    /// dense call per sequence on `stream`, each a view into the packed tensors (no copies).
-    /// All share `workspace` (size: ``variableLengthWorkspaceByteCount(_:batch:inputType:)``).
+    /// many queries as keys; ``paddedGroupLength(_:method:causal:)``) is copied, in groups of
+    /// up to ``VariableLengthKernelDescriptor/maxSequences`` sequences, into padded dense
+    /// batches, its `int8` channel statistics measured per sequence so that each quantizes as
+    /// it would alone, and their output copied back. Other mixed lengths run one dense call
+    /// per sequence on `stream`, each a view into the packed tensors (no copies). All share
+    /// `workspace` (size: ``variableLengthWorkspaceByteCount(_:batch:inputType:)``); with it
+    /// the call allocates nothing and never waits, so it can be captured in a CUDA graph.
     /// A sequence with queries but no keys is refused: its attention is undefined.
     public func forwardVariableLength(
         _ method: AttentionMethod, batch: VariableLengthBatch, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor,
@@ -37,10 +39,10 @@ extension CUDAAttention {
                     v: view(v, first: k0, batchStride: p.keyLength * v.strides.token),
                     output: view(output, first: q0, batchStride: p.queryLength * output.strides.token),
                     stream: stream, workspace: workspace, options: options)
-            case .padded(let p):
+            case .padded(let p, let sequences):
                 try forwardPadded(
-                    method, problem: p, starts: batch.cuSeqlensQ, q: q, k: k, v: v, output: output, stream: stream, workspace: workspace,
-                    options: options)
+                    method, problem: p, starts: Array(batch.cuSeqlensQ[sequences.lowerBound...sequences.upperBound]), q: q, k: k, v: v,
+                    output: output, stream: stream, workspace: workspace, options: options)
             }
         }
     }
@@ -63,7 +65,7 @@ extension CUDAAttention {
         return calls.map { call in
             switch call {
             case .dense(let problem, _, _): workspaceByteCount(method, problem: problem, inputType: inputType)
-            case .padded(let problem):
+            case .padded(let problem, _):
                 DeviceWorkspace.byteCount(for: [(.paddedBatch, paddedBatchBytes(problem))])
                     + workspaceByteCount(method, problem: problem, inputType: inputType)
             }
@@ -75,15 +77,16 @@ extension CUDAAttention {
         /// One dense call on views of the pack: over all of it (equal lengths) or over one
         /// sequence starting at these tokens.
         case dense(problem: AttentionProblem, firstQuery: Int, firstKey: Int)
-        /// All of it padded into one dense batch of this problem (B sequences of the longest's
-        /// length, causal).
-        case padded(problem: AttentionProblem)
+        /// These sequences padded into one dense batch of this problem (as many of the
+        /// longest's length, causal).
+        case padded(problem: AttentionProblem, sequences: Range<Int>)
     }
 
     /// The calls of a packed batch: one dense call over all of it when every sequence has the
-    /// same query and key lengths; one padded batch when ``paddedGroupLength(_:method:causal:)``
-    /// says so and the tensors are `aligned` (16-byte addresses, strides of whole 16 bytes);
-    /// else one call per sequence with queries.
+    /// same query and key lengths; else, group by group of up to
+    /// ``VariableLengthKernelDescriptor/maxSequences`` sequences, one padded batch where
+    /// ``paddedGroupLength(_:method:causal:)`` says so and the tensors are `aligned` (16-byte
+    /// addresses, strides of whole 16 bytes), one call per sequence with queries elsewhere.
     static func variableLengthCalls(
         _ batch: VariableLengthBatch, method: AttentionMethod, causal: Bool, softmaxScale: Float?, aligned: Bool
     ) throws(AttentionError) -> [VariableLengthCall] {
@@ -101,12 +104,21 @@ extension CUDAAttention {
         if let nq = queries.first, let nk = keys.first, nq > 0, queries.allSatisfy({ $0 == nq }), keys.allSatisfy({ $0 == nk }) {
             return [.dense(problem: try problem(batch: batch.batch, nq, nk), firstQuery: 0, firstKey: 0)]
         }
-        if aligned, batch.headDim % 8 == 0, let length = paddedGroupLength(batch, method: method, causal: causal) {
-            return [.padded(problem: try problem(batch: batch.batch, length, length))]
-        }
         var calls: [VariableLengthCall] = []
-        for b in queries.indices where queries[b] > 0 {
-            calls.append(.dense(problem: try problem(batch: 1, queries[b], keys[b]), firstQuery: cq[b], firstKey: ck[b]))
+        let groupSize = VariableLengthKernelDescriptor.maxSequences
+        for first in stride(from: 0, to: batch.batch, by: groupSize) {
+            let sequences = first..<min(first + groupSize, batch.batch)
+            let group = try VariableLengthBatch(
+                cuSeqlensQ: cq[sequences.lowerBound...sequences.upperBound].map { $0 - cq[first] },
+                cuSeqlensK: ck[sequences.lowerBound...sequences.upperBound].map { $0 - ck[first] },
+                heads: batch.heads, kvHeads: batch.kvHeads, headDim: batch.headDim)
+            if aligned, batch.headDim % 8 == 0, let length = paddedGroupLength(group, method: method, causal: causal) {
+                calls.append(.padded(problem: try problem(batch: sequences.count, length, length), sequences: sequences))
+                continue
+            }
+            for b in sequences where queries[b] > 0 {
+                calls.append(.dense(problem: try problem(batch: 1, queries[b], keys[b]), firstQuery: cq[b], firstKey: ck[b]))
+            }
         }
         return calls
     }
@@ -119,14 +131,14 @@ extension CUDAAttention {
     /// their tokens.
     public static func paddedGroupLength(_ batch: VariableLengthBatch, method: AttentionMethod, causal: Bool) -> Int? {
         guard causal, method == .int8 || method == .fp16, batch.cuSeqlensQ == batch.cuSeqlensK, batch.batch >= 8,
-              batch.batch <= 65_535 else { return nil }
+              batch.batch <= VariableLengthKernelDescriptor.maxSequences else { return nil }
         let longest = batch.maxLengths.query
         guard longest >= 1, longest <= 8192, batch.batch * longest <= 2 * batch.totalQueryTokens else { return nil }
         return longest
     }
 
     /// Bytes of a padded batch's buffers: Q, K, V and the output [B, L, H or Hkv, D] (16-bit),
-    /// K's mean and V's amax [B, Hkv, D] (fp32) and the B + 1 offsets (s32), each 256-aligned.
+    /// K's mean and V's amax [B, Hkv, D] (fp32), each 256-aligned.
     static func paddedBatchBytes(_ p: AttentionProblem) -> Int {
         paddedBatchLayout(p).reduce(0) { $0 + $1 }
     }
@@ -134,11 +146,12 @@ extension CUDAAttention {
     private static func paddedBatchLayout(_ p: AttentionProblem) -> [Int] {
         let rows = p.batch * p.queryLength, stats = p.batch * p.kvHeads * p.headDim * 4
         let sizes = [rows * p.heads * p.headDim * 2, rows * p.kvHeads * p.headDim * 2, rows * p.kvHeads * p.headDim * 2,
-                     rows * p.heads * p.headDim * 2, stats, stats, (p.batch + 1) * 4]
+                     rows * p.heads * p.headDim * 2, stats, stats]
         return sizes.map { ($0 + DeviceWorkspace.alignment - 1) / DeviceWorkspace.alignment * DeviceWorkspace.alignment }
     }
 
-    /// Runs a ``VariableLengthCall/padded(problem:)`` call: measures each sequence's channel
+    /// Runs a ``VariableLengthCall/padded(problem:sequences:)`` call (`starts`: its sequences'
+    /// B + 1 offsets in the pack): measures each sequence's channel
     /// statistics (`int8`) and copies the pack into the padded batch, runs the dense call on
     /// it with those statistics, and copies the real rows of its output back.
     private func forwardPadded(
@@ -159,6 +172,8 @@ extension CUDAAttention {
             try Self.validateSpan(tensor, name, batch: 1, heads: heads, tokens: total, width: d)
         }
         let regionBytes = Self.paddedBatchBytes(problem)
+        // The group's offsets, by value after the parameter block (varlen_pad.cu).
+        let offsets = KernelArray(starts.map { Int32($0) }, count: VariableLengthKernelDescriptor.maxSequences + 1)
         var p = VariableLengthParams()
         var rest: DeviceWorkspace?
         try serialized(stream: stream, workspace: workspace) { (call) throws(AttentionError) in
@@ -174,24 +189,22 @@ extension CUDAAttention {
                 next += UInt64(size)
             }
             (p.paddedQuery, p.paddedKey, p.paddedValue, p.paddedOut) = (addresses[0], addresses[1], addresses[2], addresses[3])
-            (p.keyMean, p.valueAmax, p.starts) = (method == .int8 ? addresses[4] : 0, addresses[5], addresses[6])
+            (p.keyMean, p.valueAmax) = (method == .int8 ? addresses[4] : 0, addresses[5])
             (p.query, p.key, p.value, p.out) = (q.address, k.address, v.address, output.address)
             (p.sequences, p.paddedLength, p.heads, p.kvHeads, p.headDim) = (Int64(b), Int64(l), Int64(h), Int64(hkv), Int64(d))
             (p.qStrideToken, p.qStrideHead) = (Int64(q.strides.token), Int64(q.strides.head))
             (p.kStrideToken, p.kStrideHead) = (Int64(k.strides.token), Int64(k.strides.head))
             (p.vStrideToken, p.vStrideHead) = (Int64(v.strides.token), Int64(v.strides.head))
             (p.oStrideToken, p.oStrideHead) = (Int64(output.strides.token), Int64(output.strides.head))
-            let offsets = starts.map { Int32($0) }
-            try cuda { () throws(CUDAError) in try call.stream.copy(offsets, toAddress: p.starts) }
             func kernel(_ stage: VariableLengthKernelDescriptor.Stage) -> VariableLengthKernelDescriptor {
                 VariableLengthKernelDescriptor(stage: stage, input: input, arch: architecture)
             }
             if method == .int8 {
                 let statistics = kernel(.statistics)
-                try launch(statistics, grid: LaunchDimensions(hkv, b), block: statistics.block, params: p, on: call.stream)
+                try launch(statistics, grid: LaunchDimensions(hkv, b), block: statistics.block, params: p, on: call.stream, more: [offsets])
             }
             let pad = kernel(.pad)
-            try launch(pad, grid: LaunchDimensions(l, b), block: pad.block, params: p, on: call.stream)
+            try launch(pad, grid: LaunchDimensions(l, b), block: pad.block, params: p, on: call.stream, more: [offsets])
         }
         func padded(_ address: UInt64, _ type: ElementType, heads: Int) -> DeviceTensor {
             DeviceTensor(address: address, elementType: type, layout: .bnhd, heads: heads, tokens: l, headDim: d)
@@ -209,7 +222,7 @@ extension CUDAAttention {
         }
         try serialized(stream: stream, workspace: workspace) { (call) throws(AttentionError) in
             let unpad = VariableLengthKernelDescriptor(stage: .unpad, input: input, arch: architecture)
-            try launch(unpad, grid: LaunchDimensions(l, b), block: unpad.block, params: p, on: call.stream)
+            try launch(unpad, grid: LaunchDimensions(l, b), block: unpad.block, params: p, on: call.stream, more: [offsets])
         }
     }
 }

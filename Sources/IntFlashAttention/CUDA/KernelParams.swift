@@ -258,7 +258,8 @@ public struct KVAppendParams: Sendable, Equatable, BitwiseCopyable {
 
 
 /// Parameter block of the padding kernels of packed variable-length batches
-/// (`VariableLengthParams` in `params.cuh`, `Kernels/varlen_pad.cu`).
+/// (`VariableLengthParams` in `params.cuh`, `Kernels/varlen_pad.cu`); the group's sequence
+/// offsets follow it as a second parameter.
 public struct VariableLengthParams: Sendable, Equatable, BitwiseCopyable {
     /// The pack: fp16 / bf16 Q [total, H, D], K and V [total, Hkv, D], and the output like Q.
     public var query: UInt64 = 0, key: UInt64 = 0, value: UInt64 = 0, out: UInt64 = 0
@@ -267,8 +268,6 @@ public struct VariableLengthParams: Sendable, Equatable, BitwiseCopyable {
     /// fp32 [G, Hkv, D]: K's channel mean and V's channel max |v| over each sequence's tokens
     /// (a zero `keyMean` pads K with zeros).
     public var keyMean: UInt64 = 0, valueAmax: UInt64 = 0
-    /// s32 [G + 1]: sequence g is the pack's tokens starts[g] ..< starts[g + 1].
-    public var starts: UInt64 = 0
     /// Sequences in the group (G) and the padded length (L).
     public var sequences: Int64 = 0, paddedLength: Int64 = 0
     /// Heads of Q (H) and of K and V (Hkv), and the head dim (D).
@@ -283,5 +282,5 @@ public struct VariableLengthParams: Sendable, Equatable, BitwiseCopyable {
     public init() {}
 
     /// Size of the C struct in bytes.
-    public static let cSize = 192
+    public static let cSize = 184
 }

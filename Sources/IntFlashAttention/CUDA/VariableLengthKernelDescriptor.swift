@@ -29,8 +29,15 @@ public struct VariableLengthKernelDescriptor: KernelVariant {
     public var sourceFile: String { "varlen_pad.cu" }
     /// The `extern "C"` name, as `varlen_pad.cu` builds it.
     public var kernelName: String { "intfa_varlen_\(stage.rawValue)_\(input.rawValue)" }
-    /// NVRTC options: the architecture, C++17 and the input type.
-    public var compileOptions: [String] { ["-arch=\(arch)", "-std=c++17", "-DINTFA_INPUT_BF16=\(input == .bfloat16 ? 1 : 0)"] }
+    /// NVRTC options: the architecture, C++17, the input type and the group's most sequences.
+    public var compileOptions: [String] {
+        ["-arch=\(arch)", "-std=c++17", "-DINTFA_INPUT_BF16=\(input == .bfloat16 ? 1 : 0)",
+         "-DINTFA_VARLEN_MAX_SEQUENCES=\(Self.maxSequences)"]
+    }
+
+    /// Sequences one padded group holds at most: their B + 1 offsets travel in the kernels'
+    /// parameters (2 KB, within the 4 KB a launch may pass).
+    public static let maxSequences = 512
     /// Zero: the kernels need no dynamic shared memory.
     public var sharedMemoryBytes: Int { 0 }
     /// Threads per CTA: (32, 8) for the statistics, 128 for the copies.

@@ -226,7 +226,8 @@ INTFA_DEVICE int intfa_first_offending_key(const AttentionParams& p) {
 }
 
 // Parameters of Kernels/varlen_pad.cu (VariableLengthParams in KernelParams.swift): a group of
-// a packed variable-length batch copied into a padded dense batch and its output back.
+// a packed variable-length batch copied into a padded dense batch and its output back. The
+// group's sequence offsets come in a second parameter (VariableLengthStarts, varlen_pad.cu).
 struct VariableLengthParams {
     // The pack: fp16 or bf16 [total, H or Hkv, D] at the strides below, and its output.
     intfa_u64 query;             //   0
@@ -241,19 +242,17 @@ struct VariableLengthParams {
     // fp32 [G, Hkv, D]: K's mean and V's max |v| over each sequence's own tokens.
     intfa_u64 keyMean;           //  64
     intfa_u64 valueAmax;         //  72
-    // s32 [G + 1]: sequence g is the pack's tokens starts[g] ..< starts[g + 1].
-    intfa_u64 starts;            //  80
-    intfa_i64 sequences;         //  88
-    intfa_i64 paddedLength;      //  96
-    intfa_i64 heads;             // 104
-    intfa_i64 kvHeads;           // 112
-    intfa_i64 headDim;           // 120
-    intfa_i64 qStrideToken;      // 128
-    intfa_i64 qStrideHead;       // 136
-    intfa_i64 kStrideToken;      // 144
-    intfa_i64 kStrideHead;       // 152
-    intfa_i64 vStrideToken;      // 160
-    intfa_i64 vStrideHead;       // 168
-    intfa_i64 oStrideToken;      // 176
-    intfa_i64 oStrideHead;       // 184
-};                               // size 192
+    intfa_i64 sequences;         //  80
+    intfa_i64 paddedLength;      //  88
+    intfa_i64 heads;             //  96
+    intfa_i64 kvHeads;           // 104
+    intfa_i64 headDim;           // 112
+    intfa_i64 qStrideToken;      // 120
+    intfa_i64 qStrideHead;       // 128
+    intfa_i64 kStrideToken;      // 136
+    intfa_i64 kStrideHead;       // 144
+    intfa_i64 vStrideToken;      // 152
+    intfa_i64 vStrideHead;       // 160
+    intfa_i64 oStrideToken;      // 168
+    intfa_i64 oStrideHead;       // 176
+};                               // size 184

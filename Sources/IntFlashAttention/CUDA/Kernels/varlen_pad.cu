@@ -11,10 +11,22 @@
 //   intfa_varlen_pad_…         grid (L, G), block 128: the padded batch's row t of sequence g.
 //   intfa_varlen_unpad_…       grid (L, G), block 128: the output's real rows back into the pack.
 //
-// Compile-time option (NVRTC -D): INTFA_INPUT_BF16 (0: fp16, 1: bf16 inputs). The output is
-// copied as 16-bit words, either type.
+// Each takes the group's sequence offsets by value after its parameter block, so that a call
+// needs no device memory filled from the host (and can be captured in a CUDA graph).
+//
+// Compile-time options (NVRTC -D): INTFA_INPUT_BF16 (0: fp16, 1: bf16 inputs; the output is
+// copied as 16-bit words, either type), INTFA_VARLEN_MAX_SEQUENCES (sequences per group).
 #include "params.cuh"
 #include "input_type.cuh"
+
+#ifndef INTFA_VARLEN_MAX_SEQUENCES
+#error "the host passes the most sequences of a group (VariableLengthKernelDescriptor.compileOptions)"
+#endif
+
+// Sequence g of the group is the pack's tokens value[g] ..< value[g + 1].
+struct VariableLengthStarts {
+    int value[INTFA_VARLEN_MAX_SEQUENCES + 1];
+};
 
 #define INTFA_VARLEN_STATISTICS INTFA_INPUT_KERNEL_NAME(intfa_varlen_statistics)
 #define INTFA_VARLEN_PAD INTFA_INPUT_KERNEL_NAME(intfa_varlen_pad)
@@ -34,11 +46,11 @@ static INTFA_DEVICE intfa_u16 float_to_input(float x) {
 #endif
 }
 
-extern "C" __global__ void __launch_bounds__(256) INTFA_VARLEN_STATISTICS(const VariableLengthParams p) {
+extern "C" __global__ void __launch_bounds__(256) INTFA_VARLEN_STATISTICS(const VariableLengthParams p, const VariableLengthStarts starts) {
     __shared__ double partialSum[8][32];
     __shared__ float partialMax[8][32];
     const intfa_i64 h = blockIdx.x, g = blockIdx.y;
-    const int first = ((const int*)p.starts)[g], count = ((const int*)p.starts)[g + 1] - first;
+    const int first = starts.value[g], count = starts.value[g + 1] - first;
     const intfa_u16* key = (const intfa_u16*)p.key + (intfa_i64)first * p.kStrideToken + h * p.kStrideHead;
     const intfa_u16* value = (const intfa_u16*)p.value + (intfa_i64)first * p.vStrideToken + h * p.vStrideHead;
     for (intfa_i64 c0 = 0; c0 < p.headDim; c0 += 32) {
@@ -89,9 +101,9 @@ static INTFA_DEVICE void copy_heads(intfa_u16* target, const intfa_u16* source, 
     }
 }
 
-extern "C" __global__ void __launch_bounds__(128) INTFA_VARLEN_PAD(const VariableLengthParams p) {
+extern "C" __global__ void __launch_bounds__(128) INTFA_VARLEN_PAD(const VariableLengthParams p, const VariableLengthStarts starts) {
     const intfa_i64 t = blockIdx.x, g = blockIdx.y;
-    const int first = ((const int*)p.starts)[g], count = ((const int*)p.starts)[g + 1] - first;
+    const int first = starts.value[g], count = starts.value[g + 1] - first;
     const bool real = t < count;
     const intfa_i64 row = g * p.paddedLength + t, token = first + t;
     auto zero = [](intfa_i64, intfa_i64) { return (intfa_u16)0; };
@@ -106,9 +118,9 @@ extern "C" __global__ void __launch_bounds__(128) INTFA_VARLEN_PAD(const Variabl
                real ? (const intfa_u16*)p.value + token * p.vStrideToken : nullptr, p.vStrideHead, p.kvHeads, p.headDim, zero);
 }
 
-extern "C" __global__ void __launch_bounds__(128) INTFA_VARLEN_UNPAD(const VariableLengthParams p) {
+extern "C" __global__ void __launch_bounds__(128) INTFA_VARLEN_UNPAD(const VariableLengthParams p, const VariableLengthStarts starts) {
     const intfa_i64 t = blockIdx.x, g = blockIdx.y;
-    const int first = ((const int*)p.starts)[g], count = ((const int*)p.starts)[g + 1] - first;
+    const int first = starts.value[g], count = starts.value[g + 1] - first;
     if (t >= count) return;
     const intfa_u16* source = (const intfa_u16*)p.paddedOut + (g * p.paddedLength + t) * p.heads * p.headDim;
     intfa_u16* target = (intfa_u16*)p.out + (first + t) * p.oStrideToken;
