@@ -2,7 +2,7 @@ import CUDADriver
 
 /// A kernel of `Kernels/varlen_pad.cu`: a group of a packed variable-length batch measured
 /// and copied into a padded dense batch, or the padded output copied back into the pack.
-public struct VariableLengthKernelDescriptor: KernelVariant {
+public struct VariableLengthKernelDescriptor: StagedInputKernel {
     /// The three kernels; one module holds them.
     public enum Stage: String, Hashable, Sendable, CaseIterable {
         /// K's channel mean and V's channel max |v| over each sequence's own tokens.
@@ -13,6 +13,8 @@ public struct VariableLengthKernelDescriptor: KernelVariant {
         case unpad
     }
 
+    public static let source = "varlen_pad.cu"
+    public static let namePrefix = "intfa_varlen"
     public var stage: Stage
     /// Element type of the pack's inputs.
     public var input: KernelFloatType
@@ -26,25 +28,16 @@ public struct VariableLengthKernelDescriptor: KernelVariant {
         self.arch = arch
     }
 
-    public var sourceFile: String { "varlen_pad.cu" }
-    /// The `extern "C"` name, as `varlen_pad.cu` builds it.
-    public var kernelName: String { "intfa_varlen_\(stage.rawValue)_\(input.rawValue)" }
     /// NVRTC options: the architecture, C++17, the input type and the group's most sequences.
-    public var compileOptions: [String] {
-        ["-arch=\(arch)", "-std=c++17", "-DINTFA_INPUT_BF16=\(input == .bfloat16 ? 1 : 0)",
-         "-DINTFA_VARLEN_MAX_SEQUENCES=\(Self.maxSequences)"]
-    }
+    public var compileOptions: [String] { inputTypeOptions + ["-DINTFA_VARLEN_MAX_SEQUENCES=\(Self.maxSequences)"] }
 
     /// Sequences one padded group holds at most: their B + 1 offsets travel in the kernels'
     /// parameters (2 KB, within the 4 KB a launch may pass).
     public static let maxSequences = 512
-    /// Zero: the kernels need no dynamic shared memory.
-    public var sharedMemoryBytes: Int { 0 }
+
     /// Threads per CTA: (32, 8) for the statistics, 128 for the copies.
     public var block: LaunchDimensions { stage == .statistics ? LaunchDimensions(32, 8) : LaunchDimensions(128) }
 
     /// Every stage for both input types on `arch`.
-    public static func allVariants(arch: String) -> [VariableLengthKernelDescriptor] {
-        Stage.allCases.flatMap { stage in KernelFloatType.allCases.map { VariableLengthKernelDescriptor(stage: stage, input: $0, arch: arch) } }
-    }
+    public static func allVariants(arch: String) -> [VariableLengthKernelDescriptor] { everyStage(arch: arch) }
 }
