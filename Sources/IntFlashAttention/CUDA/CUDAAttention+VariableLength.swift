@@ -140,7 +140,7 @@ extension CUDAAttention {
     /// Bytes of a padded batch's buffers: Q, K, V and the output [B, L, H or Hkv, D] (16-bit),
     /// K's mean and V's amax [B, Hkv, D] (fp32), each 256-aligned.
     static func paddedBatchBytes(_ p: AttentionProblem) -> Int {
-        paddedBatchLayout(p).reduce(0) { $0 + $1 }
+        paddedBatchLayout(p).reduce(0, +)
     }
 
     private static func paddedBatchLayout(_ p: AttentionProblem) -> [Int] {
@@ -162,16 +162,16 @@ extension CUDAAttention {
               KernelFloatType(output.elementType) != nil else {
             throw .invalidDeviceTensor(tensor: "q/k/v/output", reason: "must be fp16 or bf16, q, k and v alike")
         }
-        guard starts.last.map({ $0 <= Int(Int32.max) }) ?? true else {
-            throw .invalidDimension(name: "cuSeqlensQ", value: starts.last ?? 0, requirement: "at most 2^31 − 1 tokens in a pack")
+        let total = starts.last ?? 0
+        guard total <= Int(Int32.max) else {
+            throw .invalidDimension(name: "cuSeqlensQ", value: total, requirement: "at most 2^31 − 1 tokens in a pack")
         }
         let (b, l, h, hkv, d) = (problem.batch, problem.queryLength, problem.heads, problem.kvHeads, problem.headDim)
-        let total = starts.last ?? 0
         for (name, tensor, heads) in [("q", q, h), ("k", k, hkv), ("v", v, hkv), ("output", output, h)] {
             try Self.validateStrides(tensor, name)
             try Self.validateSpan(tensor, name, batch: 1, heads: heads, tokens: total, width: d)
         }
-        let regionBytes = Self.paddedBatchBytes(problem)
+        let layout = Self.paddedBatchLayout(problem), regionBytes = layout.reduce(0, +)
         // The group's offsets, by value after the parameter block (varlen_pad.cu).
         let offsets = KernelArray(starts.map { Int32($0) }, count: VariableLengthKernelDescriptor.maxSequences + 1)
         var p = VariableLengthParams()
@@ -184,7 +184,7 @@ extension CUDAAttention {
             }
             var next = base
             var addresses: [UInt64] = []
-            for size in Self.paddedBatchLayout(problem) {
+            for size in layout {
                 addresses.append(next)
                 next += UInt64(size)
             }

@@ -1,3 +1,11 @@
+extension KernelFloatType {
+    /// NVRTC options of a helper kernel (`input_type.cuh`) for this input type on `arch`:
+    /// the architecture, C++17 and `-DINTFA_INPUT_BF16`.
+    func helperOptions(arch: String) -> [String] {
+        ["-arch=\(arch)", "-std=c++17", "-DINTFA_INPUT_BF16=\(self == .bfloat16 ? 1 : 0)"]
+    }
+}
+
 /// A helper kernel compiled once per input element type (`Kernels/input_type.cuh`): the
 /// source picks fp16 or bf16 with `-DINTFA_INPUT_BF16`, and the kernel's name is its base name
 /// followed by `_f16` or `_bf16`. A conforming descriptor gives its source, base name and
@@ -19,9 +27,7 @@ extension InputTypedKernel {
     public var kernelName: String { "\(Self.baseName)_\(input.rawValue)" }
 
     /// NVRTC options: the architecture, C++17 and the input type.
-    public var compileOptions: [String] {
-        ["-arch=\(arch)", "-std=c++17", "-DINTFA_INPUT_BF16=\(input == .bfloat16 ? 1 : 0)"]
-    }
+    public var compileOptions: [String] { input.helperOptions(arch: arch) }
 
     /// Zero: these kernels need no dynamic shared memory.
     public var sharedMemoryBytes: Int { 0 }
@@ -54,9 +60,7 @@ extension StagedInputKernel {
     public var kernelName: String { "\(Self.namePrefix)_\(stage.rawValue)_\(input.rawValue)" }
 
     /// NVRTC options: the architecture, C++17 and the input type.
-    public var inputTypeOptions: [String] {
-        ["-arch=\(arch)", "-std=c++17", "-DINTFA_INPUT_BF16=\(input == .bfloat16 ? 1 : 0)"]
-    }
+    public var inputTypeOptions: [String] { input.helperOptions(arch: arch) }
 
     /// ``inputTypeOptions``, unless the descriptor adds to them.
     public var compileOptions: [String] { inputTypeOptions }

@@ -49,6 +49,12 @@ INTFA_DEVICE float intfa_usable(float x, bool& offends, float limit = kPositiveI
     return bad ? 0.0f : x;
 }
 
+// x, or 0 when it is NaN or ±Inf: how the channel statistics take an offending element.
+INTFA_DEVICE float intfa_usable(float x) {
+    bool ignored = false;
+    return intfa_usable(x, ignored);
+}
+
 // inv = levels / amax, 0 when amax is 0 (so codes are 0, never NaN).
 INTFA_DEVICE float intfa_inverse_scale(float amax, float levels) { return amax > 0.0f ? __fdiv_rn(levels, amax) : 0.0f; }
 

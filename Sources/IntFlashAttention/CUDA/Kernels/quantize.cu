@@ -70,11 +70,6 @@ static INTFA_DEVICE float load_input(const intfa_u16* input, intfa_i64 index) { 
 
 static INTFA_DEVICE float usable(float x, bool& offends, float limit = kPositiveInfinity) { return intfa_usable(x, offends, limit); }
 
-static INTFA_DEVICE float usable(float x) {
-    bool ignored = false;
-    return usable(x, ignored);
-}
-
 // Records that token t of (batch, head) bh holds an offending element: lowers the head's
 // first offending token (rare: only calls with such inputs reach the atomic).
 static INTFA_DEVICE void mark_key(const QuantizationParams& p, intfa_i64 bh, intfa_i64 t) {
@@ -124,7 +119,7 @@ static INTFA_DEVICE void channel_partials(const QuantizationParams& p, intfa_i64
             for (int first = 0; first < kStatsChunkTokens / 8; first += kBatch) {
                 float x[kBatch];
 #pragma unroll
-                for (int i = 0; i < kBatch; ++i) x[i] = usable(load_input(element + i * step, 0));
+                for (int i = 0; i < kBatch; ++i) x[i] = intfa_usable(load_input(element + i * step, 0));
                 element += kBatch * step;
 #pragma unroll
                 for (int i = 0; i < kBatch; ++i) {
@@ -134,7 +129,7 @@ static INTFA_DEVICE void channel_partials(const QuantizationParams& p, intfa_i64
             }
         } else {
             for (intfa_i64 t = t0 + threadIdx.y; t < t1; t += 8, element += step) {
-                const float x = usable(load_input(element, 0));
+                const float x = intfa_usable(load_input(element, 0));
                 sum += (double)x;
                 amax = fmaxf(amax, fabsf(x));
             }

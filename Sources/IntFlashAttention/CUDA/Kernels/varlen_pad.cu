@@ -32,12 +32,6 @@ struct VariableLengthStarts {
 #define INTFA_VARLEN_PAD INTFA_INPUT_KERNEL_NAME(intfa_varlen_pad)
 #define INTFA_VARLEN_UNPAD INTFA_INPUT_KERNEL_NAME(intfa_varlen_unpad)
 
-// x, or 0 for NaN and ±Inf, as the quantizers' statistics take them.
-static INTFA_DEVICE float varlen_usable(intfa_u16 bits) {
-    bool ignored = false;
-    return intfa_usable(input_to_float(bits), ignored);
-}
-
 static INTFA_DEVICE intfa_u16 float_to_input(float x) {
 #if INTFA_INPUT_BF16
     return (intfa_u16)(intfa_pack_bf162(x, 0.0f) & 0xFFFFu);
@@ -59,8 +53,8 @@ extern "C" __global__ void __launch_bounds__(256) INTFA_VARLEN_STATISTICS(const 
         float amax = 0.0f;
         if (c < p.headDim) {
             for (int t = threadIdx.y; t < count; t += 8) {
-                sum += (double)varlen_usable(key[t * p.kStrideToken + c]);
-                amax = fmaxf(amax, fabsf(varlen_usable(value[t * p.vStrideToken + c])));
+                sum += (double)intfa_usable(input_to_float(key[t * p.kStrideToken + c]));
+                amax = fmaxf(amax, fabsf(intfa_usable(input_to_float(value[t * p.vStrideToken + c]))));
             }
         }
         partialSum[threadIdx.y][threadIdx.x] = sum;
